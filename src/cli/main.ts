@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+/**
+ * The `noderel` command. It only maps flags to the library (STYLE.md, after vite's cli.ts),
+ * and it is the one place that prints errors and chooses exit codes: 1 for an expected
+ * error (one line), 70 for a bug (with its stack).
+ */
+import path from 'node:path';
+import { Command } from 'commander';
+import YAML from 'yaml';
+import { isNoderelError } from '../errors.js';
+import { createReporter } from '../reporter.js';
+import { configToPlain, type CliOverrides } from '../config/resolve.js';
+import { assemble, closingBlock, finalConfig, tarRelease } from '../release/steps.js';
+import { initProject } from '../init/init.js';
+import { noderelVersion } from '../paths.js';
+
+interface CommonOptions {
+  root: string;
+  output?: string;
+  force?: boolean;
+  quiet?: boolean;
+  relVersion?: string;
+  runtime?: string;
+  target?: string;
+  cacheDir?: string;
+  dryRun?: boolean;
+}
+
+function overrides(o: CommonOptions): CliOverrides {
+  return { outputDir: o.output, force: o.force, relVersion: o.relVersion, runtime: o.runtime, target: o.target };
+}
+
+function withCommon(cmd: Command): Command {
+  return cmd
+    .option('--root <dir>', 'the project directory (holding rel/)', process.cwd())
+    .option('-o, --output <dir>', 'output directory (default: output_dir of the config, _rel)')
+    .option('--force', 'allow an output directory outside the project')
+    .option('--rel-version <vsn>', 'override the release version')
+    .option('--runtime <vsn>', 'override the runtime pin: system or an exact Node version')
+    .option('--target <os-arch>', 'override the runtime target, e.g. linux-arm64')
+    .option('--cache-dir <dir>', 'where fetched runtimes are cached')
+    .option('-q, --quiet', 'print nothing but errors');
+}
+
+export function program(): Command {
+  const prog = new Command('noderel')
+    .description('Build self-contained Node.js releases: your apps, their production dependencies, a pinned Node runtime and a launcher.')
+    .version(noderelVersion)
+    .showHelpAfterError();
+
+  withCommon(prog.command('build', { isDefault: true }).description('assemble _rel/<name>/ (SPEC §3)'))
+    .option('--dry-run', 'print the plan, write nothing')
+    .action(async (o: CommonOptions) => {
+      const reporter = createReporter({ quiet: o.quiet });
+      const { release } = await assemble({ root: path.resolve(o.root), flags: overrides(o), reporter, cacheDir: o.cacheDir, dryRun: o.dryRun });
+      if (!o.dryRun) reporter.block(closingBlock(release));
+    });
+
+  withCommon(prog.command('tar').description('build the release and write _rel/<name>-<vsn>.tar.gz (reproducible)')).action(
+    async (o: CommonOptions) => {
+      const reporter = createReporter({ quiet: o.quiet });
+      const { tarball } = await tarRelease({ root: path.resolve(o.root), flags: overrides(o), reporter, cacheDir: o.cacheDir });
+      if (!o.quiet) process.stdout.write(`${tarball}\n`);
+    },
+  );
+
+  withCommon(prog.command('config').description('print the final config (relx.config <- relx.config.script <- flags) as YAML')).action(
+    async (o: CommonOptions) => {
+      const config = await finalConfig(path.resolve(o.root), overrides(o));
+      process.stdout.write(YAML.stringify(configToPlain(config)));
+    },
+  );
+
+  prog
+    .command('init')
+    .description("write a starter rel/ for an existing Node project (from its package.json)")
+    .option('--root <dir>', 'the project directory', process.cwd())
+    .option('--entry <file>', 'the program entry (default: package.json main or bin)')
+    .option('--port <port>', 'readiness: the TCP port the program listens on')
+    .option('--ready-output <pattern>', 'readiness: a pattern the program prints when ready')
+    .option('--runtime <vsn>', 'runtime pin (default: the running Node version)')
+    .option('--force', 'overwrite an existing rel/ config')
+    .action((o: { root: string; entry?: string; port?: string; readyOutput?: string; runtime?: string; force?: boolean }) => {
+      const reporter = createReporter();
+      initProject({ root: path.resolve(o.root), entry: o.entry, port: o.port === undefined ? undefined : Number(o.port), readyOutput: o.readyOutput, runtime: o.runtime, force: o.force, reporter });
+    });
+
+  return prog;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (isNoderelError(err)) {
+      process.stderr.write(`noderel: ${err.format()}\n`);
+      return 1;
+    }
+    process.stderr.write(`noderel: internal error (a bug; please report it)\n${err instanceof Error ? err.stack : String(err)}\n`);
+    return 70;
+  }
+}
+
+process.exitCode = await main(process.argv);

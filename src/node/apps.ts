@@ -1,0 +1,121 @@
+/**
+ * Starting one app of the node, after OTP's application behaviour (ARCHITECTURE.md, "The app
+ * contract"), bounded by its `start_timeout_ms`:
+ *   module   `import()` the entry, `await start(ctx)`, keep the state for `stop(state, ctx)`
+ *   program  a plain Node program run in this process as the main module; ready at once, when
+ *            a TCP port answers, or when its output matches a pattern; nothing to stop (the
+ *            process exits once the other apps have stopped)
+ * The order of apps, logging and what to do on failure belong to the node (`node.ts`).
+ */
+import { pathToFileURL } from 'node:url';
+import { BootError } from './errors.js';
+import type { LifecycleView } from './lifecycle.js';
+import type { Logger } from './log.js';
+import type { AppSpec } from './manifest.js';
+import { waitForPort, watchOutput } from './readiness.js';
+import { runAsMain } from './run-main.js';
+
+export interface NodeInfo {
+  /** Node name, e.g. `kazoo_apps@host`. */
+  readonly name: string;
+  /** Node type, e.g. `kazoo_apps`. */
+  readonly type: string;
+  /** Release name and version. */
+  readonly release: string;
+  readonly version: string;
+  /** Absolute release root. */
+  readonly root: string;
+}
+
+/** The `ctx` a module app's `start(ctx)` and `stop(state, ctx)` receive. */
+export interface AppContext {
+  readonly name: string;
+  readonly version: string;
+  /** The app's sys.config section (`{}` when absent). */
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly log: Logger;
+  readonly lifecycle: LifecycleView;
+  readonly node: NodeInfo;
+}
+
+export interface RunningApp {
+  readonly spec: AppSpec;
+  /** Releases the app's resources (module: its `stop`; program: nothing). */
+  stop(): Promise<void>;
+}
+
+interface AppModule {
+  start(ctx: AppContext): unknown;
+  stop?(state: unknown, ctx: AppContext): unknown;
+}
+
+/** Starts `spec`; rejects when it throws, rejects, or is not ready within its start timeout. */
+export async function startApp(spec: AppSpec, ctx: AppContext): Promise<RunningApp> {
+  const abort = new AbortController();
+  const timer = setTimeout(
+    () => abort.abort(new BootError('EAPPSTART', `not ready within ${spec.startTimeoutMs} ms (start_timeout_ms)`)),
+    spec.startTimeoutMs,
+  );
+  try {
+    return spec.type === 'module' ? await startModule(spec, ctx, abort.signal) : await startProgram(spec, ctx, abort.signal);
+  } finally {
+    clearTimeout(timer);
+    abort.abort(new Error('start finished'));
+  }
+}
+
+async function startModule(spec: AppSpec, ctx: AppContext, signal: AbortSignal): Promise<RunningApp> {
+  const mod = (await untilAborted(import(pathToFileURL(spec.entry).href), signal)) as Partial<AppModule>;
+  if (typeof mod.start !== 'function') {
+    throw new BootError('EAPPSTART', `${spec.entry} exports no start(ctx) function (a module app exports start and stop)`);
+  }
+  const start = mod.start;
+  const state = await untilAborted(Promise.resolve().then(() => start(ctx)), signal);
+  return {
+    spec,
+    async stop() {
+      if (typeof mod.stop === 'function') await mod.stop(state, ctx);
+    },
+  };
+}
+
+async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal): Promise<RunningApp> {
+  const ready = spec.ready;
+  // Watch before the program runs: its first lines may be the ones that say it is ready.
+  const output = ready.type === 'output' ? watchOutput(ready.pattern, signal) : undefined;
+  // An ES module loads asynchronously: what it throws while starting arrives as an uncaught
+  // exception. Until it is ready, that is this app failing to start, not a node crash.
+  let failed: ((err: unknown) => void) | undefined;
+  const crashed = new Promise<never>((_, reject) => (failed = reject));
+  crashed.catch(() => {});
+  const onUncaught = (err: unknown): void => failed?.(err);
+  process.on('uncaughtException', onUncaught);
+  try {
+    ctx.log.debug(`running ${spec.entry} as the main module`);
+    runAsMain(spec.entry);
+    if (ready.type === 'port') await Promise.race([waitForPort(ready.host, ready.port, signal), crashed]);
+    else if (output) await Promise.race([output.matched, crashed]);
+  } finally {
+    process.off('uncaughtException', onUncaught);
+  }
+  return { spec, stop: async () => {} };
+}
+
+/** `promise`, or a rejection with the abort reason when `signal` fires first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,66 @@
+/**
+ * What the launcher (`bin/<name>`) tells the node through the environment (ARCHITECTURE.md,
+ * "The launcher environment"). Values it may leave out are derived the way the launcher would:
+ * the root from where this file lives (`<root>/lib/noderel-<vsn>/`), the release version from
+ * `releases/start.data`, run state and logs under the root. The node type and name need the
+ * manifest and are settled by `manifest.ts` (`selectNodeType`) and `nodeNameFor`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BootError } from './errors.js';
+
+export interface LaunchEnv {
+  /** Absolute release root. */
+  readonly root: string;
+  /** `NODEREL_REL_NAME`, when set (else the manifest's name). */
+  readonly relName: string | undefined;
+  readonly relVsn: string;
+  /** `NODEREL_NODE_TYPE`, when set (else the manifest's default). */
+  readonly nodeType: string | undefined;
+  /** `NODEREL_NODE_NAME`, when set (else `<type>@<hostname>`). */
+  readonly nodeName: string | undefined;
+  readonly releaseTmp: string;
+  readonly logDir: string;
+}
+
+/** `<root>` for a boot.js at `<root>/lib/noderel-<vsn>/boot.js`. */
+export function defaultRoot(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+export function readLaunchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv {
+  const root = path.resolve(nonEmpty(env.NODEREL_ROOT) ?? defaultRoot());
+  return {
+    root,
+    relName: nonEmpty(env.NODEREL_REL_NAME),
+    relVsn: nonEmpty(env.NODEREL_REL_VSN) ?? readStartDataVsn(root),
+    nodeType: nonEmpty(env.NODEREL_NODE_TYPE),
+    nodeName: nonEmpty(env.NODEREL_NODE_NAME),
+    releaseTmp: path.resolve(root, nonEmpty(env.RELEASE_TMP) ?? 'tmp'),
+    logDir: path.resolve(root, nonEmpty(env.RUNNER_LOG_DIR) ?? 'log'),
+  };
+}
+
+/** The node name when the launcher gave none: `<node type>@<short hostname>`. */
+export function nodeNameFor(launch: LaunchEnv, nodeType: string): string {
+  return launch.nodeName ?? `${nodeType}@${os.hostname().split('.')[0]}`;
+}
+
+function readStartDataVsn(root: string): string {
+  const file = path.join(root, 'releases', 'start.data');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new BootError('EENV', `NODEREL_REL_VSN is not set and ${file} is missing; start the node with bin/<name> or set NODEREL_REL_VSN`);
+  }
+  const vsn = text.trim().split(/\s+/)[1];
+  if (!vsn) throw new BootError('EENV', `${file}: expected "<node_vsn> <rel_vsn>", found ${JSON.stringify(text.trim())}`);
+  return vsn;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}

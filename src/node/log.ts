@@ -1,0 +1,85 @@
+/**
+ * The node's leveled logger. Every line is `<ISO time> <level> [<scope>] message`; a message of
+ * several lines gets the header on each line, so `grep` on a scope or level finds all of it.
+ * Where lines go is a `LogSink` (the console now, a rotated file for daemons later); the level
+ * is shared by a logger and all its children so it can be changed at run time (ALRM, later).
+ */
+import { format } from 'node:util';
+
+export const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
+export type Level = (typeof LEVELS)[number];
+
+export interface LogSink {
+  write(level: Level, line: string): void;
+}
+
+export interface Logger {
+  error(msg: unknown, ...args: unknown[]): void;
+  warn(msg: unknown, ...args: unknown[]): void;
+  info(msg: unknown, ...args: unknown[]): void;
+  debug(msg: unknown, ...args: unknown[]): void;
+  trace(msg: unknown, ...args: unknown[]): void;
+  /** True when a message at `level` would be written. */
+  enabled(level: Level): boolean;
+  /** A logger with another scope sharing this one's level and sink. */
+  child(scope: string): Logger;
+  readonly scope: string;
+}
+
+/** The mutable part shared by a root logger and its children. */
+export interface LogControl {
+  level: Level;
+  sink: LogSink;
+}
+
+export function isLevel(value: string): value is Level {
+  return (LEVELS as readonly string[]).includes(value);
+}
+
+/**
+ * The console sink: error lines to stderr, the rest to stdout. It keeps the stream methods as
+ * they were when it was made, so a program app's output watcher (which wraps
+ * `process.stdout.write`) never sees, and never matches, the node's own lines.
+ */
+export function consoleSink(
+  stdout: NodeJS.WritableStream = process.stdout,
+  stderr: NodeJS.WritableStream = process.stderr,
+): LogSink {
+  const out = stdout.write.bind(stdout) as (s: string) => boolean;
+  const err = stderr.write.bind(stderr) as (s: string) => boolean;
+  return {
+    write(level, line) {
+      (level === 'error' ? err : out)(line + '\n');
+    },
+  };
+}
+
+export function createLogger(scope: string, control: LogControl): Logger {
+  const make = (s: string): Logger => {
+    const emit =
+      (level: Level) =>
+      (msg: unknown, ...args: unknown[]): void => {
+        if (LEVELS.indexOf(level) > LEVELS.indexOf(control.level)) return;
+        const text = format(msg, ...args);
+        const head = `${new Date().toISOString()} ${level} [${s}] `;
+        control.sink.write(level, text.split('\n').map((l) => head + l).join('\n'));
+      };
+    return {
+      scope: s,
+      error: emit('error'),
+      warn: emit('warn'),
+      info: emit('info'),
+      debug: emit('debug'),
+      trace: emit('trace'),
+      enabled: (level) => LEVELS.indexOf(level) <= LEVELS.indexOf(control.level),
+      child: (childScope) => make(childScope),
+    };
+  };
+  return make(scope);
+}
+
+/** One line for an error: its message, or its stack when `withStack` (bugs, app crashes). */
+export function describeError(err: unknown, withStack = false): string {
+  if (err instanceof Error) return withStack && err.stack ? err.stack : err.message;
+  return String(err);
+}

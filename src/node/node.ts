@@ -1,0 +1,154 @@
+/**
+ * One node in one process (`foreground`): read the manifest and config, take the process name,
+ * start the node type's apps in order, then run until the staged shutdown (signals.ts) says
+ * to stop; stop the apps in reverse order. Resolves with the exit code; `boot.ts` exits with it.
+ *
+ *   start fails (throws, rejects, times out)  log it with the app name, stop the started apps, 1
+ *   INT/TERM 1-3, QUIT                         move the stage; once nothing is in flight, stop, 0
+ *   INT/TERM 4                                 1 at once
+ *   an app fails to stop                       logged, the others still stop, 1
+ */
+import { startApp, type AppContext, type NodeInfo, type RunningApp } from './apps.js';
+import { isBootError } from './errors.js';
+import { nodeNameFor, type LaunchEnv } from './launch-env.js';
+import { Lifecycle, stageIndex } from './lifecycle.js';
+import { createLogger, describeError, type LogControl, type Logger } from './log.js';
+import { readManifest, selectNodeType, type Manifest, type NodeTypeSpec } from './manifest.js';
+import { installSignalHandlers, type ShutdownRequest } from './signals.js';
+import { loadSysConfig, type SysConfig } from './sys-config.js';
+
+/** Everything a node needs to know before it starts apps; read once from the release. */
+export interface NodePlan {
+  readonly manifest: Manifest;
+  readonly nodeType: NodeTypeSpec;
+  readonly info: NodeInfo;
+  readonly sysConfig: SysConfig;
+  readonly configSources: readonly string[];
+}
+
+export function planNode(launch: LaunchEnv, env: NodeJS.ProcessEnv = process.env): NodePlan {
+  const manifest = readManifest(launch.root, launch.relVsn);
+  const nodeType = selectNodeType(manifest, launch.nodeType);
+  const relName = launch.relName ?? manifest.name;
+  const { config, sources } = loadSysConfig({
+    root: launch.root,
+    vsn: launch.relVsn,
+    relName,
+    substitute: manifest.sysConfigSrc,
+    env,
+  });
+  return {
+    manifest,
+    nodeType,
+    info: { name: nodeNameFor(launch, nodeType.name), type: nodeType.name, release: relName, version: manifest.version, root: launch.root },
+    sysConfig: config,
+    configSources: sources,
+  };
+}
+
+/** Runs the node in this process until it stops; resolves with the exit code. */
+export function runForeground(plan: NodePlan, logControl: LogControl): Promise<number> {
+  const { manifest, nodeType, info } = plan;
+  const log = createLogger(info.name, logControl);
+  let resolveExit: (code: number) => void = () => {};
+  const exit = new Promise<number>((resolve) => (resolveExit = resolve));
+  let exiting = false;
+  const finish = (code: number): void => {
+    exiting = true;
+    resolveExit(code);
+  };
+
+  process.title = nodeType.processName;
+  // A node stays up until it is told to stop, even when its apps hold no handle of their own.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  void exit.then(() => clearInterval(keepAlive));
+  process.on('exit', (code) => {
+    if (!exiting) log.warn(`process exiting with code ${code} outside the node's control (process.exit or a crash)`);
+  });
+
+  const lifecycle = new Lifecycle((err) => log.error(`a stage listener failed: ${describeError(err, true)}`));
+  lifecycle.onStage((stage) => log.info(`stage ${stage}, ${lifecycle.inFlight} in flight`));
+
+  const running: RunningApp[] = [];
+  let started = false;
+  let stopping = false;
+
+  const stopAll = async (): Promise<number> => {
+    stopping = true;
+    lifecycle.advance('stopping');
+    let code = 0;
+    for (const app of [...running].reverse()) {
+      try {
+        await app.stop();
+        log.info(`app ${app.spec.name} stopped`);
+      } catch (err) {
+        code = 1;
+        log.error(`app ${app.spec.name} failed to stop: ${describeError(err, !isBootError(err))}`);
+      }
+    }
+    running.length = 0;
+    return code;
+  };
+
+  // Draining, rejecting and hanging-up all end the same way: stop once nothing is in flight.
+  const stopWhenIdle = (): void => {
+    if (!started || stopping || lifecycle.stage === 'running' || lifecycle.inFlight > 0) return;
+    stopping = true;
+    setImmediate(() => {
+      void stopAll().then((code) => {
+        log.info(`node ${info.name} stopped`);
+        finish(code);
+      });
+    });
+  };
+  lifecycle.onIdle(stopWhenIdle);
+
+  installSignalHandlers({
+    shutdown(request: ShutdownRequest, signal: NodeJS.Signals) {
+      log.info(`received ${signal} (shutdown step ${request.step} of 4)`);
+      if (request.stage === 'exit') {
+        log.warn(`exiting now with ${lifecycle.inFlight} in flight`);
+        finish(1);
+        return;
+      }
+      if (stageIndex(request.stage) > stageIndex(lifecycle.stage)) lifecycle.advance(request.stage);
+      stopWhenIdle();
+    },
+  });
+
+  const startAll = async (): Promise<void> => {
+    log.debug(`release ${manifest.name} ${manifest.version}, node type ${nodeType.name}, config from ${plan.configSources.join(', ') || '(none)'}`);
+    for (const name of nodeType.apps) {
+      const spec = manifest.apps.get(name)!;
+      const ctx: AppContext = {
+        name,
+        version: spec.version,
+        config: plan.sysConfig[name] ?? {},
+        log: log.child(name),
+        lifecycle: lifecycle.view(),
+        node: info,
+      };
+      log.debug(`starting app ${name} (${spec.type}, ${spec.entry})`);
+      try {
+        running.push(await startApp(spec, ctx));
+      } catch (err) {
+        log.error(`app ${name} failed to start: ${describeError(err, !isBootError(err))}`);
+        if (exiting) return;
+        await stopAll();
+        log.error(`node ${info.name} failed to start`);
+        finish(1);
+        return;
+      }
+      log.info(`app ${name} started`);
+      if (exiting) return;
+    }
+    started = true;
+    log.info(`node ${info.name} ready (${manifest.name} ${manifest.version}, apps: ${nodeType.apps.join(', ') || '(none)'})`);
+    stopWhenIdle();
+  };
+  startAll().catch((err: unknown) => {
+    log.error(`node ${info.name} failed: ${describeError(err, true)}`);
+    finish(1);
+  });
+  return exit;
+}

@@ -1,0 +1,105 @@
+/**
+ * How the node learns that a `program` app (a plain Node program, run in this process) is
+ * ready: when a TCP port answers, or when its output matches a pattern (Servolux's
+ * `look_for`). Both stop when their AbortSignal fires; the start timeout lives with the caller.
+ */
+import net from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
+
+const POLL_INTERVAL_MS = 100;
+const CONNECT_ATTEMPT_TIMEOUT_MS = 2_000;
+/** How much recent output a pattern is matched against (it may span writes and lines). */
+const OUTPUT_WINDOW = 64 * 1024;
+
+/** Resolves once a TCP connection to host:port succeeds; retries until `signal` aborts (then rejects). */
+export function waitForPort(host: string, port: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    let socket: net.Socket | undefined;
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      socket?.destroy();
+      reject(signal.reason);
+    };
+    const attempt = (): void => {
+      const s = net.connect({ host, port });
+      socket = s;
+      s.setTimeout(CONNECT_ATTEMPT_TIMEOUT_MS);
+      const retry = (): void => {
+        s.destroy();
+        if (!signal.aborted) timer = setTimeout(attempt, POLL_INTERVAL_MS);
+      };
+      s.once('connect', () => {
+        s.destroy();
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+      s.once('timeout', retry);
+      s.once('error', retry);
+    };
+    if (signal.aborted) return reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    attempt();
+  });
+}
+
+export interface OutputWatch {
+  /** Resolves on the first match; rejects when the signal aborts first. */
+  readonly matched: Promise<void>;
+}
+
+type Write = NodeJS.WriteStream['write'];
+
+/**
+ * Watches what the process writes to `streams` (default stdout and stderr) for `pattern`,
+ * passing every write through unchanged. The wrappers are removed on match or abort.
+ */
+export function watchOutput(
+  pattern: RegExp,
+  signal: AbortSignal,
+  streams: readonly NodeJS.WriteStream[] = [process.stdout, process.stderr],
+): OutputWatch {
+  let window = '';
+  let active = true;
+  let onMatch: () => void = () => {};
+  const restores: (() => void)[] = [];
+  const finish = (): void => {
+    active = false;
+    for (const restore of restores) restore();
+  };
+
+  const matched = new Promise<void>((resolve, reject) => {
+    onMatch = () => {
+      finish();
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    const onAbort = (): void => {
+      finish();
+      reject(signal.reason);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+
+  if (active) {
+    for (const stream of streams) {
+      const original = stream.write;
+      const decoder = new StringDecoder('utf8');
+      const wrapper = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]): boolean {
+        if (active) {
+          window += typeof chunk === 'string' ? chunk : chunk instanceof Uint8Array ? decoder.write(Buffer.from(chunk)) : '';
+          if (window.length > OUTPUT_WINDOW) window = window.slice(-OUTPUT_WINDOW);
+          if (pattern.test(window)) onMatch();
+        }
+        return (original as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+      } as Write;
+      stream.write = wrapper;
+      // Put the original back unless someone wrapped on top of us (then ours just passes through).
+      restores.push(() => {
+        if (stream.write === wrapper) stream.write = original;
+      });
+    }
+  }
+  return { matched };
+}

@@ -1,0 +1,148 @@
+/**
+ * The apps' configuration at launch (SPEC §2): `releases/<vsn>/sys.config` (JSON, `app -> key ->
+ * value`), with `${VAR}` / `${VAR:-default}` substituted in string values when the release was
+ * built from a sys.config.src, then overridden per app by `$<NAME>_APP_CONFIG` or
+ * `/etc/<name>/app.config` when present (deep merge: objects merge, anything else replaces).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { BootError } from './errors.js';
+
+/** `app -> key -> value`. */
+export type SysConfig = Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+
+export interface LoadedSysConfig {
+  readonly config: SysConfig;
+  /** The files that were read, in the order they were applied. */
+  readonly sources: readonly string[];
+}
+
+export interface SysConfigOptions {
+  readonly root: string;
+  readonly vsn: string;
+  /** The release name: picks `$<NAME>_APP_CONFIG` and `/etc/<name>/app.config`. */
+  readonly relName: string;
+  /** Substitute `${VAR}` in string values (release.json `sys_config_src`). */
+  readonly substitute: boolean;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Where `/etc` is; tests point it elsewhere. */
+  readonly etcDir?: string;
+}
+
+export function loadSysConfig(opts: SysConfigOptions): LoadedSysConfig {
+  const env = opts.env ?? process.env;
+  const sources: string[] = [];
+  const file = path.join(opts.root, 'releases', opts.vsn, 'sys.config');
+  let config: SysConfig = {};
+  const base = readJsonIfPresent(file, 'ESYSCONFIG');
+  if (base !== undefined) {
+    sources.push(file);
+    config = checkShape(base, file, 'ESYSCONFIG');
+    if (opts.substitute) config = substituteInConfig(config, env, file);
+  }
+  const override = appConfigPath(opts.relName, env, opts.etcDir);
+  const extra = readJsonIfPresent(override.file, 'EAPPCONFIG', override.explicit ? override.envVar : undefined);
+  if (extra !== undefined) {
+    sources.push(override.file);
+    config = mergeAppConfig(config, checkShape(extra, override.file, 'EAPPCONFIG'));
+  }
+  return { config, sources };
+}
+
+/** `MY_REL` for release `my-rel`: the prefix of `<NAME>_APP_CONFIG`, `<NAME>_COOKIE`, ... */
+export function envPrefix(relName: string): string {
+  return relName.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+}
+
+/** The override file: `$<NAME>_APP_CONFIG` when set (then it must exist), else `/etc/<name>/app.config`. */
+export function appConfigPath(
+  relName: string,
+  env: NodeJS.ProcessEnv = process.env,
+  etcDir = '/etc',
+): { file: string; explicit: boolean; envVar: string } {
+  const envVar = `${envPrefix(relName)}_APP_CONFIG`;
+  const fromEnv = env[envVar];
+  if (fromEnv) return { file: path.resolve(fromEnv), explicit: true, envVar };
+  return { file: path.join(etcDir, relName, 'app.config'), explicit: false, envVar };
+}
+
+/**
+ * Substitutes `${VAR}` and `${VAR:-default}` (default also when VAR is empty, as in sh) in every
+ * string value, never in keys. Every unset variable without a default is named in one error.
+ */
+export function substituteInConfig(config: SysConfig, env: NodeJS.ProcessEnv, file: string): SysConfig {
+  const unset: string[] = [];
+  const walk = (value: unknown, at: string): unknown => {
+    if (typeof value === 'string') return substituteString(value, env, (name) => unset.push(`\${${name}} at ${at}`));
+    if (Array.isArray(value)) return value.map((v, i) => walk(v, `${at}[${i}]`));
+    if (isPlainObject(value)) {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v, at ? `${at}.${k}` : k)]));
+    }
+    return value;
+  };
+  const out = walk(config, '') as SysConfig;
+  if (unset.length > 0) {
+    throw new BootError(
+      'ESYSCONFIG',
+      `${file}: environment variable not set and no default: ${unset.join(', ')}; set it or write \${VAR:-default}`,
+    );
+  }
+  return out;
+}
+
+export function substituteString(text: string, env: NodeJS.ProcessEnv, onUnset: (name: string) => void): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, def: string | undefined) => {
+    const value = env[name];
+    if (def !== undefined) return value === undefined || value === '' ? def : value;
+    if (value === undefined) {
+      onUnset(name);
+      return '';
+    }
+    return value;
+  });
+}
+
+/** Per app: the override's keys merged deeply into the base section. Inputs are not changed. */
+export function mergeAppConfig(base: SysConfig, override: SysConfig): SysConfig {
+  const out: Record<string, Record<string, unknown>> = { ...base };
+  for (const [app, section] of Object.entries(override)) {
+    out[app] = deepMerge(base[app] ?? {}, section) as Record<string, unknown>;
+  }
+  return out;
+}
+
+function deepMerge(a: unknown, b: unknown): unknown {
+  if (!isPlainObject(a) || !isPlainObject(b)) return b;
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = k in a ? deepMerge(a[k], v) : v;
+  return out;
+}
+
+function readJsonIfPresent(file: string, code: string, requiredBy?: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && requiredBy === undefined) return undefined;
+    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new BootError(code, `${file}: ${why}${requiredBy ? ` (named by ${requiredBy}); fix the path or unset ${requiredBy}` : ''}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new BootError(code, `${file}: not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function checkShape(value: unknown, file: string, code: string): SysConfig {
+  if (!isPlainObject(value)) throw new BootError(code, `${file}: expected an object of app -> key -> value`);
+  const bad = Object.entries(value)
+    .filter(([, section]) => !isPlainObject(section))
+    .map(([app]) => app);
+  if (bad.length > 0) throw new BootError(code, `${file}: ${bad.map((a) => `${a}: expected an object of key -> value`).join('; ')}`);
+  return value as SysConfig;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,111 @@
+/**
+ * The one resolved, immutable release model (STYLE.md 1): built once from the resolved config,
+ * the pinned runtime, vm.args, sys.config and each app's dependency closure. The plan, the
+ * tarball and the templates all read it; nothing downstream reaches back to the config files.
+ */
+import path from 'node:path';
+import { Problems } from '../errors.js';
+import { displayPath, type Reporter } from '../reporter.js';
+import { noderelVersion } from '../paths.js';
+import type { ResolvedApp, ResolvedConfig } from '../config/resolve.js';
+import { checkVmArgFlags, flattenVmArgs, loadVmArgs, type VmArgs } from '../config/vm-args.js';
+import { loadSysConfig, type SysConfig } from '../config/sys-config.js';
+import { isKnownFlag, resolveRuntime, runtimeFlags, type Runtime } from './runtime.js';
+import { checkAddonAbi, findNativeAddons } from './native-addons.js';
+import { productionDependencies, type DependencyPackage } from './deps.js';
+
+export interface ReleaseApp extends ResolvedApp {
+  readonly deps: readonly DependencyPackage[];
+  /** `lib/<name>-<version>` */
+  readonly libDir: string;
+}
+
+export interface Release {
+  readonly config: ResolvedConfig;
+  readonly name: string;
+  readonly version: string;
+  readonly noderelVersion: string;
+  readonly runtime: Runtime;
+  readonly apps: readonly ReleaseApp[];
+  readonly vmArgs?: VmArgs;
+  /** The text of `releases/<vsn>/vm.args`: includes inlined, `${VAR}` kept for launch time. */
+  readonly vmArgsText: string;
+  readonly sysConfig: SysConfig;
+  readonly sysConfigSrc: boolean;
+  /** Absolute `<output>/<name>`. */
+  readonly releaseDir: string;
+  /** `releases/<vsn>/release.json`, the manifest the launcher runtime reads. */
+  readonly manifest: Readonly<Record<string, unknown>>;
+}
+
+export interface ModelOptions {
+  reporter: Reporter;
+  cacheDir?: string;
+}
+
+function manifestOf(c: ResolvedConfig, runtime: Runtime, apps: readonly ReleaseApp[], sysConfigSrc: boolean): Record<string, unknown> {
+  return {
+    name: c.name,
+    version: c.version,
+    node_version: runtime.version,
+    node_target: runtime.target,
+    noderel_version: noderelVersion,
+    default_node_type: c.defaultNodeType,
+    sys_config_src: sysConfigSrc,
+    apps: Object.fromEntries(
+      apps.map((a) => [
+        a.name,
+        { version: a.version, dir: a.libDir, type: a.type, entry: a.entry, ready: a.ready, start_timeout_ms: a.startTimeoutMs },
+      ]),
+    ),
+    node_types: Object.fromEntries(
+      c.nodeTypes.map((t) => [t.name, { apps: [...t.apps], workers: t.workers, process_name: t.processName }]),
+    ),
+    hooks: Object.fromEntries(Object.keys(c.hooks).map((h) => [h, `releases/${c.version}/hooks/${h}`])),
+  };
+}
+
+/** Builds the release model; every problem found on the way is reported in one error. */
+export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): Promise<Release> {
+  const runtime = await resolveRuntime(config.runtime, { reporter: opts.reporter, cacheDir: opts.cacheDir });
+  const problems = new Problems();
+
+  let vmArgs: VmArgs | undefined;
+  if (config.vmArgs) {
+    vmArgs = loadVmArgs(config.vmArgs);
+    const flags = await runtimeFlags(runtime, opts.cacheDir);
+    for (const p of checkVmArgFlags(vmArgs, (f) => isKnownFlag(flags, f), (abs) => displayPath(abs))) problems.add('', p);
+    if (vmArgs.setcookie) {
+      opts.reporter.warn(`${displayPath(vmArgs.setcookie.file)}:${vmArgs.setcookie.line}: -setcookie puts the cookie in a file shipped with the release; prefer the INI file or <NAME>_COOKIE`);
+    }
+  }
+
+  const { config: sysConfig, isSrc } = config.sysConfig
+    ? loadSysConfig(config.sysConfig, { knownApps: config.apps.map((a) => a.name) })
+    : { config: {}, isSrc: false };
+
+  const apps: ReleaseApp[] = config.apps.map((a) => ({
+    ...a,
+    deps: productionDependencies(a.dir, a.name),
+    libDir: `lib/${a.name}-${a.version}`,
+  }));
+
+  const addons = await findNativeAddons(apps.flatMap((a) => [a.dir, ...a.deps.map((d) => d.source)]));
+  for (const p of checkAddonAbi(addons, runtime.modulesAbi)) problems.add('', p);
+  problems.throwIfAny('EBUILD', `release ${config.name}-${config.version} cannot be built`);
+
+  return Object.freeze({
+    config,
+    name: config.name,
+    version: config.version,
+    noderelVersion,
+    runtime,
+    apps,
+    vmArgs,
+    vmArgsText: vmArgs ? flattenVmArgs(vmArgs) : '',
+    sysConfig,
+    sysConfigSrc: isSrc,
+    releaseDir: path.join(config.outputDir, config.name),
+    manifest: manifestOf(config, runtime, apps, isSrc),
+  });
+}
