@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Problems } from '../errors.js';
 import { displayPath } from '../reporter.js';
+import { KNOWN_TARGETS } from '../release/runtime.js';
 import type { LoadedConfig, UserConfig } from './load.js';
 
 export type Ready =
@@ -74,7 +75,8 @@ export const KNOWN_KEYS = [
   'output_dir', 'overlays', 'hooks',
 ] as const;
 export const HOOK_NAMES = ['pre_start', 'post_start', 'pre_stop', 'post_stop'] as const;
-export const KNOWN_TARGETS = ['linux-x64', 'linux-arm64', 'linux-armv7l', 'linux-ppc64le', 'linux-s390x', 'darwin-x64', 'darwin-arm64'];
+/** Targets a release can pin: the launcher is POSIX sh, so no Windows builds. */
+export const RELEASE_TARGETS = KNOWN_TARGETS.filter((t) => !t.startsWith('win'));
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
 const VERSION_RE = /^[0-9A-Za-z][0-9A-Za-z.+_-]*$/;
 const DEFAULT_START_TIMEOUT_MS = 60_000;
@@ -213,8 +215,8 @@ function resolveRuntime(raw: unknown, flags: CliOverrides, problems: Problems): 
   if (v !== 'system' && !/^\d+\.\d+\.\d+$/.test(v)) {
     problems.add('runtime.version', `expected "system" or an exact version like 22.23.3, found ${describe(version)}`);
   }
-  if (target !== undefined && (typeof target !== 'string' || !KNOWN_TARGETS.includes(target))) {
-    problems.add('runtime.target', `unknown target ${describe(target)}; known: ${KNOWN_TARGETS.join(', ')}`);
+  if (target !== undefined && (typeof target !== 'string' || !RELEASE_TARGETS.includes(target))) {
+    problems.add('runtime.target', `unknown target ${describe(target)}; known: ${RELEASE_TARGETS.join(', ')}`);
   }
   if (target !== undefined && v === 'system') problems.add('runtime.target', 'a target needs an exact runtime version (system copies the running Node)');
   return target === undefined ? { version: v } : { version: v, target: String(target) };

@@ -12,7 +12,7 @@ import { startApp, type AppContext, type NodeInfo, type RunningApp } from './app
 import { isBootError } from './errors.js';
 import { nodeNameFor, type LaunchEnv } from './launch-env.js';
 import { Lifecycle, stageIndex } from './lifecycle.js';
-import { createLogger, describeError, type LogControl, type Logger } from './log.js';
+import { createLogger, describeError, type LogControl } from './log.js';
 import { readManifest, selectNodeType, type Manifest, type NodeTypeSpec } from './manifest.js';
 import { installSignalHandlers, type ShutdownRequest } from './signals.js';
 import { loadSysConfig, type SysConfig } from './sys-config.js';

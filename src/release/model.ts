@@ -11,7 +11,6 @@ import type { ResolvedApp, ResolvedConfig } from '../config/resolve.js';
 import { checkVmArgFlags, flattenVmArgs, loadVmArgs, type VmArgs } from '../config/vm-args.js';
 import { loadSysConfig, type SysConfig } from '../config/sys-config.js';
 import { isKnownFlag, resolveRuntime, runtimeFlags, type Runtime } from './runtime.js';
-import { checkAddonAbi, findNativeAddons } from './native-addons.js';
 import { productionDependencies, type DependencyPackage } from './deps.js';
 
 export interface ReleaseApp extends ResolvedApp {
@@ -74,7 +73,9 @@ export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): 
   if (config.vmArgs) {
     vmArgs = loadVmArgs(config.vmArgs);
     const flags = await runtimeFlags(runtime, opts.cacheDir);
-    for (const p of checkVmArgFlags(vmArgs, (f) => isKnownFlag(flags, f), (abs) => displayPath(abs))) problems.add('', p);
+    for (const p of checkVmArgFlags(vmArgs, (f) => isKnownFlag(flags, f), (abs) => displayPath(abs), { nodeVersion: runtime.version })) {
+      problems.add('', p);
+    }
     if (vmArgs.setcookie) {
       opts.reporter.warn(`${displayPath(vmArgs.setcookie.file)}:${vmArgs.setcookie.line}: -setcookie puts the cookie in a file shipped with the release; prefer the INI file or <NAME>_COOKIE`);
     }
@@ -90,8 +91,6 @@ export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): 
     libDir: `lib/${a.name}-${a.version}`,
   }));
 
-  const addons = await findNativeAddons(apps.flatMap((a) => [a.dir, ...a.deps.map((d) => d.source)]));
-  for (const p of checkAddonAbi(addons, runtime.modulesAbi)) problems.add('', p);
   problems.throwIfAny('EBUILD', `release ${config.name}-${config.version} cannot be built`);
 
   return Object.freeze({
@@ -102,7 +101,8 @@ export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): 
     runtime,
     apps,
     vmArgs,
-    vmArgsText: vmArgs ? flattenVmArgs(vmArgs) : '',
+    // Paths relative to the project, not the working directory: the same inputs, the same bytes.
+    vmArgsText: vmArgs ? flattenVmArgs(vmArgs, (abs) => path.relative(config.root, abs)) : '',
     sysConfig,
     sysConfigSrc: isSrc,
     releaseDir: path.join(config.outputDir, config.name),

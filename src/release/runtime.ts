@@ -112,8 +112,7 @@ export async function resolveRuntime(pin: RuntimePin, opts: ResolveRuntimeOption
       hint: 'build once online to fetch it, or pin runtime.version: system',
     });
   }
-  opts.reporter.step(`fetching node ${version} (${target})`);
-  const npm: NpmContext = { npm: opts.npm ?? 'npm', cwd: opts.cwd ?? process.cwd(), entry };
+  const npm: NpmContext = { npm: opts.npm ?? 'npm', cwd: opts.cwd ?? process.cwd(), entry, reporter: opts.reporter };
   return fetchRuntime(npm, version, target, entry);
 }
 
@@ -221,6 +220,7 @@ interface NpmContext {
   cwd: string;
   /** The cache entry being filled, for the "works offline once cached" hint. */
   entry: string;
+  reporter: Reporter;
 }
 
 /**
@@ -230,6 +230,7 @@ interface NpmContext {
 async function fetchRuntime(ctx: NpmContext, version: string, target: string, entry: string): Promise<Runtime> {
   const pkg = `node-${target}`;
   const integrity = await viewIntegrity(ctx, pkg, version, target);
+  ctx.reporter.step(`fetching node ${version} (${target})`);
   await fs.mkdir(path.dirname(entry), { recursive: true });
   const tmp = await fs.mkdtemp(path.join(path.dirname(entry), `.tmp-${path.basename(entry)}-`));
   try {
@@ -395,8 +396,9 @@ async function notPublished(ctx: NpmContext, pkg: string, version: string, targe
   if (res.error) return npmFailed(ctx, res.error, `npm view ${pkg} versions`);
   const out = parseJson(res.stdout);
   const published = (Array.isArray(out) ? out : [out]).filter((v): v is string => typeof v === 'string' && VERSION_RE.test(v));
+  const sameMajor = published.some((v) => v.split('.')[0] === version.split('.')[0]);
   return new NoderelError('ERUNTIME', `runtime.version: Node ${version} is not published as ${pkg} on the npm registry; ${describePublished(version, published)}`, {
-    hint: `pin one of the published versions, or another target (${KNOWN_TARGETS.join(', ')})`,
+    hint: sameMajor ? 'pin one of those versions' : `pin another version, or another target (${KNOWN_TARGETS.join(', ')})`,
   });
 }
 

@@ -13,6 +13,8 @@ import * as layout from '../assemble/layout.js';
 import { makeTar } from '../archive/tar.js';
 import { displayPath, type Reporter } from '../reporter.js';
 import { buildRelease, type Release } from './model.js';
+import { checkAddonAbi, readAddonAbi, type NativeAddon } from './native-addons.js';
+import { NoderelError } from '../errors.js';
 
 export interface StepOptions {
   root: string;
@@ -27,6 +29,21 @@ export function newCookie(): string {
   return crypto.randomBytes(32).toString('base64url');
 }
 
+/**
+ * Native addons among the files the plan ships (not devDependencies left in node_modules)
+ * must match the pinned runtime's ABI; a mismatch fails the build naming each module.
+ */
+async function checkShippedAddons(plan: Plan, modulesAbi: number): Promise<void> {
+  const addons: NativeAddon[] = [];
+  for (const op of plan.operations) {
+    if (op.kind !== 'copy' || !op.from.endsWith('.node')) continue;
+    const pkg = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*\/node_modules\/)/.exec(op.to)?.[1] ?? op.to.split('/')[1] ?? op.to;
+    addons.push({ file: op.from, packageName: pkg, abi: await readAddonAbi(op.from) });
+  }
+  const problems = checkAddonAbi(addons, modulesAbi);
+  if (problems.length > 0) throw new NoderelError('EADDON', problems[0]!, { problems: problems.slice(1) });
+}
+
 /** Loads and resolves the final config (what `noderel config` prints). */
 export async function finalConfig(root: string, flags: CliOverrides = {}): Promise<ResolvedConfig> {
   return resolveConfig(await loadConfig(root), flags);
@@ -39,6 +56,7 @@ export async function assemble(opts: StepOptions): Promise<{ release: Release; p
   reporter.step(`assembling ${config.name}-${config.version}`);
   const release = await buildRelease(config, { reporter, cacheDir: opts.cacheDir });
   const plan = planRelease(release, newCookie());
+  await checkShippedAddons(plan, release.runtime.modulesAbi);
   if (opts.dryRun) {
     for (const line of describePlan(plan)) reporter.info(line);
     return { release, plan };

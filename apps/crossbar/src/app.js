@@ -1,0 +1,83 @@
+// crossbar: the kazoo release's HTTP API (a noderel module app).
+//
+//   GET /        {"node": <node name>, "release": "kazoo", "version": <release version>, "uptime": <s>}
+//   GET /health  200 "ok" while the node takes work, 503 "<stage>" after
+//
+// Every request counts as in-flight work, so a draining node finishes them before it stops.
+// Once the node refuses new work (stage `rejecting` and after) requests get 503; once it
+// leaves `running`, responses carry `Connection: close` and idle keep-alive connections close.
+import http from 'node:http';
+
+const DEFAULT_PORT = 8000;
+const DEFAULT_IP = '0.0.0.0';
+
+export async function start(ctx) {
+  const { log, lifecycle, node } = ctx;
+  const port = parsePort(process.env.CROSSBAR_PORT || ctx.config.port || DEFAULT_PORT);
+  const ip = String(ctx.config.ip ?? DEFAULT_IP);
+
+  const takesWork = () => lifecycle.stage === 'running' || lifecycle.stage === 'draining';
+  const reply = (res, status, type, body) => {
+    if (lifecycle.stage !== 'running') res.setHeader('Connection', 'close');
+    res.writeHead(status, { 'Content-Type': type });
+    res.end(body);
+  };
+  const json = (res, status, value) => reply(res, status, 'application/json', `${JSON.stringify(value)}\n`);
+  const text = (res, status, body) => reply(res, status, 'text/plain; charset=utf-8', `${body}\n`);
+
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method !== 'GET') return text(res, 405, 'method not allowed');
+    if (url.pathname === '/health') return takesWork() ? text(res, 200, 'ok') : text(res, 503, lifecycle.stage);
+    if (!takesWork()) return json(res, 503, { error: 'rejecting', stage: lifecycle.stage });
+    const done = lifecycle.track();
+    res.on('close', done);
+    if (url.pathname === '/') {
+      return json(res, 200, {
+        node: node.name,
+        release: node.release,
+        version: node.version,
+        uptime: Math.floor(process.uptime()),
+      });
+    }
+    return json(res, 404, { error: 'not found', path: url.pathname });
+  });
+
+  const unsubscribe = lifecycle.onStage((stage) => {
+    if (stage !== 'running') server.closeIdleConnections();
+  });
+  try {
+    await listen(server, port, ip);
+  } catch (err) {
+    unsubscribe();
+    throw err;
+  }
+  log.info(`listening on ${ip}:${server.address().port}`);
+  return { server, unsubscribe };
+}
+
+export async function stop(state) {
+  state.unsubscribe();
+  const closed = new Promise((resolve, reject) => state.server.close((err) => (err ? reject(err) : resolve())));
+  state.server.closeIdleConnections();
+  await closed;
+}
+
+function parsePort(value) {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`invalid port ${JSON.stringify(value)} (sys.config crossbar.port or CROSSBAR_PORT): expected 0-65535`);
+  }
+  return port;
+}
+
+function listen(server, port, host) {
+  return new Promise((resolve, reject) => {
+    const onError = (err) => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
