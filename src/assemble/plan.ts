@@ -30,15 +30,18 @@ export interface Plan {
 
 const SKIP_DIRS = new Set(['node_modules', '.git']);
 
-/** Every file under `dir` (relative paths, sorted), skipping nested node_modules and .git. */
-export function listFiles(dir: string, keep: (rel: string) => boolean = () => true): string[] {
+/**
+ * Every file under `dir` (relative paths, sorted), skipping nested node_modules, .git and the
+ * directories in `skip` (absolute: the output directory when an app is the project itself).
+ */
+export function listFiles(dir: string, keep: (rel: string) => boolean = () => true, skip: readonly string[] = []): string[] {
   const out: string[] = [];
   const walk = (rel: string) => {
     const entries = fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const e of entries) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) {
-        if (!SKIP_DIRS.has(e.name)) walk(r);
+        if (!SKIP_DIRS.has(e.name) && !skip.includes(path.join(dir, r))) walk(r);
       } else if ((e.isFile() || e.isSymbolicLink()) && keep(r)) {
         out.push(r);
       }
@@ -66,8 +69,8 @@ function modeOf(file: string): number {
   return fs.statSync(file).mode & 0o111 ? 0o755 : 0o644;
 }
 
-function copyTree(ops: Operation[], from: string, to: string, keep?: (rel: string) => boolean): void {
-  for (const rel of listFiles(from, keep)) {
+function copyTree(ops: Operation[], from: string, to: string, keep?: (rel: string) => boolean, skip?: readonly string[]): void {
+  for (const rel of listFiles(from, keep, skip)) {
     const src = path.join(from, rel);
     ops.push({ kind: 'copy', from: src, to: `${to}/${rel}`, mode: modeOf(src) });
   }
@@ -115,7 +118,7 @@ export function planRelease(r: Release, cookie: string): Plan {
 
   for (const app of r.apps) {
     units.add(app.libDir);
-    copyTree(ops, app.dir, app.libDir, appFileFilter(app.dir));
+    copyTree(ops, app.dir, app.libDir, appFileFilter(app.dir), [r.config.outputDir, path.join(r.config.root, 'rel')]);
     for (const dep of app.deps) copyTree(ops, dep.source, `${app.libDir}/${dep.dest.split(path.sep).join('/')}`);
   }
 

@@ -4,7 +4,7 @@
  * tarball and the templates all read it; nothing downstream reaches back to the config files.
  */
 import path from 'node:path';
-import { Problems } from '../errors.js';
+import { NoderelError, Problems } from '../errors.js';
 import { displayPath, type Reporter } from '../reporter.js';
 import { noderelVersion } from '../paths.js';
 import type { ResolvedApp, ResolvedConfig } from '../config/resolve.js';
@@ -85,11 +85,16 @@ export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): 
     ? loadSysConfig(config.sysConfig, { knownApps: config.apps.map((a) => a.name) })
     : { config: {}, isSrc: false };
 
-  const apps: ReleaseApp[] = config.apps.map((a) => ({
-    ...a,
-    deps: productionDependencies(a.dir, a.name),
-    libDir: `lib/${a.name}-${a.version}`,
-  }));
+  const apps: ReleaseApp[] = config.apps.map((a) => {
+    let deps: DependencyPackage[] = [];
+    try {
+      deps = productionDependencies(a.dir, a.name);
+    } catch (err) {
+      if (!(err instanceof NoderelError)) throw err;
+      problems.add('', err.message);
+    }
+    return { ...a, deps, libDir: `lib/${a.name}-${a.version}` };
+  });
 
   problems.throwIfAny('EBUILD', `release ${config.name}-${config.version} cannot be built`);
 

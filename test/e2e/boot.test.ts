@@ -241,7 +241,7 @@ async function idleKeepAliveSocket(port: number): Promise<net.Socket> {
     socket.once('error', reject);
     socket.on('data', (c: string) => {
       text += c;
-      if (/\r\n\r\nok\n$/.test(text)) resolve();
+      if (/\r\n\r\n(ok\n|3\r\nok\n\r\n0\r\n\r\n)$/.test(text)) resolve(); // plain or chunked
     });
     socket.write('GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n');
   });
@@ -460,11 +460,15 @@ describe('boot.js foreground: staged INT/TERM and QUIT (SPEC §5)', () => {
 
   it('1st TERM: draining, new calls still taken; exits 0 once both calls finished', async () => {
     const { node, port, held } = await nodeWithCallInFlight(HELD_MS);
+    let heldAnswered = false;
+    void held.then(() => (heldAnswered = true));
     const idle = await idleKeepAliveSocket(port);
     const idleClosed = new Promise((resolve) => idle.once('close', resolve));
     node.signal('SIGTERM');
     await node.waitForOutput(/stage draining, 1 in flight/);
-    await idleClosed; // idle keep-alive connections are closed on draining
+    // Idle keep-alive connections are closed on draining (long before the server's 5 s keep-alive timeout).
+    await idleClosed;
+    expect(heldAnswered).toBe(false);
     const second = await get(port, '/call?duration=100');
     expect(second).toMatchObject({ status: 200, body: 'completed' });
     expect(second.headers.connection).toBe('close');

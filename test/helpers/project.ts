@@ -81,3 +81,13 @@ export function listTree(dir: string): string[] {
   if (fs.existsSync(dir)) walk('');
   return out.sort();
 }
+
+/** The minimal fixture with its dependencies "installed": one nested, one hoisted, one dev-only. */
+export function minimalProject(): { dir: string; cleanup: () => void } {
+  const t = copyFixture('minimal');
+  const app = path.join(t.dir, 'apps', 'greeter');
+  installFakePackage(app, 'shout', '1.0.0', { caps: '^2' }, "const caps = require('caps');\nmodule.exports = (s) => caps(s) + '!';\n");
+  installFakePackage(t.dir, 'caps', '2.1.0', {}, 'module.exports = (s) => s.toUpperCase();\n');
+  installFakePackage(app, 'devonly', '1.0.0');
+  return t;
+}

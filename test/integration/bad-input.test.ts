@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { copyFixture, listTree, noderel, tempDir, writeFiles } from '../helpers/project.js';
+import { listTree, minimalProject, noderel, tempDir, writeFiles } from '../helpers/project.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -13,7 +13,7 @@ afterEach(() => {
 });
 
 function fixture(files: Record<string, string> = {}): string {
-  const t = copyFixture('minimal');
+  const t = minimalProject();
   cleanups.push(t.cleanup);
   writeFiles(t.dir, files);
   return t.dir;
@@ -41,7 +41,7 @@ describe('bad input fails cleanly', () => {
 
   it('a relx.config.script returning a non-object is refused', () => {
     const dir = fixture({ 'rel/relx.config.script': 'export default () => 42;\n' });
-    expectBuildFailure(dir, /rel\/relx\.config\.script: returned number .*expected the config object/);
+    expectBuildFailure(dir, /rel\/relx\.config\.script: returned number, expected the config object; return CONFIG/);
   });
 
   it('an unknown app in a node type names the key path and the known apps', () => {
@@ -113,6 +113,20 @@ describe('bad input fails cleanly', () => {
     const target = path.join(out.dir, 'elsewhere');
     expectBuildFailure(dir, /output_dir: .*elsewhere is outside the project .*; pass --force/, ['--output', target]);
     expect(fs.existsSync(target)).toBe(false);
+  });
+
+  it('a native addon built for another Node ABI names the module', () => {
+    const dir = fixture();
+    // A compiled addon carries its ABI in the exported node_register_module_v<N> symbol.
+    const addon = Buffer.concat([Buffer.from('\x7fELF'), Buffer.alloc(64), Buffer.from('node_register_module_v115\0')]);
+    const pkg = path.join(dir, 'apps/greeter/node_modules/shout');
+    fs.mkdirSync(path.join(pkg, 'build/Release'), { recursive: true });
+    fs.writeFileSync(path.join(pkg, 'build/Release/shout.node'), addon);
+    expectBuildFailure(dir, /native addon "shout" .*NODE_MODULE_VERSION 115.*pinned runtime is 127/, ['--runtime', '22.23.3']);
+    // The same addon ships with a runtime of its ABI, and a devDependency's addon is never checked.
+    fs.renameSync(path.join(pkg, 'build'), path.join(dir, 'apps/greeter/node_modules/devonly/build'));
+    const ok = noderel(dir, ['build', '-q', '--runtime', '22.23.3']);
+    expect(ok.code, ok.stderr).toBe(0);
   });
 
   it('a failed rebuild leaves the previous release untouched', () => {

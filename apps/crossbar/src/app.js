@@ -19,7 +19,7 @@ export async function start(ctx) {
   const takesWork = () => lifecycle.stage === 'running' || lifecycle.stage === 'draining';
   const reply = (res, status, type, body) => {
     if (lifecycle.stage !== 'running') res.setHeader('Connection', 'close');
-    res.writeHead(status, { 'Content-Type': type });
+    res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
     res.end(body);
   };
   const json = (res, status, value) => reply(res, status, 'application/json', `${JSON.stringify(value)}\n`);

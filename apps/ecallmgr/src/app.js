@@ -24,8 +24,9 @@ export async function start(ctx) {
   const takesWork = () => lifecycle.stage === 'running' || lifecycle.stage === 'draining';
   const reply = (res, status, body) => {
     if (lifecycle.stage !== 'running') res.setHeader('Connection', 'close');
-    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
-    res.end(`${body}\n`);
+    const text = `${body}\n`;
+    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
   };
 
   const server = http.createServer((req, res) => {
