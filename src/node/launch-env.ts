@@ -38,8 +38,8 @@ export function readLaunchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv {
     relVsn: nonEmpty(env.NODEREL_REL_VSN) ?? readStartDataVsn(root),
     nodeType: nonEmpty(env.NODEREL_NODE_TYPE),
     nodeName: nonEmpty(env.NODEREL_NODE_NAME),
-    releaseTmp: path.resolve(root, nonEmpty(env.RELEASE_TMP) ?? 'tmp'),
-    logDir: path.resolve(root, nonEmpty(env.RUNNER_LOG_DIR) ?? 'log'),
+    releaseTmp: path.resolve(nonEmpty(env.RELEASE_TMP) ?? path.join(root, 'tmp')),
+    logDir: path.resolve(nonEmpty(env.RUNNER_LOG_DIR) ?? path.join(root, 'log')),
   };
 }
 

@@ -11,7 +11,7 @@
 import { startApp, type AppContext, type NodeInfo, type RunningApp } from './apps.js';
 import { isBootError } from './errors.js';
 import { nodeNameFor, type LaunchEnv } from './launch-env.js';
-import { Lifecycle, stageIndex } from './lifecycle.js';
+import { Lifecycle } from './lifecycle.js';
 import { createLogger, describeError, type LogControl } from './log.js';
 import { readManifest, selectNodeType, type Manifest, type NodeTypeSpec } from './manifest.js';
 import { installSignalHandlers, type ShutdownRequest } from './signals.js';
@@ -111,7 +111,7 @@ export function runForeground(plan: NodePlan, logControl: LogControl): Promise<n
         finish(1);
         return;
       }
-      if (stageIndex(request.stage) > stageIndex(lifecycle.stage)) lifecycle.advance(request.stage);
+      lifecycle.advance(request.stage); // never backwards: a QUIT after the 3rd TERM, or any signal while stopping
       stopWhenIdle();
     },
   });

@@ -2,6 +2,7 @@
 // directory assembled by hand here, as a real child process, the way `bin/<name> foreground`
 // execs it. Covers app start (module and program apps, readiness, failures), config loading,
 // the staged shutdown of SPEC §5, the process title and `escript`.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -250,9 +251,19 @@ async function idleKeepAliveSocket(port: number): Promise<net.Socket> {
   return socket;
 }
 
-/** Index of `text` in the output; -1 when absent. Used to check the order of events. */
+/**
+ * Index of `pattern` in the output; -1 when absent. Orders events written to the same stream
+ * only: stdout and stderr are two pipes and may arrive in either order (use `loggedAt` then).
+ */
 function at(node: Child, pattern: RegExp): number {
   return node.output.search(pattern);
+}
+
+/** The time stamp (ms) of the first log line matching `pattern`, to order lines across streams. */
+function loggedAt(node: Child, pattern: RegExp): number {
+  const line = node.output.split('\n').find((l) => pattern.test(l));
+  if (!line) throw new Error(`no log line matches ${pattern}`);
+  return Date.parse(line.split(' ')[0]!);
 }
 
 let shared: string;
@@ -264,6 +275,7 @@ beforeAll(() => {
     nodeTypes: {
       kazoo_apps: { apps: ['crossbar'] },
       ecallmgr: { apps: ['ecallmgr'], process_name: 'kazoo_ecallmgr' },
+      long_title: { apps: ['ecallmgr'], process_name: 'kazoo_ecallmgr_node_main' },
       broken: { apps: ['ecallmgr', 'boom'] },
       stubborn: { apps: ['ecallmgr', 'stubborn'] },
     },
@@ -313,20 +325,29 @@ describe('boot.js foreground: starting', () => {
     expect((await node.waitForExit()).code).toBe(0);
   });
 
-  it('sets process.title to the process name: ps, /proc/<pid>/comm and pgrep -x see it', async () => {
-    if (process.platform !== 'linux') return;
-    const port = await freePort();
+  // On Linux, process.title sets both the task name (/proc/<pid>/comm: what `pgrep -x`, `killall`
+  // and `ps -o comm` match), cut to 15 bytes by the kernel, and the command line
+  // (/proc/<pid>/cmdline: `ps -o args`, `pgrep -f`), whole.
+  it.runIf(process.platform === 'linux')('sets process.title to the process name: comm, cmdline and pgrep -x see it', async () => {
+    const [port, port2] = await freePorts(2);
     const node = bootNode(shared, 'ecallmgr', { ECALLMGR_PORT: String(port) });
-    await node.waitForOutput(READY);
-    // comm (what `pgrep -x`, `killall` and `ps -o comm` match) is the title cut to 15 bytes;
-    // cmdline (`ps -o args`, `pgrep -f`) is the whole title.
-    expect(fs.readFileSync(`/proc/${node.pid}/comm`, 'utf8').trim()).toBe('kazoo_ecallmgr');
-    expect(fs.readFileSync(`/proc/${node.pid}/cmdline`, 'utf8').replace(/\0+$/, '').split('\0')[0]).toBe('kazoo_ecallmgr');
-    const pgrep = spawnChild('pgrep', ['-x', 'kazoo_ecallmgr'], { label: 'pgrep' });
-    const status = await pgrep.waitForExit();
-    if (status.code !== 127 && !/ENOENT/.test(pgrep.stderr)) expect(pgrep.stdout.split('\n')).toContain(String(node.pid));
+    const long = bootNode(shared, 'long_title', { ECALLMGR_PORT: String(port2) });
+    await Promise.all([node.waitForOutput(READY), long.waitForOutput(READY)]);
+    const comm = (pid: number): string => fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    const args = (pid: number): string => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '');
+
+    expect(comm(node.pid)).toBe('kazoo_ecallmgr');
+    expect(args(node.pid)).toBe('kazoo_ecallmgr');
+    const pgrep = spawnSync('pgrep', ['-x', 'kazoo_ecallmgr'], { encoding: 'utf8' });
+    if (!pgrep.error) expect(pgrep.stdout.split('\n')).toContain(String(node.pid));
+
+    expect(comm(long.pid)).toBe('kazoo_ecallmgr_');
+    expect(args(long.pid)).toBe('kazoo_ecallmgr_node_main');
+
     node.signal('SIGTERM');
+    long.signal('SIGTERM');
     expect((await node.waitForExit()).code).toBe(0);
+    expect((await long.waitForExit()).code).toBe(0);
   });
 
   it('a module app that throws in start: logged with its name, started apps stopped in reverse, exit 1', async () => {
@@ -336,7 +357,7 @@ describe('boot.js foreground: starting', () => {
     expect(status.code).toBe(1);
     expect(node.stderr).toMatch(/error \[broken@testhost\] app boom failed to start: Error: kaboom at start/);
     expect(node.output).not.toMatch(READY);
-    expect(at(node, /app ecallmgr stopped/)).toBeGreaterThan(at(node, /app boom failed to start/));
+    expect(loggedAt(node, /app ecallmgr stopped/)).toBeGreaterThanOrEqual(loggedAt(node, /app boom failed to start/));
   });
 
   it('a listen error (EADDRINUSE) fails the start of ecallmgr, exit 1', async () => {
@@ -355,7 +376,7 @@ describe('boot.js foreground: starting', () => {
   it('an unknown node type is one line listing the known ones, exit 1', async () => {
     const node = bootNode(shared, 'nope');
     expect((await node.waitForExit()).code).toBe(1);
-    expect(node.stderr).toMatch(/unknown node type "nope"; known: broken, ecallmgr, kazoo_apps, stubborn/);
+    expect(node.stderr).toMatch(/unknown node type "nope"; known: broken, ecallmgr, kazoo_apps, long_title, stubborn/);
     expect(node.stderr.trim().split('\n')).toHaveLength(1);
   });
 });
@@ -400,7 +421,7 @@ describe('boot.js foreground: program apps', () => {
     const node = bootNode(root, 'crashy', { ECALLMGR_PORT: String(port) });
     expect((await node.waitForExit()).code).toBe(1);
     expect(node.stderr).toMatch(/app prog_crash failed to start: Error: esm crash at load/);
-    expect(at(node, /app ecallmgr stopped/)).toBeGreaterThan(at(node, /app prog_crash failed to start/));
+    expect(loggedAt(node, /app ecallmgr stopped/)).toBeGreaterThanOrEqual(loggedAt(node, /app prog_crash failed to start/));
   });
 });
 

@@ -186,6 +186,14 @@ export async function cleanupChildren(opts: { printOutput: boolean }): Promise<v
   const spawned = spawnedSinceCleanup;
   spawnedSinceCleanup = [];
   await Promise.all([...live].map((c) => c.kill()));
+  // What an exited child left running in its process group (a daemon, a worker) goes too.
+  for (const c of spawned) {
+    try {
+      process.kill(-c.pid, 'SIGKILL');
+    } catch {
+      // no such group: nothing left
+    }
+  }
   if (!opts.printOutput) return;
   for (const c of spawned) {
     console.error(`--- ${c.label} (pid ${c.pid}, ${describeExit(c.exitStatus)}) ---\n${c.output}--- end of ${c.label} ---`);
