@@ -40,6 +40,8 @@ export interface AppContext {
 
 export interface RunningApp {
   readonly spec: AppSpec;
+  /** What the module's `start` returned (reachable from the console's REPL); undefined for programs. */
+  readonly state: unknown;
   /** Releases the app's resources (module: its `stop`; program: nothing). */
   stop(): Promise<void>;
 }
@@ -73,6 +75,7 @@ async function startModule(spec: AppSpec, ctx: AppContext, signal: AbortSignal):
   const state = await untilAborted(Promise.resolve().then(() => start(ctx)), signal);
   return {
     spec,
+    state,
     async stop() {
       if (typeof mod.stop === 'function') await mod.stop(state, ctx);
     },
@@ -98,7 +101,7 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal)
   } finally {
     process.off('uncaughtException', onUncaught);
   }
-  return { spec, stop: async () => {} };
+  return { spec, state: undefined, stop: async () => {} };
 }
 
 /** `promise`, or a rejection with the abort reason when `signal` fires first. */

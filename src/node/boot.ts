@@ -11,9 +11,10 @@ import { runEscript } from './escript.js';
 import { readLaunchEnv } from './launch-env.js';
 import { consoleSink, createLogger, describeError, isLevel, LEVELS, type LogControl, type Logger } from './log.js';
 import { planNode, runForeground } from './node.js';
+import { startNodeRepl } from './repl.js';
 
-export const COMMANDS = ['foreground', 'escript'] as const;
-const USAGE = 'usage: boot.js foreground | escript FILE [ARGS...]';
+export const COMMANDS = ['foreground', 'console', 'escript'] as const;
+const USAGE = 'usage: boot.js foreground | console | escript FILE [ARGS...]';
 
 /**
  * Runs `command`. Resolves with the exit code, or with `undefined` when the process should end
@@ -32,6 +33,24 @@ export async function boot(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         const plan = planNode(readLaunchEnv(env), env);
         log = createLogger(plan.info.name, control);
         return await runForeground(plan, control);
+      }
+      case 'console': {
+        // foreground plus a REPL inside the node; leaving the REPL stops the node gracefully.
+        const plan = planNode(readLaunchEnv(env), env);
+        log = createLogger(plan.info.name, control);
+        return await runForeground(plan, control, {
+          onReady(node) {
+            startNodeRepl(node, {
+              input: process.stdin,
+              output: process.stdout,
+              terminal: process.stdin.isTTY,
+              onExit: () => {
+                log.info('console closed; stopping the node gracefully');
+                node.stop();
+              },
+            });
+          },
+        });
       }
       case 'escript': {
         const [file, ...args] = rest;

@@ -46,8 +46,24 @@ export function planNode(launch: LaunchEnv, env: NodeJS.ProcessEnv = process.env
   };
 }
 
+/** What a running node offers to the console REPL (and, later, the control channel). */
+export interface NodeHandle {
+  readonly info: NodeInfo;
+  readonly lifecycle: Lifecycle;
+  /** App name -> the state its `start` returned. */
+  readonly apps: ReadonlyMap<string, unknown>;
+  readonly config: SysConfig;
+  /** A graceful stop, as one TERM: finish the work in flight, then stop the apps. */
+  stop(): void;
+}
+
+export interface ForegroundOptions {
+  /** Called once every app has started. */
+  onReady?(node: NodeHandle): void;
+}
+
 /** Runs the node in this process until it stops; resolves with the exit code. */
-export function runForeground(plan: NodePlan, logControl: LogControl): Promise<number> {
+export function runForeground(plan: NodePlan, logControl: LogControl, opts: ForegroundOptions = {}): Promise<number> {
   const { manifest, nodeType, info } = plan;
   const log = createLogger(info.name, logControl);
   let resolveExit: (code: number) => void = () => {};
@@ -61,7 +77,10 @@ export function runForeground(plan: NodePlan, logControl: LogControl): Promise<n
   process.title = nodeType.processName;
   // A node stays up until it is told to stop, even when its apps hold no handle of their own.
   const keepAlive = setInterval(() => {}, 1 << 30);
-  void exit.then(() => clearInterval(keepAlive));
+  void exit.then(() => {
+    clearInterval(keepAlive);
+    uninstall();
+  });
   process.on('exit', (code) => {
     if (!exiting) log.warn(`process exiting with code ${code} outside the node's control (process.exit or a crash)`);
   });
@@ -103,7 +122,7 @@ export function runForeground(plan: NodePlan, logControl: LogControl): Promise<n
   };
   lifecycle.onIdle(stopWhenIdle);
 
-  installSignalHandlers({
+  const uninstall = installSignalHandlers({
     shutdown(request: ShutdownRequest, signal: NodeJS.Signals) {
       log.info(`received ${signal} (shutdown step ${request.step} of 4)`);
       if (request.stage === 'exit') {
@@ -144,6 +163,16 @@ export function runForeground(plan: NodePlan, logControl: LogControl): Promise<n
     }
     started = true;
     log.info(`node ${info.name} ready (${manifest.name} ${manifest.version}, apps: ${nodeType.apps.join(', ') || '(none)'})`);
+    opts.onReady?.({
+      info,
+      lifecycle,
+      apps: new Map(running.map((a) => [a.spec.name, a.state])),
+      config: plan.sysConfig,
+      stop() {
+        // The same path as a TERM, so the console's exit and a signal cannot race each other.
+        process.emit('SIGTERM', 'SIGTERM');
+      },
+    });
     stopWhenIdle();
   };
   startAll().catch((err: unknown) => {

@@ -47,6 +47,7 @@ Release $REL_NAME $REL_VSN (node $NODE_VSN). Node type from REL (default $DEFAUL
 
 Commands:
   foreground       run the node in the foreground, logging to stdout/stderr (systemd, containers)
+  console          foreground plus an interactive REPL inside the node; leaving it stops the node
   escript FILE     run FILE with the release's runtime and environment; no running node needed
   versions         list the versions installed side by side, marking the current one
   help [COMMAND]   this help, or the help of one command
@@ -56,6 +57,7 @@ EOF
 command_help() {
     case $1 in
         foreground) echo "foreground: exec the node with its vm.args flags; exits with the node's exit code. INT/TERM stop it in stages (SPEC 5)." ;;
+        console) echo "console: run the node in the foreground with a REPL inside it (apps, config, lifecycle, node in scope); Ctrl-D or .exit stops the node gracefully." ;;
         escript) echo "escript FILE [ARGS]: run FILE as the main module with the release's runtime, sys.config and -env variables; exits with its code." ;;
         versions) echo "versions: list releases/<vsn>/ with their Node versions; '*' marks the version in releases/start.data." ;;
         help) echo "help [COMMAND]: print usage, or the help of COMMAND." ;;
@@ -179,12 +181,12 @@ COMMAND=$1
 shift
 
 case $COMMAND in
-    foreground)
+    foreground | console)
         prepare_node
         # NODE_FLAGS holds the vm.args flags, one word each: split on purpose, no globbing.
         set -f
         # shellcheck disable=SC2086
-        exec "$NODE_BIN" $NODE_FLAGS "$BOOT" foreground "$@"
+        exec "$NODE_BIN" $NODE_FLAGS "$BOOT" "$COMMAND" "$@"
         ;;
     escript)
         [ $# -gt 0 ] || die "Usage: ${0##*/} escript FILE [ARGS]"
