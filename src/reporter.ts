@@ -50,9 +50,15 @@ export function createReporter(opts: ReporterOptions = {}): Reporter {
     progress(label, done, total) {
       if (quiet || !tty) return;
       const width = 30;
-      const frac = total > 0 ? Math.min(1, done / total) : 0;
-      const fill = Math.round(frac * width);
       const mb = (n: number) => (n / 1048576).toFixed(1);
+      if (total <= 0) {
+        // Size unknown until the end: a moving bar and the bytes so far.
+        const pos = Math.floor(done / 1048576) % width;
+        out.write(`\r  ${label} [${' '.repeat(pos)}###${' '.repeat(width - pos)}] ${mb(done)} MiB`);
+        barOpen = true;
+        return;
+      }
+      const fill = Math.round(Math.min(1, done / total) * width);
       out.write(`\r  ${label} [${'#'.repeat(fill)}${' '.repeat(width - fill)}] ${mb(done)}/${mb(total)} MiB`);
       barOpen = done < total;
       if (!barOpen) out.write('\n');

@@ -265,15 +265,51 @@ async function viewIntegrity(ctx: NpmContext, pkg: string, version: string, targ
 
 /** Download the package tarball with `npm pack`; returns its path. */
 async function npmPack(ctx: NpmContext, pkg: string, version: string, dest: string): Promise<string> {
+  const stopProgress = await watchDownload(ctx, `node ${version}`);
   const res = await runNpm(ctx, ['pack', `${pkg}@${version}`, '--pack-destination', dest, '--json']);
-  if (res.error) throw npmFailed(ctx, res.error, `npm pack ${pkg}@${version}`);
+  if (res.error) {
+    stopProgress();
+    throw npmFailed(ctx, res.error, `npm pack ${pkg}@${version}`);
+  }
   const out = parseJson(res.stdout);
   const filename = Array.isArray(out) ? (out[0] as { filename?: unknown } | undefined)?.filename : undefined;
   const tgz = typeof filename === 'string' ? path.join(dest, filename) : undefined;
   if (!tgz || !existsSync(tgz)) {
+    stopProgress();
     throw new NoderelError('ENPM', `runtime: npm pack ${pkg}@${version} wrote no tarball into ${dest}`, { hint: 'run it by hand to see why' });
   }
+  stopProgress((await fs.stat(tgz)).size);
   return tgz;
+}
+
+/**
+ * Progress for the download: npm streams it into its cache's `_cacache/tmp/` before moving
+ * it into place, so the bytes written there since we started are the bytes downloaded so far.
+ * (npm reports no progress of its own; the total is not known before the download ends.)
+ */
+async function watchDownload(ctx: NpmContext, label: string): Promise<(finalBytes?: number) => void> {
+  const res = await runNpm(ctx, ['config', 'get', 'cache']);
+  const tmpDir = res.error ? undefined : path.join(res.stdout.trim(), '_cacache', 'tmp');
+  if (!tmpDir) return () => {};
+  const since = Date.now();
+  let shown = 0;
+  const poll = async (): Promise<void> => {
+    let bytes = 0;
+    for (const name of await fs.readdir(tmpDir).catch(() => [] as string[])) {
+      const st = await fs.stat(path.join(tmpDir, name)).catch(() => undefined);
+      if (st?.isFile() && st.mtimeMs >= since - 1000) bytes += st.size;
+    }
+    if (bytes > shown) {
+      shown = bytes;
+      ctx.reporter.progress(label, bytes, 0);
+    }
+  };
+  const timer = setInterval(() => void poll(), 200);
+  return (finalBytes) => {
+    clearInterval(timer);
+    const total = finalBytes ?? shown;
+    if (shown > 0 || finalBytes) ctx.reporter.progress(label, total, total);
+  };
 }
 
 /** Check a tarball against an SRI string (any of its sha512 entries must match). */

@@ -82,6 +82,7 @@ export function closingBlock(r: Release): string[] {
     `Release ${r.name}-${r.version} (node ${r.runtime.version}) is ready in ${displayPath(r.releaseDir)}`,
     `Node types: ${types} (choose with REL=..., default ${r.config.defaultNodeType})`,
     '',
+    `    ${bin} console       # run with a REPL inside the node`,
     `    ${bin} foreground    # run in the foreground (systemd, containers)`,
     `    ${bin} help          # every command`,
   ];
