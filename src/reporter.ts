@@ -88,5 +88,5 @@ export function createSilentReporter(): Reporter & { lines: string[] } {
 export function displayPath(abs: string, cwd: string = process.cwd()): string {
   const rel = path.relative(cwd, abs);
   if (rel === '') return '.';
-  return rel.startsWith('..') || path.isAbsolute(rel) ? abs : rel;
+  return rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel) ? abs : rel;
 }

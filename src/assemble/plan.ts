@@ -85,6 +85,7 @@ export function renderLauncher(r: Release): string {
     NODE_VSN: r.runtime.version,
     NODEREL_VSN: r.noderelVersion,
     NODE_TYPES: r.config.nodeTypes.map((t) => t.name).join(' '),
+    PROCESS_NAMES: r.config.nodeTypes.map((t) => `${t.name}=${t.processName}`).join(' '),
     DEFAULT_NODE_TYPE: r.config.defaultNodeType,
   };
   return template.replace(/@@([A-Z_]+)@@/g, (m, key: string) => values[key] ?? m);

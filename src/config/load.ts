@@ -36,7 +36,12 @@ export function parseYamlFile(file: string, code: string): unknown {
     });
     throw new NoderelError(code, problems[0]!, { problems: problems.slice(1) });
   }
-  return doc.toJS({ maxAliasCount: 100 });
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // Unresolved or excessive aliases surface only here, not in doc.errors.
+    throw new NoderelError(code, `${displayPath(file)}: ${(err as Error).message}; fix the YAML anchors and aliases`);
+  }
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -98,7 +98,7 @@ function readPackageJson(dir: string): Obj | undefined {
 /** Is `child` inside `parent` (or equal to it)? */
 export function isInside(parent: string, child: string): boolean {
   const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
 function resolveReady(raw: unknown, at: string, problems: Problems): Ready {

@@ -41,7 +41,7 @@ export function starterConfig(o: { name: string; version: string; entry: string;
   const ready = o.port !== undefined ? { port: o.port } : o.readyOutput !== undefined ? { output: o.readyOutput } : 'at_once';
   const config = {
     release: { name: o.name, version: o.version },
-    apps: [{ path: '.', name: o.name, type: 'program', entry: o.entry, ready }],
+    apps: [{ path: '.', name: o.name, version: o.version, type: 'program', entry: o.entry, ready }],
     node_types: { [o.name]: { apps: [o.name] } },
     runtime: { version: o.runtime },
   };

@@ -44,11 +44,14 @@ export interface RunningApp {
   readonly state: unknown;
   /** Releases the app's resources (module: its `stop`; program: nothing). */
   stop(): Promise<void>;
+  /** Hands a changed config to the app's `configChange(config, state, ctx)`; false when it has none. */
+  configChange(config: Readonly<Record<string, unknown>>): Promise<boolean>;
 }
 
 interface AppModule {
   start(ctx: AppContext): unknown;
   stop?(state: unknown, ctx: AppContext): unknown;
+  configChange?(config: Readonly<Record<string, unknown>>, state: unknown, ctx: AppContext): unknown;
 }
 
 /** Starts `spec`; rejects when it throws, rejects, or is not ready within its start timeout. */
@@ -79,6 +82,11 @@ async function startModule(spec: AppSpec, ctx: AppContext, signal: AbortSignal):
     async stop() {
       if (typeof mod.stop === 'function') await mod.stop(state, ctx);
     },
+    async configChange(config) {
+      if (typeof mod.configChange !== 'function') return false;
+      await mod.configChange(config, state, ctx);
+      return true;
+    },
   };
 }
 
@@ -101,7 +109,7 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal)
   } finally {
     process.off('uncaughtException', onUncaught);
   }
-  return { spec, state: undefined, stop: async () => {} };
+  return { spec, state: undefined, stop: async () => {}, configChange: async () => false };
 }
 
 /** `promise`, or a rejection with the abort reason when `signal` fires first. */

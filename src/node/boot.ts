@@ -5,52 +5,44 @@
  * an expected error (BootError) is one line, anything else is a bug and keeps its stack.
  */
 import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isBootError } from './errors.js';
-import { runEscript } from './escript.js';
-import { readLaunchEnv } from './launch-env.js';
 import { consoleSink, createLogger, describeError, isLevel, LEVELS, type LogControl, type Logger } from './log.js';
-import { planNode, runForeground } from './node.js';
-import { startNodeRepl } from './repl.js';
 
-export const COMMANDS = ['foreground', 'console', 'escript'] as const;
-const USAGE = 'usage: boot.js foreground | console | escript FILE [ARGS...]';
+/** Commands that run a node, and the control commands that talk to one (client.ts). */
+export const NODE_COMMANDS = ['foreground', 'console', 'daemon'] as const;
+export const COMMANDS = [...NODE_COMMANDS, 'spawn_daemon', 'escript', 'ping', 'status', 'eval', 'stop', 'restart', 'reload', 'reopen_logs', 'cookie', 'attach', 'remote_console'] as const;
+const USAGE = `usage: boot.js ${COMMANDS.join(' | ')} [ARGS...]`;
 
 /**
  * Runs `command`. Resolves with the exit code, or with `undefined` when the process should end
- * on its own (escript: the script's exit code is the process's).
+ * on its own (escript: the script's exit code is the process's). Modules are loaded per
+ * command, so a control client (`ping`) loads only what it needs.
  */
 export async function boot(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number | undefined> {
   const [command, ...rest] = argv;
   const control = logControlFrom(env);
-  let log: Logger = createLogger(env.NODEREL_NODE_NAME || 'noderel', control);
+  const log: Logger = createLogger(env.NODEREL_NODE_NAME || 'noderel', control);
   if (env.NODEREL_LOG_LEVEL && !isLevel(env.NODEREL_LOG_LEVEL)) {
     log.warn(`NODEREL_LOG_LEVEL=${env.NODEREL_LOG_LEVEL} is not a level; using ${control.level} (levels: ${LEVELS.join(', ')})`);
   }
   try {
     switch (command) {
-      case 'foreground': {
-        const plan = planNode(readLaunchEnv(env), env);
-        log = createLogger(plan.info.name, control);
-        return await runForeground(plan, control);
+      case 'foreground':
+      case 'console':
+      case 'daemon': {
+        const { runNode } = await import('./services.js');
+        return await runNode(command, control, env);
       }
-      case 'console': {
-        // foreground plus a REPL inside the node; leaving the REPL stops the node gracefully.
-        const plan = planNode(readLaunchEnv(env), env);
-        log = createLogger(plan.info.name, control);
-        return await runForeground(plan, control, {
-          onReady(node) {
-            startNodeRepl(node, {
-              input: process.stdin,
-              output: process.stdout,
-              terminal: process.stdin.isTTY,
-              onExit: () => {
-                log.info('console closed; stopping the node gracefully');
-                node.stop();
-              },
-            });
-          },
+      case 'spawn_daemon': {
+        // Where the launcher finds no setsid(1): detach through Node (a new session), then leave.
+        const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), 'daemon'], {
+          detached: true,
+          stdio: ['ignore', 'inherit', 'inherit'],
         });
+        child.unref();
+        return 0;
       }
       case 'escript': {
         const [file, ...args] = rest;
@@ -58,8 +50,22 @@ export async function boot(argv: readonly string[], env: NodeJS.ProcessEnv = pro
           process.stderr.write(`escript: no script given; ${USAGE}\n`);
           return 1;
         }
+        const { runEscript } = await import('./escript.js');
         runEscript(file, args, env);
         return undefined;
+      }
+      case 'ping':
+      case 'status':
+      case 'eval':
+      case 'stop':
+      case 'restart':
+      case 'reload':
+      case 'reopen_logs':
+      case 'cookie':
+      case 'attach':
+      case 'remote_console': {
+        const { runClient } = await import('./client.js');
+        return await runClient(command, rest, env);
       }
       default:
         process.stderr.write(

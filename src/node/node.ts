@@ -19,6 +19,7 @@ import { loadSysConfig, type SysConfig } from './sys-config.js';
 
 /** Everything a node needs to know before it starts apps; read once from the release. */
 export interface NodePlan {
+  readonly launch: LaunchEnv;
   readonly manifest: Manifest;
   readonly nodeType: NodeTypeSpec;
   readonly info: NodeInfo;
@@ -38,6 +39,7 @@ export function planNode(launch: LaunchEnv, env: NodeJS.ProcessEnv = process.env
     env,
   });
   return {
+    launch,
     manifest,
     nodeType,
     info: { name: nodeNameFor(launch, nodeType.name), type: nodeType.name, release: relName, version: manifest.version, root: launch.root },
@@ -46,20 +48,33 @@ export function planNode(launch: LaunchEnv, env: NodeJS.ProcessEnv = process.env
   };
 }
 
-/** What a running node offers to the console REPL (and, later, the control channel). */
+/** What a running node offers to its REPLs and to the control channel. */
 export interface NodeHandle {
   readonly info: NodeInfo;
   readonly lifecycle: Lifecycle;
-  /** App name -> the state its `start` returned. */
+  /** App name -> the state its `start` returned, for the apps running now. */
   readonly apps: ReadonlyMap<string, unknown>;
+  /** The sys.config in force (updated by reloadConfig). */
   readonly config: SysConfig;
+  /** True once every app has started. */
+  readonly ready: boolean;
+  /** When the node began to boot (ms since the epoch). */
+  readonly startedAt: number;
   /** A graceful stop, as one TERM: finish the work in flight, then stop the apps. */
   stop(): void;
+  /** Stops the apps in reverse order and starts them again, in this process. */
+  restartApps(): Promise<string>;
+  /** Reloads sys.config and app.config; apps exporting configChange are told. */
+  reloadConfig(): Promise<string>;
 }
 
 export interface ForegroundOptions {
+  /** Called at once, before the apps start: the handle answers status while the node boots. */
+  onStarting?(node: NodeHandle): void;
   /** Called once every app has started. */
   onReady?(node: NodeHandle): void;
+  /** Called when an app fails to start, with the one-line reason. */
+  onStartFailed?(message: string): void;
 }
 
 /** Runs the node in this process until it stops; resolves with the exit code. */
@@ -135,6 +150,49 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
     },
   });
 
+  let sysConfig = plan.sysConfig;
+  const handle: NodeHandle = {
+    info,
+    lifecycle,
+    get apps() {
+      return new Map(running.map((a) => [a.spec.name, a.state]));
+    },
+    get config() {
+      return sysConfig;
+    },
+    get ready() {
+      return started;
+    },
+    startedAt: Date.now(),
+    stop() {
+      // The same path as a TERM, so a console's exit, `stop` and a signal cannot race.
+      process.emit('SIGTERM', 'SIGTERM');
+    },
+    async restartApps() {
+      if (!started || stopping) throw new Error(`the node is ${started ? 'stopping' : 'still starting'}; try again later`);
+      started = false;
+      for (const app of [...running].reverse()) {
+        await app.stop();
+        log.info(`app ${app.spec.name} stopped (restart)`);
+      }
+      running.length = 0;
+      await startAll();
+      return `restarted ${nodeType.apps.join(', ')}`;
+    },
+    async reloadConfig() {
+      const next = planNode(plan.launch, process.env).sysConfig;
+      const told: string[] = [];
+      for (const app of running) {
+        const changed = JSON.stringify(next[app.spec.name] ?? {}) !== JSON.stringify(sysConfig[app.spec.name] ?? {});
+        if (changed && (await app.configChange(next[app.spec.name] ?? {}))) told.push(app.spec.name);
+      }
+      sysConfig = next;
+      log.info(`config reloaded from ${plan.configSources.join(', ') || '(none)'}${told.length ? `; told ${told.join(', ')}` : ''}`);
+      return told.length ? `config reloaded; configChange called for ${told.join(', ')}` : 'config reloaded; no app changed or implements configChange';
+    },
+  };
+  opts.onStarting?.(handle);
+
   const startAll = async (): Promise<void> => {
     log.debug(`release ${manifest.name} ${manifest.version}, node type ${nodeType.name}, config from ${plan.configSources.join(', ') || '(none)'}`);
     for (const name of nodeType.apps) {
@@ -142,7 +200,7 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
       const ctx: AppContext = {
         name,
         version: spec.version,
-        config: plan.sysConfig[name] ?? {},
+        config: sysConfig[name] ?? {},
         log: log.child(name),
         lifecycle: lifecycle.view(),
         node: info,
@@ -152,6 +210,7 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
         running.push(await startApp(spec, ctx));
       } catch (err) {
         log.error(`app ${name} failed to start: ${describeError(err, !isBootError(err))}`);
+        opts.onStartFailed?.(`app ${name} failed to start: ${describeError(err, false)}`);
         if (exiting) return;
         await stopAll();
         log.error(`node ${info.name} failed to start`);
@@ -163,16 +222,7 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
     }
     started = true;
     log.info(`node ${info.name} ready (${manifest.name} ${manifest.version}, apps: ${nodeType.apps.join(', ') || '(none)'})`);
-    opts.onReady?.({
-      info,
-      lifecycle,
-      apps: new Map(running.map((a) => [a.spec.name, a.state])),
-      config: plan.sysConfig,
-      stop() {
-        // The same path as a TERM, so the console's exit and a signal cannot race each other.
-        process.emit('SIGTERM', 'SIGTERM');
-      },
-    });
+    opts.onReady?.(handle);
     stopWhenIdle();
   };
   startAll().catch((err: unknown) => {

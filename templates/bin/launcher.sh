@@ -23,6 +23,8 @@ REL_VSN="@@REL_VSN@@"
 NODE_VSN="@@NODE_VSN@@"
 NODEREL_VSN="@@NODEREL_VSN@@"
 NODE_TYPES="@@NODE_TYPES@@"
+# node type=process name pairs: each node's process title, what `pgrep -x` matches (SPEC 5)
+PROCESS_NAMES="@@PROCESS_NAMES@@"
 DEFAULT_NODE_TYPE="@@DEFAULT_NODE_TYPE@@"
 
 # --- Overridable environment ---------------------------------------------------------------
@@ -46,19 +48,44 @@ Usage: ${0##*/} COMMAND [ARGS]
 Release $REL_NAME $REL_VSN (node $NODE_VSN). Node type from REL (default $DEFAULT_NODE_TYPE; known: $NODE_TYPES).
 
 Commands:
-  foreground       run the node in the foreground, logging to stdout/stderr (systemd, containers)
-  console          foreground plus an interactive REPL inside the node; leaving it stops the node
-  escript FILE     run FILE with the release's runtime and environment; no running node needed
-  versions         list the versions installed side by side, marking the current one
-  help [COMMAND]   this help, or the help of one command
+  foreground             run the node in the foreground, logging to stdout/stderr (systemd, containers)
+  console                foreground plus an interactive REPL inside the node; leaving it stops the node
+  start [--timeout S]    start the node as a daemon; returns once every app has started (alias: daemon)
+  attach                 join a started node's console: live output and a REPL; Ctrl-D detaches (alias: daemon_attach)
+  remote_console         a new REPL inside any running node (aliases: remote, remsh)
+  stop [--timeout S]     stop the node gracefully; returns once it is gone
+  restart                stop and start the node's apps again, in the same process
+  reload                 reload sys.config and app.config and hand the changes to the apps
+  pid                    print the node's OS pid
+  ping                   print pong if the node answers
+  status [--json]        node, version, uptime, memory, workers, in-flight work, stage
+  eval EXPR              evaluate JavaScript inside the running node and print the result
+  escript FILE [ARGS]    run FILE with the release's runtime and environment; no running node needed
+  cookie [--ini]         print the node type's cookie (its source on stderr); --ini: the INI file only
+  reopen_logs            reopen the node's log file (after logrotate renamed it)
+  versions               list the versions installed side by side, marking the current one
+  help [COMMAND]         this help, or the help of one command
 EOF
 }
 
 command_help() {
+    prefix=$(echo "$REL_NAME" | tr '[:lower:]' '[:upper:]' | tr -c '[:alnum:]\n' '_')
     case $1 in
         foreground) echo "foreground: exec the node with its vm.args flags; exits with the node's exit code. INT/TERM stop it in stages (SPEC 5)." ;;
         console) echo "console: run the node in the foreground with a REPL inside it (apps, config, lifecycle, node in scope); Ctrl-D or .exit stops the node gracefully." ;;
+        start | daemon) echo "start [--timeout SECONDS]: start the node detached (new session, output to \$RUNNER_LOG_DIR/<node>/console.log). Exits 0 once every app has started; 1 if it is already running or fails to boot (the error and the log's last lines are printed); 2 if it is not ready within the timeout (default 60)." ;;
+        attach | daemon_attach) echo "attach: join the console of a started node: its live output and a REPL inside it. Ctrl-D detaches and the node keeps running; Ctrl-C never stops it." ;;
+        remote_console | remote | remsh) echo "remote_console: open a new REPL evaluated inside the running node, however it was started. Ctrl-D leaves it." ;;
+        stop) echo "stop [--timeout SECONDS]: ask the node to stop gracefully (one shutdown stage, like TERM) and wait until the process is gone (default 60 s). Run it again to move to the next stage." ;;
+        restart) echo "restart: stop the node type's apps in reverse order and start them again, in the same process." ;;
+        reload) echo "reload: reload sys.config and /etc/$REL_NAME/app.config; apps exporting configChange(config, state, ctx) are told." ;;
+        pid) echo "pid: print the OS pid of the running node (no Node process is started)." ;;
+        ping) echo "ping: print pong when the node answers on its control socket." ;;
+        status) echo "status [--json]: node, release version, pid, uptime, memory, workers, in-flight work and lifecycle stage." ;;
+        eval) echo "eval EXPR: evaluate EXPR (JavaScript, await allowed; node, apps, config, lifecycle in scope) inside the running node and print the result." ;;
         escript) echo "escript FILE [ARGS]: run FILE as the main module with the release's runtime, sys.config and -env variables; exits with its code." ;;
+        cookie) echo "cookie [--ini]: print the cookie of \$REL: \$${prefix}_COOKIE, then the INI file (\$${prefix}_CONFIG or /etc/$REL_NAME/config.ini, section [\$REL]), then vm.args -setcookie, then releases/COOKIE. --ini reads only the INI file." ;;
+        reopen_logs) echo "reopen_logs: reopen console.log (as SIGUSR1 does), after an external rotation." ;;
         versions) echo "versions: list releases/<vsn>/ with their Node versions; '*' marks the version in releases/start.data." ;;
         help) echo "help [COMMAND]: print usage, or the help of COMMAND." ;;
         *) echo "Unknown command: $1" >&2; usage >&2; exit 1 ;;
@@ -110,19 +137,24 @@ subst_vars() {
 }
 
 # Read releases/<vsn>/vm.args into a per-node file with variables substituted (never in
-# place), then set NODE_FLAGS, NODE_NAME (unless set) and export the -env pairs.
+# place), then set NODE_FLAGS, NODE_NAME (unless set) and export the -env pairs. With
+# --no-write (the fast `pid`), only the node name is worked out.
 prepare_vm_args() {
     NODE_FLAGS=
     VM_NAME=
-    mkdir -p "$RELEASE_TMP" || die "cannot create $RELEASE_TMP; set RELEASE_TMP to a writable directory"
-    args_tmp="$RELEASE_TMP/.vm.args.$$"
-    : >"$args_tmp"
+    args_tmp=/dev/null
+    if [ "${1:-}" != --no-write ]; then
+        mkdir -p "$RELEASE_TMP" || die "cannot create $RELEASE_TMP; set RELEASE_TMP to a writable directory"
+        args_tmp="$RELEASE_TMP/.vm.args.$$"
+        : >"$args_tmp"
+    fi
     if [ -f "$REL_DIR/vm.args" ]; then
         while IFS= read -r line || [ -n "$line" ]; do
+            # shellcheck disable=SC2016 # '${' is the literal text looked for
             case $line in
                 '' | '#'*) continue ;;
+                *'${'*) line=$(subst_vars "$line") ;;
             esac
-            line=$(subst_vars "$line")
             printf '%s\n' "$line" >>"$args_tmp"
             case $line in
                 '-name '* | '-sname '*) VM_NAME=${line#* } ;;
@@ -141,19 +173,136 @@ prepare_vm_args() {
             esac
         done <"$REL_DIR/vm.args"
     fi
-    NODE_NAME=${NODE_NAME:-${VM_NAME:-$REL@$(uname -n)}}
+    if [ -z "${NODE_NAME:-}" ] && [ -z "$VM_NAME" ]; then
+        host=$(uname -n)
+        VM_NAME=$REL@${host%%.*}
+    fi
+    NODE_NAME=${NODE_NAME:-$VM_NAME}
     NODE_TMP="$RELEASE_TMP/$NODE_NAME"
+    PID_FILE="$NODE_TMP/node.pid"
+    NODE_LOG_DIR="$RUNNER_LOG_DIR/$NODE_NAME"
+    [ "$args_tmp" != /dev/null ] || return 0
     mkdir -p "$NODE_TMP" || die "cannot create $NODE_TMP; set RELEASE_TMP to a writable directory"
+    chmod 700 "$NODE_TMP"
     mv -f "$args_tmp" "$NODE_TMP/vm.args"
 }
 
-# Everything a node or escript needs: the node type checked, its run directory, vm.args.
+# Everything a node or a client needs: the node type checked, its run directory, vm.args.
 prepare_node() {
     check_node_type
     [ -x "$NODE_BIN" ] || die "$NODE_BIN is missing; the release is incomplete, rebuild it"
     prepare_vm_args
     export NODEREL_ROOT="$RELEASE_ROOT_DIR" NODEREL_REL_NAME="$REL_NAME" NODEREL_REL_VSN="$REL_VSN"
     export NODEREL_NODE_TYPE="$REL" NODEREL_NODE_NAME="$NODE_NAME" RELEASE_TMP RUNNER_LOG_DIR
+    export NODEREL_RUN_DIR="$NODE_TMP" NODEREL_LOG_DIR="$NODE_LOG_DIR" NODEREL_VM_ARGS="$NODE_TMP/vm.args"
+}
+
+# The process name of the node type (its process title).
+process_name() {
+    for pair in $PROCESS_NAMES; do
+        case $pair in
+            "$REL="*)
+                echo "${pair#*=}"
+                return 0
+                ;;
+        esac
+    done
+    echo "$REL"
+}
+
+# Print the pid of the running node, or fail. A pid file whose process is gone, or whose pid
+# now belongs to another program, is stale and does not count. Starts no Node process.
+running_pid() {
+    [ -f "$PID_FILE" ] || return 1
+    read -r pid <"$PID_FILE" || return 1
+    case $pid in '' | *[!0-9]*) return 1 ;; esac
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [ -r "/proc/$pid/comm" ]; then
+        read -r comm <"/proc/$pid/comm" || return 1
+        # the kernel keeps 15 characters of a process name
+        [ "$comm" = "$(process_name | cut -c1-15)" ] || return 1
+    fi
+    echo "$pid"
+}
+
+# Last lines of the node's log, after a failed start.
+log_tail() {
+    [ -f "$NODE_LOG_DIR/console.log" ] || return 0
+    echo "--- last lines of $NODE_LOG_DIR/console.log ---" >&2
+    tail -n 20 "$NODE_LOG_DIR/console.log" >&2
+}
+
+# start: detach (new session, stdio to the log) and wait until the node reports that it is
+# ready, failed, or found itself already running (Servolux's daemon start). The node writes
+# this start's own status file, atomically.
+start_daemon() {
+    timeout=60
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --timeout)
+                [ $# -gt 1 ] || die "start: --timeout needs a number of seconds"
+                timeout=$2
+                shift 2
+                ;;
+            --timeout=*)
+                timeout=${1#*=}
+                shift
+                ;;
+            *) die "start: unknown option $1; usage: start [--timeout SECONDS]" ;;
+        esac
+    done
+    case $timeout in '' | *[!0-9]*) die "start: --timeout must be a whole number of seconds, found \"$timeout\"" ;; esac
+    prepare_node
+    if pid=$(running_pid); then
+        die "Node $NODE_NAME is already running (pid $pid)"
+    fi
+    mkdir -p "$NODE_LOG_DIR" || die "cannot create $NODE_LOG_DIR; set RUNNER_LOG_DIR to a writable directory"
+    status_file="$NODE_TMP/start.$$.status"
+    rm -f "$status_file"
+    export NODEREL_START_STATUS="$status_file"
+    set -f
+    if command -v setsid >/dev/null 2>&1; then
+        # shellcheck disable=SC2086
+        setsid "$NODE_BIN" $NODE_FLAGS "$BOOT" daemon </dev/null >>"$NODE_LOG_DIR/console.log" 2>&1 &
+    else
+        # shellcheck disable=SC2086
+        "$NODE_BIN" $NODE_FLAGS "$BOOT" spawn_daemon </dev/null >>"$NODE_LOG_DIR/console.log" 2>&1 &
+    fi
+    set +f
+    daemon_pid=$!
+    step=0.01
+    sleep "$step" 2>/dev/null || step=1
+    deadline=$(($(date +%s) + timeout))
+    n=0
+    while [ ! -f "$status_file" ]; do
+        if [ -n "$daemon_pid" ] && ! kill -0 "$daemon_pid" 2>/dev/null; then
+            code=0
+            wait "$daemon_pid" || code=$?
+            daemon_pid=
+            if [ ! -f "$status_file" ] && [ "$code" -ne 0 ]; then
+                echo "Node $NODE_NAME exited with code $code while booting" >&2
+                log_tail
+                exit 1
+            fi
+        fi
+        n=$((n + 1))
+        if [ $((n % 20)) -eq 0 ] && [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "Node $NODE_NAME did not report ready within ${timeout}s; it may still be starting: see $NODE_LOG_DIR/console.log" >&2
+            exit 2
+        fi
+        sleep "$step"
+    done
+    read -r verdict detail <"$status_file" || true
+    rm -f "$status_file"
+    case $verdict in
+        ready) exit 0 ;;
+        running) die "Node $NODE_NAME is already running (pid $detail)" ;;
+        *)
+            echo "Node $NODE_NAME failed to start: $detail" >&2
+            log_tail
+            exit 1
+            ;;
+    esac
 }
 
 list_versions() {
@@ -187,6 +336,24 @@ case $COMMAND in
         set -f
         # shellcheck disable=SC2086
         exec "$NODE_BIN" $NODE_FLAGS "$BOOT" "$COMMAND" "$@"
+        ;;
+    start | daemon)
+        start_daemon "$@"
+        ;;
+    pid)
+        check_node_type
+        prepare_vm_args --no-write
+        running_pid || die "Node $NODE_NAME is not running!"
+        ;;
+    ping | status | eval | stop | restart | reload | reopen_logs | cookie | \
+        attach | daemon_attach | remote_console | remote | remsh)
+        prepare_node
+        case $COMMAND in
+            daemon_attach) COMMAND=attach ;;
+            remote | remsh) COMMAND=remote_console ;;
+        esac
+        # Control commands are clients of the node: no vm.args flags (heap sizes) for them.
+        exec "$NODE_BIN" "$BOOT" "$COMMAND" "$@"
         ;;
     escript)
         [ $# -gt 0 ] || die "Usage: ${0##*/} escript FILE [ARGS]"

@@ -1,0 +1,214 @@
+/**
+ * The control commands run by `bin/<name>` against a running node (SPEC §4): each resolves the
+ * cookie (cookie.ts), talks to the node over its control socket (control.ts), prints the answer
+ * and returns the exit code. Kept light: `ping` is measured against `node -e 0`.
+ *
+ *   not running        `Node <node> is not running!`, 1
+ *   wrong cookie       `Node <node> refused the connection: wrong cookie (...)`, 1
+ *   command failed     the node's error, 1
+ */
+import path from 'node:path';
+import { controlRequest, controlStream, ControlError } from './control.js';
+import { readIniCookie, resolveCookie, type CookieResolution } from './cookie.js';
+import { BootError } from './errors.js';
+import { nodeNameFor, readLaunchEnv } from './launch-env.js';
+import { isAlive } from './pid-file.js';
+
+export const CLIENT_COMMANDS = ['ping', 'status', 'eval', 'stop', 'restart', 'reload', 'reopen_logs', 'cookie', 'attach', 'remote_console'] as const;
+
+interface Target {
+  nodeName: string;
+  socketPath: string;
+  cookie: CookieResolution;
+}
+
+/** Where a node of this launch environment listens, and the cookie to talk to it. */
+export function controlTarget(env: NodeJS.ProcessEnv = process.env): Target & { runDir: string } {
+  const launch = readLaunchEnv(env);
+  const nodeType = launch.nodeType ?? '';
+  const nodeName = nodeNameFor(launch, nodeType);
+  const runDir = env.NODEREL_RUN_DIR || path.join(launch.releaseTmp, nodeName);
+  const cookie = resolveCookie(cookieOptions(env));
+  return { nodeName, runDir, socketPath: path.join(runDir, 'ctl'), cookie };
+}
+
+function cookieOptions(env: NodeJS.ProcessEnv) {
+  const launch = readLaunchEnv(env);
+  return {
+    relName: launch.relName ?? '',
+    nodeType: launch.nodeType ?? '',
+    root: launch.root,
+    vmArgsFile: env.NODEREL_VM_ARGS || undefined,
+    env,
+  };
+}
+
+function parseFlag(args: string[], name: string): { value?: string; rest: string[] } {
+  const rest: string[] = [];
+  let value: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === name) value = args[++i] ?? '';
+    else if (a.startsWith(`${name}=`)) value = a.slice(name.length + 1);
+    else rest.push(a);
+  }
+  return { value, rest };
+}
+
+function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+function fail(text: string): number {
+  process.stderr.write(`${text}\n`);
+  return 1;
+}
+
+async function request(t: Target, command: string, args: unknown[] = [], timeoutMs = 30_000): Promise<unknown> {
+  return controlRequest({ socketPath: t.socketPath, cookie: t.cookie.cookie, command, args, timeoutMs });
+}
+
+/** Runs a client command; resolves with the exit code. */
+export async function runClient(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (command === 'cookie') return printCookie(args, env);
+  let t: Target;
+  try {
+    t = controlTarget(env);
+  } catch (err) {
+    if (err instanceof BootError) return fail(err.message);
+    throw err;
+  }
+  try {
+    return await dispatch(t, command, args);
+  } catch (err) {
+    if (!(err instanceof ControlError)) throw err;
+    if (err.code === 'ENOTRUNNING') return fail(`Node ${t.nodeName} is not running!`);
+    if (err.code === 'EAUTH') {
+      return fail(`Node ${t.nodeName} refused the connection: wrong cookie (ours is from ${t.cookie.source}); use the node's cookie`);
+    }
+    return fail(command === 'eval' ? err.message : `${command}: ${err.message}`);
+  }
+}
+
+async function dispatch(t: Target, command: string, args: string[]): Promise<number> {
+  switch (command) {
+    case 'ping':
+      await request(t, 'ping', [], 10_000);
+      out('pong');
+      return 0;
+    case 'status':
+      return printStatus(await request(t, 'status'), args.includes('--json'));
+    case 'eval': {
+      if (args.length === 0) return fail('eval: no expression given; usage: eval EXPR');
+      out(String(await request(t, 'eval', [args.join(' ')], 0)));
+      return 0;
+    }
+    case 'stop':
+      return stopNode(t, args);
+    case 'restart':
+    case 'reload':
+    case 'reopen_logs':
+      out(String(await request(t, command, [], 0)));
+      return 0;
+    case 'attach':
+    case 'remote_console':
+      return openConsole(t, command);
+    default:
+      return fail(`unknown control command ${command}`);
+  }
+}
+
+function printCookie(args: string[], env: NodeJS.ProcessEnv): number {
+  try {
+    const r = args.includes('--ini') ? readIniCookie(cookieOptions(env)) : resolveCookie(cookieOptions(env));
+    process.stderr.write(`cookie from ${r.source}\n`);
+    out(r.cookie);
+    return 0;
+  } catch (err) {
+    if (err instanceof BootError) return fail(err.message);
+    throw err;
+  }
+}
+
+interface Status {
+  node: string;
+  release: string;
+  version: string;
+  pid: number;
+  uptime_s: number;
+  stage: string;
+  in_flight: number;
+  apps: string[];
+  memory: Record<string, number>;
+  workers: unknown[];
+}
+
+function printStatus(result: unknown, json: boolean): number {
+  if (json) {
+    out(JSON.stringify(result, null, 2));
+    return 0;
+  }
+  const s = result as Status;
+  const mib = (n: number | undefined) => `${((n ?? 0) / 1048576).toFixed(1)} MiB`;
+  out(
+    [
+      `node:      ${s.node}`,
+      `release:   ${s.release} ${s.version}`,
+      `pid:       ${s.pid}`,
+      `uptime:    ${s.uptime_s} s`,
+      `stage:     ${s.stage}`,
+      `in flight: ${s.in_flight}`,
+      `apps:      ${s.apps.join(', ') || '(none)'}`,
+      `memory:    rss ${mib(s.memory.rss)}, heap ${mib(s.memory.heapUsed)} of ${mib(s.memory.heapTotal)}`,
+      `workers:   ${s.workers.length === 0 ? 'none (single process)' : JSON.stringify(s.workers)}`,
+    ].join('\n'),
+  );
+  return 0;
+}
+
+/** One graceful shutdown stage (like TERM), then wait until the OS process is gone. */
+async function stopNode(t: Target, args: string[]): Promise<number> {
+  const { value } = parseFlag(args, '--timeout');
+  const timeoutS = value === undefined ? 60 : Number(value);
+  if (!Number.isFinite(timeoutS) || timeoutS <= 0) return fail(`stop: --timeout must be a number of seconds, found ${JSON.stringify(value)}`);
+  const r = (await request(t, 'stop')) as { pid: number; stage: string; in_flight: number };
+  const deadline = Date.now() + timeoutS * 1000;
+  while (isAlive(r.pid)) {
+    if (Date.now() > deadline) {
+      return fail(
+        `Node ${t.nodeName} (pid ${r.pid}) did not stop within ${timeoutS}s (stage ${r.stage}, ${r.in_flight} in flight when asked); ` +
+          'run stop again to move to the next stage (refuse new work, then hang up)',
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return 0;
+}
+
+/** attach / remote_console: the terminal in raw mode, piped to a REPL inside the node. */
+async function openConsole(t: Target, command: 'attach' | 'remote_console'): Promise<number> {
+  const stdin = process.stdin;
+  const stdout = process.stdout;
+  const socket = await controlStream({
+    socketPath: t.socketPath,
+    cookie: t.cookie.cookie,
+    command,
+    args: [stdout.columns ?? 80, stdout.rows ?? 24],
+  });
+  const what = command === 'attach' ? 'Attached to' : 'Remote console on';
+  process.stderr.write(`${what} ${t.nodeName}. Ctrl-D ${command === 'attach' ? 'detaches; the node keeps running' : 'leaves'}.\n`);
+  const raw = stdin.isTTY === true;
+  if (raw) stdin.setRawMode(true);
+  stdin.pipe(socket);
+  socket.pipe(stdout);
+  return new Promise((resolve) => {
+    socket.on('close', () => {
+      if (raw) stdin.setRawMode(false);
+      stdin.unpipe(socket);
+      stdin.pause();
+      process.stderr.write(`\n${command === 'attach' ? 'Detached from' : 'Left'} ${t.nodeName}.\n`);
+      resolve(0);
+    });
+    socket.on('error', () => {});
+  });
+}

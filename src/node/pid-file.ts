@@ -1,0 +1,82 @@
+/**
+ * The node's pid file (`RELEASE_TMP/<node>/node.pid`, `<pid>\n`): written atomically (temp file
+ * in the same directory + rename), so a reader sees the old content or the new, never half a
+ * line; removed only by the process it names, so a stopping node never deletes the file of the
+ * node that already replaced it (USR2 re-exec, a quick `restart`).
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Writes `<pid>\n` to `file` atomically, mode 0644. The directory must exist. */
+export function writePidFile(file: string, pid: number = process.pid): void {
+  if (!isPid(pid)) throw new RangeError(`writePidFile: not a pid: ${String(pid)}`);
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const fd = fs.openSync(tmp, 'wx', 0o644);
+    try {
+      fs.fchmodSync(fd, 0o644); // whatever the umask says: logrotate and `bin/<name> pid` read it
+      fs.writeSync(fd, `${pid}\n`);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * The pid in `file`, or undefined when the file is missing or does not hold exactly one
+ * positive integer (surrounding whitespace allowed). Other read errors (EACCES, EISDIR) throw.
+ */
+export function readPidFile(file: string): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+  return parsePid(text);
+}
+
+/** `<digits>` with optional surrounding whitespace -> the pid; anything else -> undefined. */
+export function parsePid(text: string): number | undefined {
+  const trimmed = text.trim();
+  if (!/^\d{1,10}$/.test(trimmed)) return undefined;
+  const pid = Number(trimmed);
+  return isPid(pid) ? pid : undefined;
+}
+
+/**
+ * Whether a process with this pid exists (`kill(pid, 0)`); EPERM (someone else's process)
+ * counts as alive. A zombie counts as alive too. Anything that is not a positive integer is
+ * never alive: `kill(0)` and `kill(-1)` would address process groups, not a process.
+ */
+export function isAlive(pid: number): boolean {
+  if (!isPid(pid)) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes `file` only while it still holds `pid` (default: this process), so a successor's
+ * pid file is never removed. Missing file: nothing to do. The check and the unlink are two
+ * steps; a successor that wrote its file in between would lose it. A node that keeps its
+ * node lock (node-lock.ts) until after this call has no successor yet, so nothing can race it.
+ */
+export function removePidFile(file: string, pid: number = process.pid): void {
+  if (readPidFile(file) !== pid) return;
+  fs.rmSync(file, { force: true });
+}
+
+function isPid(pid: number): boolean {
+  return Number.isSafeInteger(pid) && pid > 0 && pid <= 0x7fffffff;
+}

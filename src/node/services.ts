@@ -1,0 +1,203 @@
+/**
+ * A node's services around its apps, in every mode (`foreground`, `console`, `daemon`): the
+ * node lock (one node per node name), the cookie, the control socket every control command goes
+ * through, the pid file, and for a daemon its console.log and the start status the launcher's
+ * `start` waits on. Torn down in reverse when the node stops.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import util from 'node:util';
+import type net from 'node:net';
+import { captureStdio, ConsoleLog, logSettings } from './console-log.js';
+import { startControlServer, type ControlServer } from './control.js';
+import { resolveCookie } from './cookie.js';
+import { BootError } from './errors.js';
+import type { LogControl, Logger } from './log.js';
+import { createLogger } from './log.js';
+import { acquireNodeLock } from './node-lock.js';
+import { planNode, runForeground, type NodeHandle } from './node.js';
+import { removePidFile, writePidFile } from './pid-file.js';
+import { startNodeRepl } from './repl.js';
+import { readLaunchEnv } from './launch-env.js';
+
+export type NodeMode = 'foreground' | 'console' | 'daemon';
+
+/** Writes the status file the launcher's `start` polls: `ready <pid>`, `running <pid>`, `failed <why>`. */
+function reportStart(env: NodeJS.ProcessEnv, verdict: 'ready' | 'running' | 'failed', detail: string): void {
+  const file = env.NODEREL_START_STATUS;
+  if (!file) return;
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, `${verdict} ${detail.replace(/\s*\n\s*/g, ' ')}\n`);
+  fs.renameSync(tmp, file);
+  delete env.NODEREL_START_STATUS; // reported once
+}
+
+/** `releases/COOKIE` for a release unpacked from a tarball (which never carries the cookie). */
+function ensureReleaseCookie(root: string): void {
+  const file = path.join(root, 'releases', 'COOKIE');
+  if (fs.existsSync(file)) return;
+  try {
+    fs.writeFileSync(file, crypto.randomBytes(32).toString('base64url'), { mode: 0o400, flag: 'wx' });
+  } catch {
+    // read-only release, or another node just wrote it: resolution says what it finds
+  }
+}
+
+/** JavaScript evaluated inside the node for `eval`: an expression, else statements; await allowed. */
+async function evaluate(code: string, handle: NodeHandle): Promise<string> {
+  const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<unknown>;
+  const names = ['node', 'apps', 'config', 'lifecycle'];
+  let fn: (...a: unknown[]) => Promise<unknown>;
+  try {
+    fn = new AsyncFunction(...names, `return (${code}\n);`);
+  } catch {
+    fn = new AsyncFunction(...names, code);
+  }
+  const result = await fn(handle.info, Object.fromEntries(handle.apps), handle.config, handle.lifecycle);
+  return typeof result === 'string' ? result : util.inspect(result, { depth: 4 });
+}
+
+function statusOf(handle: NodeHandle | undefined, info: { name: string; release: string; version: string }): Record<string, unknown> {
+  return {
+    node: info.name,
+    release: info.release,
+    version: info.version,
+    pid: process.pid,
+    uptime_s: Math.round(process.uptime()),
+    stage: handle ? (handle.ready ? handle.lifecycle.stage : 'starting') : 'starting',
+    in_flight: handle?.lifecycle.inFlight ?? 0,
+    apps: handle ? [...handle.apps.keys()] : [],
+    memory: process.memoryUsage(),
+    workers: [],
+  };
+}
+
+/** A REPL inside the node on a control socket (attach, remote_console). */
+function socketRepl(handle: NodeHandle | undefined, socket: net.Socket, args: unknown[], onClose?: () => void): void {
+  if (!handle?.ready) {
+    socket.end('the node is still starting; try again in a moment\n');
+    return;
+  }
+  const [cols, rows] = args;
+  Object.assign(socket, { columns: Number(cols) || 80, rows: Number(rows) || 24, isTTY: true });
+  const server = startNodeRepl(handle, { input: socket, output: socket, terminal: true, onExit: () => socket.end() });
+  socket.on('close', () => {
+    onClose?.();
+    server.close();
+  });
+  socket.on('error', () => socket.destroy());
+}
+
+/** Runs the node with its services; resolves with the exit code. */
+export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const launch = readLaunchEnv(env);
+  let consoleLog: ConsoleLog | undefined;
+  if (mode === 'daemon') {
+    // JS output goes through the rotating log; the launcher pointed fds 1 and 2 at the same file.
+    const dir = env.NODEREL_LOG_DIR || path.join(launch.logDir, launch.nodeName ?? 'node');
+    consoleLog = new ConsoleLog({ file: path.join(dir, 'console.log'), ...logSettings(env) });
+    captureStdio(consoleLog);
+  }
+  let plan;
+  try {
+    plan = planNode(launch, env);
+  } catch (err) {
+    if (err instanceof BootError) reportStart(env, 'failed', err.message);
+    throw err;
+  }
+  const log: Logger = createLogger(plan.info.name, control);
+  const runDir = env.NODEREL_RUN_DIR || path.join(launch.releaseTmp, plan.info.name);
+  fs.mkdirSync(runDir, { recursive: true, mode: 0o700 });
+
+  const lock = await acquireNodeLock(runDir);
+  if (!lock.acquired) {
+    const holder = lock.heldBy === undefined ? '' : ` (pid ${lock.heldBy})`;
+    reportStart(env, 'running', String(lock.heldBy ?? '?'));
+    process.stderr.write(`Node ${plan.info.name} is already running${holder}\n`);
+    return 1;
+  }
+
+  let handle: NodeHandle | undefined;
+  let server: ControlServer | undefined;
+  const pidFile = path.join(runDir, 'node.pid');
+  try {
+    ensureReleaseCookie(launch.root);
+    const cookie = resolveCookie({ relName: plan.info.release, nodeType: plan.nodeType.name, root: launch.root, vmArgsFile: env.NODEREL_VM_ARGS || undefined, env });
+    server = await startControlServer({
+      socketPath: path.join(runDir, 'ctl'),
+      cookie: cookie.cookie,
+      onAuthFailure: (who) => log.warn(`refused a control connection: wrong cookie (${who})`),
+      requests: {
+        ping: () => 'pong',
+        status: () => statusOf(handle, plan.info),
+        eval: async ([code]) => {
+          if (!handle?.ready) throw new Error('the node is still starting');
+          return evaluate(String(code), handle);
+        },
+        stop: () => {
+          const answer = { pid: process.pid, stage: handle?.lifecycle.stage ?? 'starting', in_flight: handle?.lifecycle.inFlight ?? 0 };
+          setImmediate(() => process.emit('SIGTERM', 'SIGTERM'));
+          return answer;
+        },
+        restart: () => {
+          if (!handle) throw new Error('the node is still starting');
+          return handle.restartApps();
+        },
+        reload: () => {
+          if (!handle) throw new Error('the node is still starting');
+          return handle.reloadConfig();
+        },
+        reopen_logs: () => {
+          if (!consoleLog) return `node ${plan.info.name} runs in the ${mode} and logs to its terminal; nothing to reopen`;
+          consoleLog.reopen();
+          return `reopened ${consoleLog.file}`;
+        },
+      },
+      streams: {
+        attach: (socket, args) => {
+          if (!consoleLog) {
+            socket.end(`node ${plan.info.name} was not started with start (it runs in the ${mode}); use remote_console\n`);
+            return;
+          }
+          const unsubscribe = consoleLog.subscribe((chunk) => socket.write(chunk));
+          socketRepl(handle, socket, args, unsubscribe);
+        },
+        remote_console: (socket, args) => socketRepl(handle, socket, args),
+      },
+    });
+    writePidFile(pidFile);
+    if (consoleLog) {
+      const log2 = consoleLog;
+      process.on('SIGUSR1', () => {
+        log2.reopen();
+        log.info(`reopened ${log2.file} (USR1)`);
+      });
+    }
+    return await runForeground(plan, control, {
+      onStarting: (h) => (handle = h),
+      onReady: (h) => {
+        reportStart(env, 'ready', String(process.pid));
+        if (mode === 'console') {
+          startNodeRepl(h, {
+            input: process.stdin,
+            output: process.stdout,
+            terminal: process.stdin.isTTY,
+            onExit: () => {
+              log.info('console closed; stopping the node gracefully');
+              h.stop();
+            },
+          });
+        }
+      },
+      onStartFailed: (message) => reportStart(env, 'failed', message),
+    });
+  } catch (err) {
+    reportStart(env, 'failed', err instanceof Error ? err.message : String(err));
+    throw err;
+  } finally {
+    removePidFile(pidFile);
+    await server?.close();
+    lock.lock.release();
+  }
+}

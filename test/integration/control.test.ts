@@ -1,0 +1,404 @@
+// The control channel on a real Unix socket in a temp dir: a real server, the real client, and a
+// raw client speaking the wire protocol by hand where the test is about the protocol itself.
+import { spawnSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  ControlError,
+  controlRequest,
+  controlStream,
+  startControlServer,
+  type ControlServer,
+  type ControlServerOptions,
+} from '../../src/node/control.js';
+import { BootError } from '../../src/node/errors.js';
+
+const COOKIE = 'right-cookie';
+
+let tmp: string;
+let socketPath: string;
+let servers: ControlServer[];
+let sockets: net.Socket[];
+
+beforeEach(() => {
+  // Short on purpose: Unix socket paths are limited to ~107 bytes.
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nrctl-'));
+  socketPath = path.join(tmp, 'run', 'ecallmgr@h', 'control.sock');
+  servers = [];
+  sockets = [];
+});
+
+afterEach(async () => {
+  for (const s of sockets) s.destroy();
+  await Promise.all(servers.map((s) => s.close()));
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+async function start(extra: Partial<ControlServerOptions> = {}): Promise<ControlServer> {
+  const server = await startControlServer({
+    socketPath,
+    cookie: COOKIE,
+    requests: {
+      ping: () => 'pong',
+      echo: (args) => ({ args }),
+      slow: async (args) => {
+        await new Promise((r) => setTimeout(r, Number(args[0] ?? 50)));
+        return { waited: args[0] ?? 50 };
+      },
+      nothing: () => undefined,
+      fail: () => {
+        throw new Error('the app said no');
+      },
+      hang: () => new Promise(() => {}),
+    },
+    streams: {
+      // 'data' listener; greets first so the client must keep bytes that follow the ack
+      echo_stream: (socket) => {
+        socket.write('welcome\n');
+        socket.on('data', (d) => socket.write(d));
+      },
+      // pipe(): the other way a handler takes the socket over
+      pipe_stream: (socket) => {
+        socket.pipe(socket);
+      },
+    },
+    ...extra,
+  });
+  servers.push(server);
+  return server;
+}
+
+/** What a rejected promise rejected with, asserting it is a ControlError with `code`. */
+async function controlFailure(p: Promise<unknown>, code: ControlError['code']): Promise<ControlError> {
+  const err = await p.then(
+    () => {
+      throw new Error(`expected ControlError ${code}, the call succeeded`);
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ControlError);
+  expect((err as ControlError).code).toBe(code);
+  return err as ControlError;
+}
+
+/** A client speaking the wire protocol by hand: raw writes, and lines or raw text back. */
+function rawClient(p = socketPath): {
+  socket: net.Socket;
+  nextLine(): Promise<string>;
+  text(): string;
+  closed: Promise<void>;
+} {
+  const socket = net.connect(p);
+  sockets.push(socket);
+  socket.on('error', () => {});
+  let buf = '';
+  let consumed = 0;
+  let notify: (() => void) | undefined;
+  socket.on('data', (d: Buffer) => {
+    buf += d.toString('utf8');
+    notify?.();
+  });
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  return {
+    socket,
+    closed,
+    text: () => buf,
+    async nextLine() {
+      for (;;) {
+        const nl = buf.indexOf('\n', consumed);
+        if (nl >= 0) {
+          const line = buf.slice(consumed, nl);
+          consumed = nl + 1;
+          return line;
+        }
+        if (socket.destroyed) throw new Error(`closed before a line; got ${JSON.stringify(buf)}`);
+        await Promise.race([new Promise<void>((r) => (notify = r)), closed]);
+      }
+    },
+  };
+}
+
+function hmacFor(challenge: string, cookie = COOKIE): string {
+  return createHmac('sha256', cookie).update('noderel-control-v1:' + challenge).digest('base64');
+}
+
+/** Reads data from `socket` until `predicate(text so far)` holds. */
+function readUntil(socket: net.Socket, predicate: (text: string) => boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`timed out; got ${JSON.stringify(text)}`)), 5_000);
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('utf8');
+      if (predicate(text)) {
+        clearTimeout(timer);
+        resolve(text);
+      }
+    });
+  });
+}
+
+/** A Unix socket file nobody listens on: a child binds it and is killed before it can clean up. */
+function makeStaleSocket(p: string): void {
+  fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o700 });
+  const script = `require('net').createServer().listen(${JSON.stringify(p)}, () => process.kill(process.pid, 'SIGKILL'))`;
+  spawnSync(process.execPath, ['-e', script], { stdio: 'ignore' });
+  expect(fs.lstatSync(p).isSocket()).toBe(true);
+}
+
+describe('requests', () => {
+  it('answers a request with its result', async () => {
+    await start();
+    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
+    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'echo', args: [1, 'two', { three: 3 }] })).resolves.toEqual({
+      args: [1, 'two', { three: 3 }],
+    });
+  });
+
+  it('waits for an async handler; undefined comes back as null', async () => {
+    await start();
+    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'slow', args: [100] })).resolves.toEqual({ waited: 100 });
+    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'nothing' })).resolves.toBeNull();
+  });
+
+  it('a handler that throws: ECOMMAND with its message', async () => {
+    await start();
+    const err = await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'fail' }), 'ECOMMAND');
+    expect(err.message).toBe('the app said no');
+  });
+
+  it('an unknown command: EUNKNOWN listing the known ones', async () => {
+    await start();
+    const err = await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'toString' }), 'EUNKNOWN');
+    expect(err.message).toBe('unknown command toString; known: echo, echo_stream, fail, hang, nothing, ping, pipe_stream, slow');
+  });
+
+  it('answers 50 concurrent requests, each with its own result', async () => {
+    await start();
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => controlRequest({ socketPath, cookie: COOKIE, command: 'echo', args: [i] })),
+    );
+    expect(results).toEqual(Array.from({ length: 50 }, (_, i) => ({ args: [i] })));
+  });
+
+  it('the client gives up after timeoutMs: ETIMEOUT', async () => {
+    await start();
+    const err = await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'hang', timeoutMs: 200 }), 'ETIMEOUT');
+    expect(err.message).toContain('within 200 ms');
+  });
+
+  it('a stream command asked as a request (and the reverse) is EPROTO', async () => {
+    await start();
+    await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'echo_stream' }), 'EPROTO');
+    await controlFailure(controlStream({ socketPath, cookie: COOKIE, command: 'ping' }), 'EPROTO');
+  });
+});
+
+describe('authentication', () => {
+  it('refuses a wrong cookie (EAUTH), runs nothing, and reports it through onAuthFailure', async () => {
+    const failures: string[] = [];
+    let ran = false;
+    await start({
+      onAuthFailure: (info) => failures.push(info),
+      requests: {
+        ping: () => {
+          ran = true;
+          return 'pong';
+        },
+      },
+    });
+    const err = await controlFailure(controlRequest({ socketPath, cookie: 'wrong', command: 'ping' }), 'EAUTH');
+    expect(err.message).toBe('wrong cookie');
+    expect(ran).toBe(false);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toContain('wrong cookie');
+    expect(failures[0]).toContain('"ping"');
+    // an unknown command with a wrong cookie is still EAUTH: nothing is told before authentication
+    await controlFailure(controlRequest({ socketPath, cookie: 'wrong', command: 'nope' }), 'EAUTH');
+  });
+
+  it('speaks the documented wire protocol', async () => {
+    await start();
+    const c = rawClient();
+    const hello = JSON.parse(await c.nextLine()) as { v: number; challenge: string };
+    expect(hello.v).toBe(1);
+    expect(Buffer.from(hello.challenge, 'base64')).toHaveLength(32);
+    c.socket.write(JSON.stringify({ hmac: hmacFor(hello.challenge), command: 'echo', args: ['x'] }) + '\n');
+    expect(JSON.parse(await c.nextLine())).toEqual({ ok: true, result: { args: ['x'] } });
+    await c.closed;
+  });
+
+  it('a fresh challenge every connection; a replayed answer is refused', async () => {
+    await start();
+    const a = rawClient();
+    const first = JSON.parse(await a.nextLine()) as { challenge: string };
+    const answer = JSON.stringify({ hmac: hmacFor(first.challenge), command: 'ping' }) + '\n';
+    a.socket.write(answer);
+    expect(JSON.parse(await a.nextLine())).toEqual({ ok: true, result: 'pong' });
+    const b = rawClient();
+    const second = JSON.parse(await b.nextLine()) as { challenge: string };
+    expect(second.challenge).not.toBe(first.challenge);
+    b.socket.write(answer);
+    expect(JSON.parse(await b.nextLine())).toEqual({ ok: false, code: 'EAUTH', error: 'wrong cookie' });
+  });
+
+  it('an hmac of the wrong length, or none, is a wrong cookie', async () => {
+    const failures: string[] = [];
+    await start({ onAuthFailure: (info) => failures.push(info) });
+    for (const hmac of ['c2hvcnQ=', undefined, 42]) {
+      const c = rawClient();
+      await c.nextLine();
+      c.socket.write(JSON.stringify({ hmac, command: 'ping' }) + '\n');
+      expect(JSON.parse(await c.nextLine())).toEqual({ ok: false, code: 'EAUTH', error: 'wrong cookie' });
+      await c.closed;
+    }
+    expect(failures).toHaveLength(3);
+  });
+
+  it('a first line that is not JSON, or too long, is EPROTO and reported', async () => {
+    const failures: string[] = [];
+    await start({ onAuthFailure: (info) => failures.push(info) });
+    const junk = rawClient();
+    await junk.nextLine();
+    junk.socket.write('GET / HTTP/1.1\n');
+    expect(JSON.parse(await junk.nextLine())).toMatchObject({ ok: false, code: 'EPROTO' });
+    const big = rawClient();
+    await big.nextLine();
+    big.socket.write('x'.repeat(200 * 1024));
+    expect(JSON.parse(await big.nextLine())).toMatchObject({ ok: false, code: 'EPROTO' });
+    await big.closed;
+    expect(failures).toHaveLength(2);
+  });
+
+  it('drops a client that never answers the challenge after authTimeoutMs', async () => {
+    await start({ authTimeoutMs: 200 });
+    const c = rawClient();
+    const t0 = Date.now();
+    await c.nextLine(); // the challenge
+    expect(JSON.parse(await c.nextLine())).toMatchObject({ ok: false, code: 'ETIMEOUT' });
+    await c.closed;
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    // the server is still fine
+    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
+  });
+});
+
+describe('streams', () => {
+  it('hands the socket over raw, keeping the bytes sent right after the answer line', async () => {
+    await start();
+    const c = rawClient();
+    const hello = JSON.parse(await c.nextLine()) as { challenge: string };
+    // the answer line and the first stream bytes in one write: none of them may be lost
+    c.socket.write(JSON.stringify({ hmac: hmacFor(hello.challenge), command: 'echo_stream' }) + '\nearly bytes|');
+    expect(JSON.parse(await c.nextLine())).toEqual({ ok: true, stream: true });
+    expect(await c.nextLine()).toBe('welcome');
+    c.socket.write('later\n');
+    expect(await c.nextLine()).toBe('early bytes|later');
+  });
+
+  it('works the same for a handler that pipe()s the socket', async () => {
+    await start();
+    const c = rawClient();
+    const hello = JSON.parse(await c.nextLine()) as { challenge: string };
+    c.socket.write(JSON.stringify({ hmac: hmacFor(hello.challenge), command: 'pipe_stream' }) + '\nfirst|');
+    expect(JSON.parse(await c.nextLine())).toEqual({ ok: true, stream: true });
+    c.socket.write('second\n');
+    expect(await c.nextLine()).toBe('first|second');
+  });
+
+  it('controlStream resolves with the socket; bytes the node sent after its ack come first', async () => {
+    await start();
+    const socket = await controlStream({ socketPath, cookie: COOKIE, command: 'echo_stream', args: ['tty'] });
+    sockets.push(socket);
+    const got = readUntil(socket, (t) => t.includes('ping!'));
+    socket.write('ping!');
+    expect(await got).toBe('welcome\nping!');
+  });
+
+  it('controlStream with a wrong cookie is EAUTH', async () => {
+    await start();
+    await controlFailure(controlStream({ socketPath, cookie: 'nope', command: 'echo_stream' }), 'EAUTH');
+  });
+});
+
+describe('the socket file and its directory', () => {
+  it('socket 0600 in a 0700 directory it created', async () => {
+    await start();
+    expect(fs.statSync(socketPath).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.dirname(socketPath)).mode & 0o777).toBe(0o700);
+  });
+
+  it('tightens an existing looser directory of its own to 0700', async () => {
+    fs.mkdirSync(path.dirname(socketPath), { recursive: true });
+    fs.chmodSync(path.dirname(socketPath), 0o755);
+    await start();
+    expect(fs.statSync(path.dirname(socketPath)).mode & 0o777).toBe(0o700);
+  });
+
+  it('refuses a shared (sticky, world-writable) directory instead of chmod-ing it', async () => {
+    const shared = path.join(tmp, 'shared');
+    fs.mkdirSync(shared);
+    fs.chmodSync(shared, 0o1777);
+    socketPath = path.join(shared, 'control.sock');
+    const err = await startControlServer({ socketPath, cookie: COOKIE, requests: {} }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BootError);
+    expect((err as BootError).message).toContain(`${shared} is a shared directory (mode 1777)`);
+    expect(fs.statSync(shared).mode & 0o7777).toBe(0o1777);
+  });
+
+  it('replaces a stale socket file left by a dead node', async () => {
+    makeStaleSocket(socketPath);
+    await start();
+    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
+  });
+
+  it('leaves a file that is not a socket alone, and says so', async () => {
+    fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(socketPath, 'precious');
+    const err = await start().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BootError);
+    expect((err as BootError).message).toBe(`${socketPath} exists and is not a socket; move it away or set RELEASE_TMP elsewhere`);
+    expect(fs.readFileSync(socketPath, 'utf8')).toBe('precious');
+  });
+
+  it('close() removes the socket file, ends open streams, and then nothing is running', async () => {
+    const server = await start();
+    const stream = await controlStream({ socketPath, cookie: COOKIE, command: 'echo_stream' });
+    sockets.push(stream);
+    stream.on('error', () => {});
+    stream.resume();
+    const ended = new Promise<void>((r) => stream.on('close', () => r()));
+    await server.close();
+    await ended;
+    expect(fs.existsSync(socketPath)).toBe(false);
+    await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' }), 'ENOTRUNNING');
+    await server.close(); // twice is fine
+  });
+
+  it('too long a socket path: a BootError naming it and RELEASE_TMP, from server and client', async () => {
+    const long = path.join(tmp, 'x'.repeat(120), 'control.sock');
+    for (const p of [startControlServer({ socketPath: long, cookie: COOKIE, requests: {} }), controlRequest({ socketPath: long, cookie: COOKIE, command: 'ping' })]) {
+      const err = await p.catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BootError);
+      expect((err as BootError).code).toBe('ESOCKET');
+      expect((err as BootError).message).toContain(long);
+      expect((err as BootError).message).toContain('RELEASE_TMP');
+    }
+  });
+});
+
+describe('no node running', () => {
+  it('no socket file: ENOTRUNNING', async () => {
+    const err = await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' }), 'ENOTRUNNING');
+    expect(err.message).toBe(`no node is listening on ${socketPath}`);
+  });
+
+  it('a stale socket file: ENOTRUNNING', async () => {
+    makeStaleSocket(socketPath);
+    await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' }), 'ENOTRUNNING');
+    await controlFailure(controlStream({ socketPath, cookie: COOKIE, command: 'attach' }), 'ENOTRUNNING');
+  });
+});

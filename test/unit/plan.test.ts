@@ -1,0 +1,299 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import * as layout from '../../src/assemble/layout.js';
+import { describePlan, listFiles, planRelease, renderLauncher, type Operation, type Plan } from '../../src/assemble/plan.js';
+import { configToPlain, resolveConfig } from '../../src/config/resolve.js';
+import { templatesDir } from '../../src/paths.js';
+import type { Release } from '../../src/release/model.js';
+import { tempDir, writeFiles } from '../helpers/project.js';
+
+let project: string;
+let cleanup: () => void;
+
+beforeEach(() => {
+  ({ dir: project, cleanup } = tempDir('noderel-plan-'));
+});
+
+afterEach(() => cleanup());
+
+describe('listFiles', () => {
+  beforeEach(() => {
+    writeFiles(project, {
+      'b.js': '',
+      'a.js': '',
+      'B.txt': '',
+      'lib/z.js': '',
+      'lib/deep/y.js': '',
+      'node_modules/dep/index.js': '',
+      'lib/node_modules/nested/index.js': '',
+      '.git/HEAD': '',
+      '.env': '',
+      '_rel/shop/bin/shop': '',
+      'rel/relx.config': '',
+    });
+  });
+
+  it('lists every file, relative with forward slashes, sorted, depth first, skipping node_modules and .git at any depth', () => {
+    expect(listFiles(project)).toEqual(['.env', 'B.txt', '_rel/shop/bin/shop', 'a.js', 'b.js', 'lib/deep/y.js', 'lib/z.js', 'rel/relx.config']);
+  });
+
+  it('skips the directories given as absolute paths', () => {
+    expect(listFiles(project, undefined, [path.join(project, '_rel'), path.join(project, 'rel')])).toEqual([
+      '.env',
+      'B.txt',
+      'a.js',
+      'b.js',
+      'lib/deep/y.js',
+      'lib/z.js',
+    ]);
+  });
+
+  it('only skips a directory by its exact path, not by its name elsewhere', () => {
+    writeFiles(project, { 'lib/rel/x.js': '' });
+    expect(listFiles(project, undefined, [path.join(project, 'rel')])).toContain('lib/rel/x.js');
+  });
+
+  it('keeps only the files the filter accepts (given the relative path)', () => {
+    const seen: string[] = [];
+    const files = listFiles(project, (rel) => {
+      seen.push(rel);
+      return rel.startsWith('lib/');
+    });
+    expect(files).toEqual(['lib/deep/y.js', 'lib/z.js']);
+    expect(seen).toContain('lib/deep/y.js');
+    expect(seen).not.toContain('node_modules/dep/index.js');
+  });
+
+  it('lists symlinked files', () => {
+    fs.symlinkSync(path.join(project, 'a.js'), path.join(project, 'c.js'));
+    expect(listFiles(project)).toContain('c.js');
+  });
+
+  it('returns nothing for an empty directory', () => {
+    const { dir, cleanup: done } = tempDir();
+    try {
+      expect(listFiles(dir)).toEqual([]);
+    } finally {
+      done();
+    }
+  });
+});
+
+/** A release model of a small project, with a fake runtime binary; cast where the plan does not look. */
+function fakeRelease(extra: Record<string, unknown> = {}): Release {
+  writeFiles(project, {
+    'apps/web/package.json': JSON.stringify({ name: 'web', version: '1.2.3', main: 'src/index.js', files: ['src/', './bin'] }),
+    'apps/web/src/index.js': 'export async function start() {}\n',
+    'apps/web/bin/web': '#!/bin/sh\n',
+    'apps/web/README.md': '# web\n',
+    'apps/web/test/web.test.js': '',
+    'apps/web/node_modules/ini/index.js': '',
+    'deps/ini/package.json': '{"name":"ini","version":"5.0.0"}',
+    'deps/ini/ini.js': '',
+    'rel/overlay/motd': 'welcome to {{release_name}} {{ release_version }} on node {{node_version}} ({{default_node_type}}, {{unknown}})\n',
+    'rel/overlay/etc/a.conf': 'name={{release_name}}\n',
+    'rel/hooks/pre_start.sh': '#!/bin/sh\n',
+    'fake-node/bin/node': 'ELF',
+    'fake-node/LICENSE': 'MIT',
+  });
+  fs.chmodSync(path.join(project, 'apps/web/bin/web'), 0o755);
+  const config = resolveConfig({
+    root: project,
+    config: {
+      release: { name: 'shop', version: '2.0.0' },
+      apps: ['apps/web'],
+      node_types: { front: ['web'], back: ['web'] },
+      vm_args: false,
+      sys_config: false,
+      overlays: [
+        { mkdir: 'log/' },
+        { template: { from: 'rel/overlay/motd', to: 'etc/motd' } },
+        { template: { from: 'rel/overlay/etc', to: 'etc/conf' } },
+        { copy: { from: 'rel/overlay/etc', to: 'etc/raw' } },
+      ],
+      hooks: { pre_start: 'rel/hooks/pre_start.sh' },
+      ...extra,
+    },
+    sources: [],
+  });
+  return {
+    config,
+    name: config.name,
+    version: config.version,
+    noderelVersion: '0.1.0',
+    runtime: {
+      version: '22.1.0',
+      target: 'linux-x64',
+      binaryPath: path.join(project, 'fake-node/bin/node'),
+      licensePath: path.join(project, 'fake-node/LICENSE'),
+      modulesAbi: 127,
+      runnable: true,
+      source: 'registry',
+    },
+    apps: config.apps.map((a) => ({
+      ...a,
+      deps: [{ name: 'ini', version: '5.0.0', source: path.join(project, 'deps/ini'), dest: path.join('node_modules', 'ini') }],
+      libDir: `lib/${a.name}-${a.version}`,
+    })),
+    vmArgsText: '--max-old-space-size=256\n',
+    sysConfig: { web: { port: 8080 } },
+    sysConfigSrc: false,
+    releaseDir: path.join(config.outputDir, config.name),
+    manifest: { name: 'shop', version: '2.0.0' },
+  } as unknown as Release;
+}
+
+describe('renderLauncher', () => {
+  it('fills every @@PLACEHOLDER@@ of the launcher template', () => {
+    const template = fs.readFileSync(path.join(templatesDir, 'bin', 'launcher.sh'), 'utf8');
+    expect(template).toContain('@@'); // the test means something only while the template has placeholders
+    const text = renderLauncher(fakeRelease());
+    expect(text).not.toContain('@@');
+    expect(text).toContain('\nREL_NAME="shop"\n');
+    expect(text).toContain('\nREL_VSN="2.0.0"\n');
+    expect(text).toContain('\nNODE_VSN="22.1.0"\n');
+    expect(text).toContain('\nNODEREL_VSN="0.1.0"\n');
+    expect(text).toContain('\nNODE_TYPES="front back"\n');
+    expect(text).toContain('\nDEFAULT_NODE_TYPE="front"\n');
+    expect(text.split('\n')).toHaveLength(template.split('\n').length);
+  });
+
+  it('changes nothing but the placeholders', () => {
+    const template = fs.readFileSync(path.join(templatesDir, 'bin', 'launcher.sh'), 'utf8');
+    const text = renderLauncher(fakeRelease());
+    const pattern = template
+      .split(/@@[A-Z_]+@@/)
+      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+      .join('[^\\n]*?');
+    expect(text).toMatch(new RegExp(`^${pattern}$`));
+  });
+});
+
+describe('planRelease', () => {
+  const byTarget = (plan: Plan) => new Map(plan.operations.map((op) => [op.to, op]));
+
+  it('plans the launchers, runtime, apps, noderel runtime, release files, overlays and hooks', () => {
+    const r = fakeRelease();
+    const plan = planRelease(r, 'secret-cookie');
+    const ops = byTarget(plan);
+    expect(plan.releaseDir).toBe(path.join(project, '_rel', 'shop'));
+    expect(plan.cookie).toBe('secret-cookie');
+
+    const launcher = renderLauncher(r);
+    expect(ops.get('bin/shop')).toEqual({ kind: 'write', to: 'bin/shop', data: launcher, mode: 0o755 });
+    expect(ops.get('bin/shop-2.0.0')).toEqual({ kind: 'write', to: 'bin/shop-2.0.0', data: launcher, mode: 0o755 });
+
+    expect(ops.get('node-22.1.0/bin/node')).toEqual({ kind: 'copy', from: path.join(project, 'fake-node/bin/node'), to: 'node-22.1.0/bin/node', mode: 0o755 });
+    expect(ops.get('node-22.1.0/LICENSE')).toMatchObject({ kind: 'copy', mode: 0o644 });
+
+    // The app: only what its package.json "files" allows (plus package.json and README), and its deps.
+    const appFiles = plan.operations.filter((op) => op.to.startsWith('lib/web-1.2.3/')).map((op) => op.to);
+    expect(appFiles.sort()).toEqual([
+      'lib/web-1.2.3/README.md',
+      'lib/web-1.2.3/bin/web',
+      'lib/web-1.2.3/node_modules/ini/ini.js',
+      'lib/web-1.2.3/node_modules/ini/package.json',
+      'lib/web-1.2.3/package.json',
+      'lib/web-1.2.3/src/index.js',
+    ]);
+    expect(ops.get('lib/web-1.2.3/bin/web')).toMatchObject({ kind: 'copy', from: path.join(project, 'apps/web/bin/web'), mode: 0o755 });
+    expect(ops.get('lib/web-1.2.3/src/index.js')).toMatchObject({ mode: 0o644 });
+
+    // The noderel runtime: compiled .js only, plus a package.json that makes it ESM.
+    const runtimeOps = plan.operations.filter((op) => op.to.startsWith('lib/noderel-0.1.0/'));
+    expect(runtimeOps.map((op) => op.to)).toContain('lib/noderel-0.1.0/boot.js');
+    expect(runtimeOps.every((op) => op.to.endsWith('.js') || op.to === 'lib/noderel-0.1.0/package.json')).toBe(true);
+    const pkgOp = ops.get('lib/noderel-0.1.0/package.json') as Extract<Operation, { kind: 'write' }>;
+    expect(JSON.parse(pkgOp.data)).toEqual({ name: 'noderel-runtime', version: '0.1.0', type: 'module', private: true });
+
+    const data = (to: string) => (ops.get(to) as Extract<Operation, { kind: 'write' }>).data;
+    expect(JSON.parse(data('releases/2.0.0/release.json'))).toEqual({ name: 'shop', version: '2.0.0' });
+    expect(YAML.parse(data('releases/2.0.0/config.yaml'))).toEqual(JSON.parse(JSON.stringify(configToPlain(r.config))));
+    expect(data('releases/2.0.0/vm.args')).toBe('--max-old-space-size=256\n');
+    expect(JSON.parse(data('releases/2.0.0/sys.config'))).toEqual({ web: { port: 8080 } });
+    expect(data('releases/start.data')).toBe('22.1.0 2.0.0\n');
+    expect(ops.get('releases/2.0.0/hooks/pre_start')).toEqual({ kind: 'copy', from: path.join(project, 'rel/hooks/pre_start.sh'), to: 'releases/2.0.0/hooks/pre_start', mode: 0o755 });
+
+    // Overlays: mkdir, template (file and directory: rendered), copy (directory: copied as is).
+    expect(ops.get('log/')).toEqual({ kind: 'mkdir', to: 'log/' });
+    expect(data('etc/motd')).toBe('welcome to shop 2.0.0 on node 22.1.0 (front, {{unknown}})\n');
+    expect(data('etc/conf/a.conf')).toBe('name=shop\n');
+    expect(ops.get('etc/raw/a.conf')).toMatchObject({ kind: 'copy', from: path.join(project, 'rel/overlay/etc/a.conf') });
+
+    expect([...plan.units].sort()).toEqual(
+      ['bin/shop', 'bin/shop-2.0.0', 'node-22.1.0', 'lib/web-1.2.3', 'lib/noderel-0.1.0', 'releases/2.0.0', 'releases/start.data', 'log', 'etc/motd', 'etc/conf', 'etc/raw'].sort(),
+    );
+    // Nothing is planned outside the units the build owns.
+    for (const op of plan.operations) {
+      expect(plan.units.some((u) => op.to === u || op.to.startsWith(`${u}/`) || op.to.replace(/\/+$/, '') === u)).toBe(true);
+    }
+  });
+
+  it('never ships the output directory or rel/ when the app is the project itself', () => {
+    writeFiles(project, {
+      'package.json': JSON.stringify({ name: 'shop', version: '2.0.0', main: 'server.js' }),
+      'server.js': '',
+      '_rel/shop/bin/shop': 'old build',
+    });
+    const r = fakeRelease({ apps: ['.'], node_types: { shop: ['shop'] }, overlays: [], hooks: {} });
+    const appFiles = planRelease(r, 'c')
+      .operations.filter((op) => op.to.startsWith('lib/shop-2.0.0/'))
+      .map((op) => op.to.slice('lib/shop-2.0.0/'.length));
+    expect(appFiles).toContain('server.js');
+    expect(appFiles).toContain('apps/web/src/index.js');
+    expect(appFiles.some((f) => f.startsWith('_rel/') || f.startsWith('rel/'))).toBe(false);
+  });
+
+  it('writes nothing: planning leaves the output directory absent', () => {
+    planRelease(fakeRelease(), 'c');
+    expect(fs.existsSync(path.join(project, '_rel'))).toBe(false);
+  });
+});
+
+describe('describePlan', () => {
+  it('prints one line per operation', () => {
+    const plan: Plan = {
+      releaseDir: '/x/_rel/shop',
+      units: [],
+      cookie: 'c',
+      operations: [
+        { kind: 'mkdir', to: 'log' },
+        { kind: 'write', to: 'bin/shop', data: 'héllo', mode: 0o755 },
+        { kind: 'write', to: 'releases/start.data', data: '', mode: 0o644 },
+        { kind: 'copy', from: '/src/app/index.js', to: 'lib/app-1.0.0/index.js', mode: 0o644 },
+      ],
+    };
+    expect(describePlan(plan)).toEqual([
+      'mkdir log',
+      'write bin/shop (6 bytes, 755)',
+      'write releases/start.data (0 bytes, 644)',
+      'copy  lib/app-1.0.0/index.js <- /src/app/index.js',
+    ]);
+  });
+
+  it('prints nothing for an empty plan', () => {
+    expect(describePlan({ releaseDir: '/x', units: [], cookie: '', operations: [] })).toEqual([]);
+  });
+});
+
+describe('layout', () => {
+  it('names every path of the release layout (SPEC §3)', () => {
+    expect(layout.START_DATA).toBe('releases/start.data');
+    expect(layout.COOKIE).toBe('releases/COOKIE');
+    expect(layout.launcher('kazoo')).toBe('bin/kazoo');
+    expect(layout.versionedLauncher('kazoo', '4.3.0')).toBe('bin/kazoo-4.3.0');
+    expect(layout.nodeDir('22.23.3')).toBe('node-22.23.3');
+    expect(layout.nodeBinary('22.23.3')).toBe('node-22.23.3/bin/node');
+    expect(layout.noderelDir('0.1.0')).toBe('lib/noderel-0.1.0');
+    expect(layout.releaseVersionDir('4.3.0')).toBe('releases/4.3.0');
+    expect(layout.tarballName('kazoo', '4.3.0')).toBe('kazoo-4.3.0.tar.gz');
+  });
+
+  it('keeps the binary inside the runtime directory and the manifest directory under releases/', () => {
+    expect(layout.nodeBinary('1.2.3').startsWith(`${layout.nodeDir('1.2.3')}/`)).toBe(true);
+    expect(path.posix.dirname(layout.START_DATA)).toBe('releases');
+    expect(path.posix.dirname(layout.COOKIE)).toBe('releases');
+  });
+});
