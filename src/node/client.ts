@@ -100,7 +100,7 @@ async function dispatch(t: Target, command: string, args: string[]): Promise<num
       return printStatus(await request(t, 'status'), args.includes('--json'));
     case 'eval': {
       if (args.length === 0) return fail('eval: no expression given; usage: eval EXPR');
-      out(String(await request(t, 'eval', [args.join(' ')], 0)));
+      out(String(await request(t, 'eval', [args.join(' ')], 10 * 60_000)));
       return 0;
     }
     case 'stop':
@@ -108,7 +108,7 @@ async function dispatch(t: Target, command: string, args: string[]): Promise<num
     case 'restart':
     case 'reload':
     case 'reopen_logs':
-      out(String(await request(t, command, [], 0)));
+      out(String(await request(t, command, [], 10 * 60_000)));
       return 0;
     case 'attach':
     case 'remote_console':

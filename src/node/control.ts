@@ -22,7 +22,8 @@
  *
  * The server checks the HMAC with crypto.timingSafeEqual (a digest of the wrong length is a wrong
  * cookie) before it looks at the command, so an unauthenticated peer learns nothing. The answer
- * line is bounded (64 KiB) and must come within `authTimeoutMs` (10 s). Bytes a client sends
+ * line is bounded (64 KiB) and must come within `authTimeoutMs` (10 s). A request client keeps
+ * its side open until the reply (no half-close: the server then ends too). Bytes a client sends
  * right after its answer line (a stream command's first input) are kept for the stream handler;
  * bytes a server sends right after the stream ack are kept for the client.
  *
@@ -98,7 +99,7 @@ export interface ControlClientOptions {
 export async function startControlServer(o: ControlServerOptions): Promise<ControlServer> {
   checkSocketPath(o.socketPath);
   prepareSocketDir(dirnameOf(o.socketPath));
-  removeStaleSocket(o.socketPath);
+  await removeStaleSocket(o.socketPath);
 
   const connections = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -190,6 +191,7 @@ function serveConnection(socket: net.Socket, o: ControlServerOptions): void {
         answered = true;
         clearTimeout(timer);
         reader.release();
+        socket.resume(); // drop further input; notice a peer that leaves while the handler runs
         void runRequest(socket, command, request, args);
       } else if (stream) {
         answered = true;
@@ -284,12 +286,27 @@ function prepareSocketDir(dir: string): void {
   fs.chmodSync(dir, 0o700);
 }
 
-/** A socket file left by a node that died (the caller holds the node lock); anything else stays. */
-function removeStaleSocket(socketPath: string): void {
+/**
+ * Removes a socket file left by a node that died (the caller holds the node lock, so it should be
+ * stale); a file that is not a socket stays. As a guard against a lock gone wrong, a socket that
+ * still answers is never taken over.
+ */
+async function removeStaleSocket(socketPath: string): Promise<void> {
   const stat = fs.lstatSync(socketPath, { throwIfNoEntry: false });
   if (!stat) return;
   if (!stat.isSocket()) {
     throw new BootError('ESOCKET', `${socketPath} exists and is not a socket; move it away or set RELEASE_TMP elsewhere`);
+  }
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) {
+    throw new BootError('ESOCKET', `another process is listening on the control socket ${socketPath}; is this node already running?`);
   }
   fs.unlinkSync(socketPath);
 }

@@ -10,7 +10,9 @@
  * `<pid>\n`, which is how a loser learns who holds it. The server is unref'ed (it never keeps
  * the node alive) and its descriptor is close-on-exec (children never inherit the lock).
  * Abstract names are per network namespace: nodes in different network namespaces (containers)
- * sharing one run directory do not see each other's lock.
+ * sharing one run directory do not see each other's lock. And abstract names have no
+ * permissions: another local user could bind the name first and so keep the node from starting
+ * (it would be reported as the holder).
  *
  * Elsewhere (and on request): an O_EXCL lock file `<runDir>/node.lock` holding the pid. A lock
  * whose pid is dead (or is this very process without holding it: a container's node restarted
@@ -60,6 +62,8 @@ const EMPTY_LOCK_GRACE_MS = 2_000;
 const TAKEOVER_SETTLE_MS = 50;
 const RETRY_MS = 10;
 const WAIT_POLL_MS = 50;
+/** Connect errors that mean nobody holds the name any more (or is about to stop holding it). */
+const GONE = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE']);
 
 /** Lock files held by this process (see `tryLockFile`: our own pid in a lock file is stale unless listed here). */
 const heldLockFiles = new Set<string>();
@@ -138,7 +142,7 @@ function listen(server: net.Server, name: string): Promise<NodeJS.ErrnoException
   });
 }
 
-/** The holder's pid; `'gone'` when nobody listens on the name; undefined when it does not say. */
+/** The holder's pid; `'gone'` when nobody listens on the name (any more); undefined when it does not say. */
 function askHolder(name: string): Promise<number | 'gone' | undefined> {
   return new Promise((resolve) => {
     let settled = false;
@@ -157,9 +161,11 @@ function askHolder(name: string): Promise<number | 'gone' | undefined> {
       data += chunk;
       if (data.length > 32) settle(undefined);
     });
-    socket.on('end', () => settle(parsePid(data)));
-    socket.on('close', () => settle(parsePid(data)));
-    socket.on('error', (err: NodeJS.ErrnoException) => settle(err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? 'gone' : undefined));
+    // Hung up without a word: the holder is closing its server (release, exit). Ask again.
+    const answer = (): number | 'gone' | undefined => (data === '' ? 'gone' : parsePid(data));
+    socket.on('end', () => settle(answer()));
+    socket.on('close', () => settle(answer()));
+    socket.on('error', (err: NodeJS.ErrnoException) => settle(GONE.has(err.code ?? '') ? 'gone' : undefined));
   });
 }
 

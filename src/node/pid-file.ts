@@ -53,17 +53,30 @@ export function parsePid(text: string): number | undefined {
 
 /**
  * Whether a process with this pid exists (`kill(pid, 0)`); EPERM (someone else's process)
- * counts as alive. A zombie counts as alive too. Anything that is not a positive integer is
- * never alive: `kill(0)` and `kill(-1)` would address process groups, not a process.
+ * counts as alive. A zombie (exited, not yet reaped by its parent: a daemon's parent is init,
+ * which may take seconds) is not alive: it runs nothing and holds nothing. Anything that is
+ * not a positive integer is never alive: `kill(0)` and `kill(-1)` address process groups.
  */
 export function isAlive(pid: number): boolean {
   if (!isPid(pid)) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+  return !isZombie(pid);
+}
+
+/** Linux: the state in /proc/<pid>/stat is Z (zombie) or X (dead). Elsewhere: unknown, false. */
+function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
+  }
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state === 'Z' || state === 'X';
 }
 
 /**

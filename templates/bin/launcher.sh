@@ -192,6 +192,10 @@ prepare_node() {
     check_node_type
     [ -x "$NODE_BIN" ] || die "$NODE_BIN is missing; the release is incomplete, rebuild it"
     prepare_vm_args
+    export_node_env
+}
+
+export_node_env() {
     export NODEREL_ROOT="$RELEASE_ROOT_DIR" NODEREL_REL_NAME="$REL_NAME" NODEREL_REL_VSN="$REL_VSN"
     export NODEREL_NODE_TYPE="$REL" NODEREL_NODE_NAME="$NODE_NAME" RELEASE_TMP RUNNER_LOG_DIR
     export NODEREL_RUN_DIR="$NODE_TMP" NODEREL_LOG_DIR="$NODE_LOG_DIR" NODEREL_VM_ARGS="$NODE_TMP/vm.args"
@@ -221,6 +225,9 @@ running_pid() {
         read -r comm <"/proc/$pid/comm" || return 1
         # the kernel keeps 15 characters of a process name
         [ "$comm" = "$(process_name | cut -c1-15)" ] || return 1
+        # an exited node not yet reaped by its parent (a zombie) is not running
+        read -r stat <"/proc/$pid/stat" || return 1
+        case ${stat##*) } in Z* | X*) return 1 ;; esac
     fi
     echo "$pid"
 }
@@ -347,7 +354,11 @@ case $COMMAND in
         ;;
     ping | status | eval | stop | restart | reload | reopen_logs | cookie | \
         attach | daemon_attach | remote_console | remote | remsh)
-        prepare_node
+        # A client needs the node's name and run directory, not a vm.args of its own: the
+        # cookie resolution reads the running node's substituted copy.
+        check_node_type
+        prepare_vm_args --no-write
+        export_node_env
         case $COMMAND in
             daemon_attach) COMMAND=attach ;;
             remote | remsh) COMMAND=remote_console ;;

@@ -65,6 +65,10 @@ async function start(extra: Partial<ControlServerOptions> = {}): Promise<Control
       pipe_stream: (socket) => {
         socket.pipe(socket);
       },
+      // a handler that starts reading only later: the bytes wait in the socket meanwhile
+      late_stream: (socket) => {
+        setTimeout(() => socket.pipe(socket), 100);
+      },
     },
     ...extra,
   });
@@ -173,7 +177,7 @@ describe('requests', () => {
   it('an unknown command: EUNKNOWN listing the known ones', async () => {
     await start();
     const err = await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'toString' }), 'EUNKNOWN');
-    expect(err.message).toBe('unknown command toString; known: echo, echo_stream, fail, hang, nothing, ping, pipe_stream, slow');
+    expect(err.message).toBe('unknown command toString; known: echo, echo_stream, fail, hang, late_stream, nothing, ping, pipe_stream, slow');
   });
 
   it('answers 50 concurrent requests, each with its own result', async () => {
@@ -309,6 +313,16 @@ describe('streams', () => {
     expect(await c.nextLine()).toBe('first|second');
   });
 
+  it('keeps the early bytes for a handler that starts reading later', async () => {
+    await start();
+    const c = rawClient();
+    const hello = JSON.parse(await c.nextLine()) as { challenge: string };
+    c.socket.write(JSON.stringify({ hmac: hmacFor(hello.challenge), command: 'late_stream' }) + '\nearly|');
+    expect(JSON.parse(await c.nextLine())).toEqual({ ok: true, stream: true });
+    c.socket.write('more\n');
+    expect(await c.nextLine()).toBe('early|more');
+  });
+
   it('controlStream resolves with the socket; bytes the node sent after its ack come first', async () => {
     await start();
     const socket = await controlStream({ socketPath, cookie: COOKIE, command: 'echo_stream', args: ['tty'] });
@@ -352,6 +366,14 @@ describe('the socket file and its directory', () => {
   it('replaces a stale socket file left by a dead node', async () => {
     makeStaleSocket(socketPath);
     await start();
+    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
+  });
+
+  it('never takes over a socket that still answers (a second node on the same path)', async () => {
+    await start();
+    const err = await startControlServer({ socketPath, cookie: COOKIE, requests: {} }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BootError);
+    expect((err as BootError).message).toBe(`another process is listening on the control socket ${socketPath}; is this node already running?`);
     await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
   });
 

@@ -20,6 +20,7 @@ const { writePidFile, removePidFile } = await import(${JSON.stringify(dist('pid-
 const [root, node] = process.argv.slice(2);
 const log = new ConsoleLog({ file: root + '/log/' + node + '/console.log', maxBytes: 0, generations: 5 });
 const pidFile = root + '/tmp/' + node + '/node.pid';
+(await import('node:fs')).mkdirSync(root + '/tmp/' + node, { recursive: true }); // the launcher's job
 writePidFile(pidFile);
 let n = 0, reopened = 0;
 process.on('SIGUSR1', () => { log.reopen(); reopened++; });

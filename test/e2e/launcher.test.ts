@@ -1,0 +1,419 @@
+/**
+ * The launcher's commands against real daemons (issue 3): start/stop/pid/ping/status/eval,
+ * the cookie and the authenticated control socket, logs, and the bad input and faults list.
+ * Every test has its own RELEASE_TMP, RUNNER_LOG_DIR and ports, and stops what it started.
+ */
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { copyFixture, listTree, noderel, tempDir } from '../helpers/project.js';
+import { freePort } from '../helpers/ports.js';
+
+let project: { dir: string; cleanup: () => void };
+let rel: string;
+let bin: string;
+
+beforeAll(() => {
+  project = copyFixture('ops');
+  const r = noderel(project.dir, ['build', '-q']);
+  expect(r.code, r.stderr).toBe(0);
+  rel = path.join(project.dir, '_rel', 'ops');
+  bin = path.join(rel, 'bin', 'ops');
+});
+afterAll(() => project?.cleanup());
+
+/** A sandbox per test: run and log dirs, a port, and every node started in it stopped after. */
+interface Sandbox {
+  env: NodeJS.ProcessEnv;
+  port: number;
+  tmp: string;
+  logs: string;
+  run(args: string[], extra?: NodeJS.ProcessEnv): SpawnSyncReturns<string>;
+  pid(rel?: string): number | undefined;
+}
+const sandboxes: { tmp: string; cleanup: () => void }[] = [];
+
+async function sandbox(extraEnv: NodeJS.ProcessEnv = {}): Promise<Sandbox> {
+  const t = tempDir('noderel-run-');
+  const tmp = path.join(t.dir, 'tmp');
+  const logs = path.join(t.dir, 'log');
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env, REL: 'web', RELEASE_TMP: tmp, RUNNER_LOG_DIR: logs, OPS_PORT: String(port), ...extraEnv };
+  delete env.OPS_COOKIE;
+  delete env.OPS_CONFIG;
+  sandboxes.push({ tmp, cleanup: t.cleanup });
+  const run = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
+    spawnSync(bin, args, { env: { ...env, ...extra }, encoding: 'utf8', timeout: 120_000 });
+  return {
+    env,
+    port,
+    tmp,
+    logs,
+    run,
+    pid(relName = 'web') {
+      const r = run(['pid'], { REL: relName });
+      return r.status === 0 ? Number(r.stdout.trim()) : undefined;
+    },
+  };
+}
+
+/** Kill (by pid, from the pid files) every node a test left running, then remove its dirs. */
+afterEach(async () => {
+  for (const s of sandboxes.splice(0)) {
+    const pids: number[] = [];
+    if (fs.existsSync(s.tmp)) {
+      for (const node of fs.readdirSync(s.tmp)) {
+        const file = path.join(s.tmp, node, 'node.pid');
+        if (fs.existsSync(file)) pids.push(Number(fs.readFileSync(file, 'utf8')));
+      }
+    }
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    s.cleanup();
+  }
+});
+
+function get(port: number, urlPath = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return !/\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
+
+describe('start, the control commands and stop', () => {
+  it('start returns once ready; pid, ping, status, eval work; stop returns once the process is gone', async () => {
+    const s = await sandbox();
+    const start = s.run(['start']);
+    expect(start.status, start.stderr).toBe(0);
+    // Ready means serving: no waiting needed after start returns.
+    expect(await get(s.port)).toEqual({ status: 200, body: 'hello\n' });
+    const pid = s.pid()!;
+    expect(pid).toBeGreaterThan(0);
+    expect(fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('web');
+    // A daemon: its own session, no controlling terminal.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    expect(Number(stat[3])).toBe(pid); // session id == pid: setsid
+    expect(Number(stat[4])).toBe(0); // tty_nr: none
+    expect(s.run(['ping'])).toMatchObject({ status: 0, stdout: 'pong\n' });
+    const status = JSON.parse(s.run(['status', '--json']).stdout) as Record<string, unknown>;
+    expect(status).toMatchObject({ node: expect.stringMatching(/^web@/), release: 'ops', version: '1.0.0', pid, stage: 'running', in_flight: 0, apps: ['opsapp'] });
+    expect(s.run(['status']).stdout).toMatch(/^stage: {5}running$/m);
+    expect(s.run(['eval', 'apps.opsapp.port + 1']).stdout).toBe(`${s.port + 1}\n`);
+    expect(s.run(['eval', 'process.env.OPS_FROM_VM_ARGS']).stdout).toBe('yes\n');
+    const bad = s.run(['eval', 'nosuchthing.x']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/nosuchthing is not defined/);
+    const stop = s.run(['stop']);
+    expect(stop.status, stop.stderr).toBe(0);
+    expect(alive(pid)).toBe(false);
+    expect(fs.existsSync(path.join(s.tmp, status.node as string, 'node.pid'))).toBe(false);
+    for (const cmd of [['ping'], ['pid'], ['stop'], ['eval', '1'], ['status'], ['attach'], ['remote_console']]) {
+      const r = s.run(cmd);
+      expect(r.status, cmd.join(' ')).toBe(1);
+      expect(r.stderr, cmd.join(' ')).toMatch(/^Node web@\S+ is not running!$/m);
+    }
+  });
+
+  it('runs two node types of one release at once, each with its own pid, socket and log', async () => {
+    const s = await sandbox();
+    const otherPort = await freePort();
+    expect(s.run(['start']).status).toBe(0);
+    expect(s.run(['start'], { REL: 'other', OPS_PORT: String(otherPort) }).status).toBe(0);
+    const a = s.pid('web')!;
+    const b = s.pid('other')!;
+    expect(a).not.toBe(b);
+    expect(fs.readFileSync(`/proc/${b}/comm`, 'utf8').trim()).toBe('ops_other');
+    expect((await get(otherPort)).status).toBe(200);
+    expect(fs.readdirSync(s.logs).sort()).toEqual([expect.stringMatching(/^other@/), expect.stringMatching(/^web@/)]);
+    expect(s.run(['stop'], { REL: 'other' }).status).toBe(0);
+    expect(s.run(['ping']).stdout).toBe('pong\n');
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('a second start of a running node exits 1 saying so', async () => {
+    const s = await sandbox();
+    expect(s.run(['start']).status).toBe(0);
+    const again = s.run(['start']);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/Node web@\S+ is already running \(pid \d+\)/);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('ten concurrent starts: exactly one node runs, the others exit 1', async () => {
+    const s = await sandbox();
+    const runs = await Promise.all(
+      Array.from({ length: 10 }, () => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(bin, ['start'], { env: s.env });
+        let stderr = '';
+        child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+        child.on('close', (code) => resolve({ code, stderr }));
+      })),
+    );
+    expect(runs.filter((r) => r.code === 0)).toHaveLength(1);
+    const losers = runs.filter((r) => r.code !== 0);
+    expect(losers).toHaveLength(9);
+    for (const l of losers) expect(l.stderr).toMatch(/already running/);
+    const pgrep = spawnSync('pgrep', ['-x', 'web'], { encoding: 'utf8' });
+    const environ = (p: number) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/environ`, 'utf8');
+      } catch {
+        return ''; // another test's process, gone meanwhile
+      }
+    };
+    const ours = pgrep.stdout.split('\n').filter(Boolean).map(Number).filter((p) => environ(p).includes(s.tmp));
+    expect(ours).toEqual([s.pid()]);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('a stale pid file (dead pid, or a pid now used by another program) does not block a start', async () => {
+    const s = await sandbox();
+    expect(s.run(['start']).status).toBe(0);
+    const node = JSON.parse(s.run(['status', '--json']).stdout).node as string;
+    expect(s.run(['stop']).status).toBe(0);
+    const pidFile = path.join(s.tmp, node, 'node.pid');
+    const dead = spawnSync('true').pid!;
+    fs.writeFileSync(pidFile, `${dead}\n`);
+    expect(s.run(['pid']).status).toBe(1);
+    expect(s.run(['start']).status).toBe(0);
+    expect(s.run(['stop']).status).toBe(0);
+    fs.writeFileSync(pidFile, `${process.pid}\n`); // alive, but it is vitest, not the node
+    expect(s.run(['pid']).status).toBe(1);
+    const start = s.run(['start']);
+    expect(start.status, start.stderr).toBe(0);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+});
+
+describe('boot failures surface at start', () => {
+  it('a taken port: start fails at once with EADDRINUSE and the log tail', async () => {
+    const s = await sandbox();
+    const blocker = net.createServer().listen(s.port, '127.0.0.1');
+    await new Promise((r) => blocker.once('listening', r));
+    try {
+      const r = s.run(['start']);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/failed to start: app opsapp failed to start: .*EADDRINUSE/);
+      expect(r.stderr).toMatch(/--- last lines of .*console\.log ---/);
+      expect(s.run(['pid']).status).toBe(1);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('an app that throws in start: non-zero, the error printed', async () => {
+    const s = await sandbox({ OPS_FAIL: 'on purpose' });
+    const r = s.run(['start']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/Node web@\S+ failed to start: app opsapp failed to start: .*opsapp refuses to start: on purpose/);
+  });
+
+  it('no readiness within --timeout: exit 2 naming the log', async () => {
+    const s = await sandbox({ OPS_DELAY_MS: '4000' });
+    const r = s.run(['start', '--timeout', '1']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/did not report ready within 1s; it may still be starting: see .*console\.log/);
+    // It was still booting: once up it is a normal node.
+    await waitFor(() => s.run(['ping']).status === 0, 'the slow node to answer');
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('unknown command and unknown REL: usage or the known node types, exit 1', async () => {
+    const s = await sandbox();
+    const u = s.run(['frobnicate']);
+    expect(u.status).toBe(1);
+    expect(u.stderr).toMatch(/^Unknown command: frobnicate\nUsage:/);
+    const t = s.run(['start'], { REL: 'nope' });
+    expect(t.status).toBe(1);
+    expect(t.stderr).toMatch(/Unknown node type "nope" \(from REL\); known: web other/);
+  });
+});
+
+describe('stop', () => {
+  it('waits for work in flight; --timeout gives up with a clear message and exit 1; a second stop moves on', async () => {
+    const s = await sandbox();
+    expect(s.run(['start']).status).toBe(0);
+    const pid = s.pid()!;
+    const held = get(s.port, '/work?ms=60000');
+    await waitFor(() => JSON.parse(s.run(['status', '--json']).stdout).in_flight === 1, 'the request to be in flight');
+    const first = s.run(['stop', '--timeout', '1']);
+    expect(first.status).toBe(1);
+    expect(first.stderr).toMatch(/did not stop within 1s \(stage running, 1 in flight when asked\); run stop again/);
+    expect(alive(pid)).toBe(true);
+    expect(JSON.parse(s.run(['status', '--json']).stdout).stage).toBe('draining');
+    s.run(['stop', '--timeout', '1']); // rejecting
+    // hanging-up: this app does not hang up its work, so the 4th stage (exit at once) ends it
+    expect(s.run(['stop', '--timeout', '1']).status).toBe(1);
+    expect(s.run(['stop']).status).toBe(0);
+    await waitFor(() => !alive(pid), 'the node to exit');
+    await held.catch(() => undefined);
+  });
+});
+
+describe('the cookie and the control channel', () => {
+  it('a wrong cookie is refused with a clear message and logged by the node', async () => {
+    const s = await sandbox();
+    expect(s.run(['start']).status).toBe(0);
+    const r = s.run(['ping'], { OPS_COOKIE: 'not-the-cookie' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^Node web@\S+ refused the connection: wrong cookie \(ours is from OPS_COOKIE\)/);
+    const log = fs.readFileSync(path.join(s.logs, fs.readdirSync(s.logs)[0]!, 'console.log'), 'utf8');
+    expect(log).toMatch(/warn .*refused a control connection: wrong cookie/);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('the socket is 0600 in a 0700 directory, and the cookie is on no command line', async () => {
+    const s = await sandbox({ OPS_COOKIE: 'c00kie-from-env-123' });
+    expect(s.run(['start']).status).toBe(0);
+    const node = fs.readdirSync(s.tmp).find((d) => d.startsWith('web@'))!;
+    expect(fs.statSync(path.join(s.tmp, node)).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(path.join(s.tmp, node, 'ctl')).mode & 0o777).toBe(0o600);
+    const pid = s.pid()!;
+    expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')).not.toContain('c00kie');
+    expect(s.run(['ping']).stdout).toBe('pong\n');
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('cookie: env, then the INI file (host section wins), then releases/COOKIE; --ini refuses to fall back', async () => {
+    const s = await sandbox();
+    const dir = tempDir('noderel-ini-');
+    sandboxes.push({ tmp: dir.dir, cleanup: dir.cleanup });
+    const ini = path.join(dir.dir, 'config.ini');
+    const host = spawnSync('uname', ['-n'], { encoding: 'utf8' }).stdout.trim();
+    fs.writeFileSync(ini, `[web]\ncookie = generic\n\n[web]\nhost = ${host}\ncookie = for-this-host\n\n[other]\nhost = elsewhere.example\ncookie = not-here\n`, { mode: 0o600 });
+    expect(s.run(['cookie'], { OPS_COOKIE: 'from-env' })).toMatchObject({ status: 0, stdout: 'from-env\n' });
+    const fromIni = s.run(['cookie'], { OPS_CONFIG: ini });
+    expect(fromIni.stdout).toBe('for-this-host\n');
+    expect(fromIni.stderr).toMatch(/cookie from .*config\.ini \[web\]/);
+    const fallback = s.run(['cookie'], { REL: 'other', OPS_CONFIG: ini });
+    expect(fallback.stdout).toBe(`${fs.readFileSync(path.join(rel, 'releases/COOKIE'), 'utf8')}\n`);
+    const strict = s.run(['cookie', '--ini'], { REL: 'other', OPS_CONFIG: ini });
+    expect(strict.status).toBe(1);
+    expect(strict.stderr).toMatch(/\[other\].*config\.ini/);
+    const missing = s.run(['cookie', '--ini'], { OPS_CONFIG: path.join(dir.dir, 'nope.ini') });
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/nope\.ini/);
+    fs.chmodSync(ini, 0o644);
+    const worldReadable = s.run(['cookie'], { OPS_CONFIG: ini });
+    expect(worldReadable.status).toBe(1);
+    expect(worldReadable.stderr).toMatch(/readable by other users .*; chmod 600 /);
+  });
+
+  it('a world-readable releases/COOKIE is refused, like ssh refuses keys', async () => {
+    const s = await sandbox();
+    const cookie = path.join(rel, 'releases/COOKIE');
+    fs.chmodSync(cookie, 0o644);
+    try {
+      const r = s.run(['start']);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/COOKIE is readable by other users .*; chmod 600 /);
+    } finally {
+      fs.chmodSync(cookie, 0o400);
+    }
+  });
+
+  it('an INI file that cannot be read is named in the error', async () => {
+    const s = await sandbox();
+    const dir = tempDir('noderel-ini-');
+    sandboxes.push({ tmp: dir.dir, cleanup: dir.cleanup });
+    const r = s.run(['cookie'], { OPS_CONFIG: dir.dir }); // a directory: unreadable as a file, even for root
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(dir.dir);
+  });
+});
+
+describe('logs', () => {
+  it('reopen_logs and USR1 after an external rename lose no line; the log rotates by size', async () => {
+    const s = await sandbox({ RUNNER_LOG_MAX_BYTES: '1M' });
+    expect(s.run(['start']).status).toBe(0);
+    const node = fs.readdirSync(s.logs)[0]!;
+    const log = path.join(s.logs, node, 'console.log');
+    const say = (n: number) => expect(s.run(['eval', `console.log('line-${n}')`]).status).toBe(0);
+    say(1);
+    fs.renameSync(log, `${log}.1`);
+    say(2); // still into the renamed file
+    expect(s.run(['reopen_logs']).stdout).toMatch(/reopened .*console\.log/);
+    say(3);
+    fs.renameSync(log, `${log}.2`);
+    process.kill(s.pid()!, 'SIGUSR1');
+    await waitFor(() => fs.existsSync(log), 'USR1 to reopen the log');
+    say(4);
+    const all = [`${log}.1`, `${log}.2`, log].map((f) => fs.readFileSync(f, 'utf8')).join('');
+    for (const n of [1, 2, 3, 4]) expect(all.match(new RegExp(`^line-${n}$`, 'gm')), `line-${n}`).toHaveLength(1);
+    expect(fs.readFileSync(`${log}.1`, 'utf8')).toMatch(/line-2/);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('rotates console.log by size with N generations', async () => {
+    const s = await sandbox({ RUNNER_LOG_MAX_BYTES: '2K', RUNNER_LOG_GENERATIONS: '2' });
+    expect(s.run(['start']).status).toBe(0);
+    expect(s.run(['eval', "for (let i = 0; i < 200; i++) console.log('x'.repeat(60) + i)"]).status).toBe(0);
+    const dir = path.join(s.logs, fs.readdirSync(s.logs)[0]!);
+    expect(fs.readdirSync(dir).sort()).toEqual(['console.log', 'console.log.1', 'console.log.2']);
+    for (const f of fs.readdirSync(dir)) expect(fs.statSync(path.join(dir, f)).size).toBeLessThanOrEqual(2048);
+    expect(fs.readFileSync(path.join(dir, 'console.log'), 'utf8')).toMatch(/x{60}199/);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+});
+
+describe('restart and reload', () => {
+  it('restart stops and starts the apps in the same process; reload hands the new config to configChange', async () => {
+    const s = await sandbox();
+    const dir = tempDir('noderel-appconfig-');
+    sandboxes.push({ tmp: dir.dir, cleanup: dir.cleanup });
+    const appConfig = path.join(dir.dir, 'app.config');
+    fs.writeFileSync(appConfig, JSON.stringify({ opsapp: { greeting: 'hello' } }));
+    expect(s.run(['start'], { OPS_APP_CONFIG: appConfig }).status).toBe(0);
+    const pid = s.pid();
+    expect(s.run(['restart']).stdout).toMatch(/restarted opsapp/);
+    expect(s.pid()).toBe(pid);
+    expect((await get(s.port)).body).toBe('hello\n');
+    fs.writeFileSync(appConfig, JSON.stringify({ opsapp: { greeting: 'bonjour' } }));
+    expect(s.run(['reload']).stdout).toMatch(/configChange called for opsapp/);
+    expect((await get(s.port)).body).toBe('bonjour\n');
+    expect(s.run(['stop']).status).toBe(0);
+  });
+});
+
+describe('a read-only release directory', () => {
+  it('with RELEASE_TMP and RUNNER_LOG_DIR elsewhere, the release directory is not written', async () => {
+    const s = await sandbox();
+    const before = listTree(rel);
+    const mtimes = before.map((f) => fs.statSync(path.join(rel, f)).mtimeMs);
+    expect(s.run(['start']).status).toBe(0);
+    expect(s.run(['ping']).status).toBe(0);
+    expect(s.run(['stop']).status).toBe(0);
+    expect(listTree(rel)).toEqual(before);
+    expect(before.map((f) => fs.statSync(path.join(rel, f)).mtimeMs)).toEqual(mtimes);
+  });
+});
