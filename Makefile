@@ -3,6 +3,7 @@
 #   make release                          == ACT=console REL=kazoo_apps make release
 #   REL=ecallmgr ACT=start make release   ACT: console | start | attach | stop | foreground | ...
 #   make tar-release                      -> _rel/kazoo-$VSN.tar.gz
+#   make read-release-cookie              REL=... ; reads $KAZOO_CONFIG or /etc/kazoo/config.ini
 #   make test                             the whole test suite (what .ci/run runs)
 # Every target installs what it needs first (npm ci).
 
@@ -21,7 +22,7 @@ DEPS_STAMP := node_modules/.package-lock.json
 TOOL_SOURCES := $(shell find src templates -type f) package.json tsconfig.json
 RELEASE_SOURCES := $(shell find rel apps -type f -not -path '*/node_modules/*')
 
-.PHONY: all deps build build-release release tar-release config test clean distclean
+.PHONY: all deps build build-release release tar-release read-release-cookie config test clean distclean
 
 all: build-release
 
@@ -47,6 +48,11 @@ release: build-release
 
 tar-release: dist/cli/main.js
 	$(NODEREL) tar
+
+# Kazoo's way: the [$(REL)] cookie of $$KAZOO_CONFIG or /etc/kazoo/config.ini, no node needed,
+# no fallback to other sources (a missing file, section or key is an error naming them).
+read-release-cookie: build-release
+	@REL=$(REL) $(REL_BIN) cookie --ini
 
 config: dist/cli/main.js
 	@$(NODEREL) config

@@ -15,16 +15,16 @@ export class Terminal {
     this.socket = socket;
   }
 
-  /** Starts `command` (a shell command line) in a new 160x50 terminal. */
-  static start(command: string, env: NodeJS.ProcessEnv = {}): Terminal {
+  /** Starts `command` (a shell command line) in a new 160x50 terminal, in `cwd` (default: ours). */
+  static start(command: string, env: NodeJS.ProcessEnv = {}, cwd: string = process.cwd()): Terminal {
     const socket = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'noderel-tmux-')), 'sock');
     const t = new Terminal(socket);
     const exports = Object.entries(env)
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `export ${k}='${String(v).replace(/'/g, "'\\''")}'; `)
       .join('');
-    // `remain-on-exit` keeps the pane (and its last screen) after the command ends.
-    t.tmux('new-session', '-d', '-s', t.session, '-x', '160', '-y', '50', `${exports}${command}; echo "[exit $?]"; sleep 600`);
+    // The trailing sleep keeps the pane (and its last screen) after the command ends.
+    t.tmux('new-session', '-d', '-s', t.session, '-x', '160', '-y', '50', '-c', cwd, `${exports}${command}; echo "[exit $?]"; sleep 600`);
     return t;
   }
 
