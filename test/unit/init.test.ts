@@ -77,7 +77,7 @@ describe('starterConfig', () => {
     expect(text.startsWith('#')).toBe(true);
     expect(YAML.parse(text)).toEqual({
       release: { name: 'web', version: '1.0.0' },
-      apps: [{ path: '.', name: 'web', type: 'program', entry: 'server.js', ready: 'at_once' }],
+      apps: [{ path: '.', name: 'web', version: '1.0.0', type: 'program', entry: 'server.js', ready: 'at_once' }],
       node_types: { web: { apps: ['web'] } },
       runtime: { version: 'system' },
     });
@@ -153,7 +153,7 @@ describe('initProject: what it writes', () => {
     const lines = init();
     expect(written()).toEqual({
       release: { name: 'shop_web', version: '2.1.0' },
-      apps: [{ path: '.', name: 'shop_web', type: 'program', entry: 'server.js', ready: 'at_once' }],
+      apps: [{ path: '.', name: 'shop_web', version: '2.1.0', type: 'program', entry: 'server.js', ready: 'at_once' }],
       node_types: { shop_web: { apps: ['shop_web'] } },
       runtime: { version: 'system' },
     });
