@@ -12,7 +12,7 @@ import { consoleSink, createLogger, describeError, isLevel, LEVELS, type LogCont
 
 /** Commands that run a node, and the control commands that talk to one (client.ts). */
 export const NODE_COMMANDS = ['foreground', 'console', 'daemon'] as const;
-export const COMMANDS = [...NODE_COMMANDS, 'spawn_daemon', 'escript', 'ping', 'status', 'eval', 'stop', 'restart', 'reload', 'reopen_logs', 'cookie', 'attach', 'remote_console'] as const;
+export const COMMANDS = [...NODE_COMMANDS, 'worker', 'spawn_daemon', 'escript', 'ping', 'status', 'eval', 'stop', 'restart', 'reload', 'reopen_logs', 'cookie', 'attach', 'remote_console'] as const;
 const USAGE = `usage: boot.js ${COMMANDS.join(' | ')} [ARGS...]`;
 
 /**
@@ -34,6 +34,10 @@ export async function boot(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       case 'daemon': {
         const { runNode } = await import('./services.js');
         return await runNode(command, control, env);
+      }
+      case 'worker': {
+        const { runWorker } = await import('./worker.js');
+        return await runWorker(control, env);
       }
       case 'spawn_daemon': {
         // Where the launcher finds no setsid(1): detach through Node (a new session), then leave.

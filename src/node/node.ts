@@ -11,7 +11,8 @@
 import { startApp, type AppContext, type NodeInfo, type RunningApp } from './apps.js';
 import { isBootError } from './errors.js';
 import { nodeNameFor, type LaunchEnv } from './launch-env.js';
-import { Lifecycle } from './lifecycle.js';
+import { Lifecycle, type Stage } from './lifecycle.js';
+import type { WorkerStatus } from './master.js';
 import { createLogger, describeError, type LogControl } from './log.js';
 import { readManifest, selectNodeType, type Manifest, type NodeTypeSpec } from './manifest.js';
 import { installSignalHandlers, type ShutdownRequest } from './signals.js';
@@ -60,15 +61,27 @@ export interface NodeHandle {
   readonly ready: boolean;
   /** When the node began to boot (ms since the epoch). */
   readonly startedAt: number;
+  /** Moves the node to a shutdown stage (as INT/TERM/QUIT do), or `exit`s at once. */
+  advance(stage: Stage | 'exit'): void;
   /** A graceful stop, as one TERM: finish the work in flight, then stop the apps. */
   stop(): void;
   /** Stops the apps in reverse order and starts them again, in this process. */
   restartApps(): Promise<string>;
   /** Reloads sys.config and app.config; apps exporting configChange are told. */
   reloadConfig(): Promise<string>;
+  /** A master's workers, asked for their status (absent for a single-process node). */
+  workers?(): Promise<WorkerStatus[]>;
+  /** Worker slots the spawn-loop guard stopped respawning. */
+  spawnLoop?(): number[];
 }
 
 export interface ForegroundOptions {
+  /** Listen to INT/TERM/QUIT (default true; a worker's stages come from its master). */
+  signals?: boolean;
+  /** The process title (default: the node type's process name). */
+  processTitle?: string;
+  /** The scope of the node's log lines (default: the node name). */
+  logScope?: string;
   /** Called at once, before the apps start: the handle answers status while the node boots. */
   onStarting?(node: NodeHandle): void;
   /** Called once every app has started. */
@@ -80,7 +93,7 @@ export interface ForegroundOptions {
 /** Runs the node in this process until it stops; resolves with the exit code. */
 export function runForeground(plan: NodePlan, logControl: LogControl, opts: ForegroundOptions = {}): Promise<number> {
   const { manifest, nodeType, info } = plan;
-  const log = createLogger(info.name, logControl);
+  const log = createLogger(opts.logScope ?? info.name, logControl);
   let resolveExit: (code: number) => void = () => {};
   const exit = new Promise<number>((resolve) => (resolveExit = resolve));
   let exiting = false;
@@ -89,7 +102,7 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
     resolveExit(code);
   };
 
-  process.title = nodeType.processName;
+  process.title = opts.processTitle ?? nodeType.processName;
   // A node stays up until it is told to stop, even when its apps hold no handle of their own.
   const keepAlive = setInterval(() => {}, 1 << 30);
   void exit.then(() => {
@@ -137,18 +150,27 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
   };
   lifecycle.onIdle(stopWhenIdle);
 
-  const uninstall = installSignalHandlers({
-    shutdown(request: ShutdownRequest, signal: NodeJS.Signals) {
-      log.info(`received ${signal} (shutdown step ${request.step} of 4)`);
-      if (request.stage === 'exit') {
-        log.warn(`exiting now with ${lifecycle.inFlight} in flight`);
-        finish(1);
-        return;
-      }
-      lifecycle.advance(request.stage); // never backwards: a QUIT after the 3rd TERM, or any signal while stopping
-      stopWhenIdle();
-    },
-  });
+  /** Moves to a shutdown stage (never backwards), or exits at once. */
+  const advance = (stage: ShutdownRequest['stage']): void => {
+    if (stage === 'exit') {
+      log.warn(`exiting now with ${lifecycle.inFlight} in flight`);
+      finish(1);
+      return;
+    }
+    lifecycle.advance(stage);
+    stopWhenIdle();
+  };
+  // A worker takes its stages from its master, never from signals (a terminal's Ctrl-C reaches
+  // the whole process group).
+  const uninstall =
+    opts.signals === false
+      ? () => {}
+      : installSignalHandlers({
+          shutdown(request: ShutdownRequest, signal: NodeJS.Signals) {
+            log.info(`received ${signal} (shutdown step ${request.step} of 4)`);
+            advance(request.stage);
+          },
+        });
 
   let sysConfig = plan.sysConfig;
   const handle: NodeHandle = {
@@ -164,6 +186,7 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
       return started;
     },
     startedAt: Date.now(),
+    advance,
     stop() {
       // The same path as a TERM, so a console's exit, `stop` and a signal cannot race.
       process.emit('SIGTERM', 'SIGTERM');

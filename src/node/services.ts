@@ -17,6 +17,7 @@ import type { LogControl, Logger } from './log.js';
 import { createLogger } from './log.js';
 import { acquireNodeLock } from './node-lock.js';
 import { planNode, runForeground, type NodeHandle } from './node.js';
+import { runMaster, type MasterOptions } from './master.js';
 import { removePidFile, writePidFile } from './pid-file.js';
 import { startNodeRepl } from './repl.js';
 import { readLaunchEnv } from './launch-env.js';
@@ -58,7 +59,8 @@ async function evaluate(code: string, handle: NodeHandle): Promise<string> {
   return typeof result === 'string' ? result : util.inspect(result, { depth: 4 });
 }
 
-function statusOf(handle: NodeHandle | undefined, info: { name: string; release: string; version: string }): Record<string, unknown> {
+async function statusOf(handle: NodeHandle | undefined, info: { name: string; release: string; version: string }): Promise<Record<string, unknown>> {
+  const workers = (await handle?.workers?.()) ?? [];
   return {
     node: info.name,
     release: info.release,
@@ -66,10 +68,11 @@ function statusOf(handle: NodeHandle | undefined, info: { name: string; release:
     pid: process.pid,
     uptime_s: Math.round(process.uptime()),
     stage: handle ? (handle.ready ? handle.lifecycle.stage : 'starting') : 'starting',
-    in_flight: handle?.lifecycle.inFlight ?? 0,
-    apps: handle ? [...handle.apps.keys()] : [],
+    in_flight: handle?.workers ? workers.reduce((n, w) => n + (w.in_flight ?? 0), 0) : handle?.lifecycle.inFlight ?? 0,
+    apps: handle?.workers ? [] : handle ? [...handle.apps.keys()] : [],
     memory: process.memoryUsage(),
-    workers: [],
+    workers,
+    spawn_loop: handle?.spawnLoop?.() ?? [],
   };
 }
 
@@ -174,7 +177,23 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
         log.info(`reopened ${log2.file} (USR1)`);
       });
     }
-    return await runForeground(plan, control, {
+    // ALRM toggles trace-level logging (Adhearsion); a master passes it on to its workers.
+    let levelBeforeTrace = control.level;
+    process.on('SIGALRM', () => {
+      if (control.level === 'trace') control.level = levelBeforeTrace;
+      else {
+        levelBeforeTrace = control.level;
+        control.level = 'trace';
+      }
+      log.info(`ALRM: log level ${control.level}`);
+    });
+    const run = plan.nodeType.workers > 0 ? (p: typeof plan, c: LogControl, o: MasterOptions) => runMaster(p, c, o) : runForeground;
+    return await run(plan, control, {
+      daemonized: mode === 'daemon',
+      reopenLogs: () => {
+        consoleLog?.reopen();
+        log.info(consoleLog ? `reopened ${consoleLog.file}` : 'no log file to reopen (not a daemon)');
+      },
       onStarting: (h) => (handle = h),
       onReady: (h) => {
         reportStart(env, 'ready', String(process.pid));

@@ -1,0 +1,390 @@
+/**
+ * The master of a node type with `workers: N` (unicorn's model, SPEC §5). It runs no app
+ * itself: it binds the listening sockets the workers ask for (once per address; the workers
+ * accept on them directly), keeps N workers alive (respawn with exponential backoff; a worker
+ * dying during boot again and again trips the spawn-loop guard), and turns signals into work:
+ *
+ *   INT/TERM 1-3, QUIT   the stage goes to every worker; the master exits once they all have
+ *   INT/TERM 4           workers killed, exit 1 at once
+ *   HUP                  reload the config and replace the workers gracefully: each new worker
+ *                        must be ready before the old one is told to stop
+ *                        (NODEREL_HUP=reopen_logs makes HUP reopen the logs instead)
+ *   WINCH                daemonized only: stop the workers gracefully, keep the master (and the
+ *                        sockets); HUP brings them back
+ *   TTIN / TTOU          one worker more / fewer
+ * Worker output is read line by line and written through the master's own stdout, so a daemon
+ * has one writer to its console.log.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import util from 'node:util';
+import { Lifecycle, type Stage } from './lifecycle.js';
+import { createLogger, describeError, type LogControl } from './log.js';
+import { planNode, type ForegroundOptions, type NodeHandle, type NodePlan } from './node.js';
+import { installSignalHandlers, type ShutdownRequest } from './signals.js';
+import type { FromWorker, ToWorker } from './worker.js';
+
+const BOOT = fileURLToPath(new URL('./boot.js', import.meta.url));
+/** Boot deaths in a row that trip the spawn-loop guard for a worker slot. */
+export const SPAWN_LOOP_LIMIT = 5;
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_MAX_MS = 10_000;
+const STATUS_TIMEOUT_MS = 2_000;
+
+interface WorkerProc {
+  readonly index: number;
+  readonly child: ChildProcess;
+  state: 'booting' | 'ready' | 'retiring';
+  lastFailure?: string;
+  /** Resolved when this worker is ready (true) or died before that (false). */
+  readonly booted: Promise<boolean>;
+  settleBoot(ok: boolean): void;
+}
+
+export interface WorkerStatus {
+  index: number;
+  pid: number;
+  state: string;
+  stage?: string;
+  in_flight?: number;
+  rss?: number;
+  uptime_s?: number;
+}
+
+type RawHandle = { close(cb?: () => void): void; getsockname?(out: Record<string, unknown>): number };
+type CreateServerHandle = (address: string, port: number, addressType: number, fd?: number, flags?: number) => RawHandle | number;
+
+export interface MasterOptions extends ForegroundOptions {
+  /** The node runs as a daemon (WINCH is honoured only then, as in unicorn). */
+  daemonized: boolean;
+  /** Reopen the master's log (USR1, or HUP with NODEREL_HUP=reopen_logs). */
+  reopenLogs?(): void;
+}
+
+/** Runs the master until its workers are gone; resolves with the exit code. */
+export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptions): Promise<number> {
+  const { info, nodeType } = plan;
+  const log = createLogger(info.name, control);
+  process.title = opts.processTitle ?? nodeType.processName;
+  let resolveExit: (code: number) => void = () => {};
+  const exit = new Promise<number>((resolve) => (resolveExit = resolve));
+  const keepAlive = setInterval(() => {}, 1 << 30);
+
+  const lifecycle = new Lifecycle((err) => log.error(`a stage listener failed: ${describeError(err, true)}`));
+  const workers = new Set<WorkerProc>();
+  const listeners = new Map<string, RawHandle>();
+  const failures = new Map<number, number>();
+  const tripped = new Set<number>();
+  const respawnTimers = new Map<number, NodeJS.Timeout>();
+  let target = nodeType.workers;
+  let ready = false;
+  let stopping = false;
+  let paused = false;
+  let sysConfig = plan.sysConfig;
+  let finished = false;
+
+  const finish = (code: number): void => {
+    if (finished) return;
+    finished = true;
+    clearInterval(keepAlive);
+    for (const t of respawnTimers.values()) clearTimeout(t);
+    for (const h of listeners.values()) h.close();
+    uninstall();
+    resolveExit(code);
+  };
+
+  const sendTo = (w: WorkerProc, msg: ToWorker, handle?: unknown): void => {
+    if (!w.child.connected) return;
+    try {
+      w.child.send(msg, handle as net.Server | undefined);
+    } catch (err) {
+      log.warn(`could not reach worker ${w.index} (pid ${w.child.pid}): ${describeError(err)}`);
+    }
+  };
+
+  const live = (): WorkerProc[] => [...workers].filter((w) => w.state !== 'retiring');
+
+  /** The bound (not listening) socket for an address, created once and shared by every worker. */
+  const listenerFor = async (host: string, port: number): Promise<RawHandle> => {
+    const key = `${host}:${port}`;
+    const existing = listeners.get(key);
+    if (existing) return existing;
+    const create = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
+    const attempts: [string, number][] = host === '' ? [['::', 6], ['0.0.0.0', 4]] : [[host, net.isIP(host) || 4]];
+    if (host !== '' && net.isIP(host) === 0) {
+      const { address, family } = await import('node:dns').then((dns) => dns.promises.lookup(host));
+      attempts.splice(0, 1, [address, family]);
+    }
+    let errno = 0;
+    for (const [address, type] of attempts) {
+      const h = create(address, port, type);
+      if (typeof h !== 'number') {
+        listeners.set(key, h);
+        return h;
+      }
+      errno = h;
+    }
+    const [code, description] = util.getSystemErrorMap().get(errno) ?? [util.getSystemErrorName(errno), 'error'];
+    throw Object.assign(new Error(`listen ${code}: ${description} ${host || '::'}:${port}`), { code });
+  };
+
+  const pipeLines = (stream: NodeJS.ReadableStream | null, out: NodeJS.WritableStream): void => {
+    if (!stream) return;
+    let rest = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const text = rest + chunk;
+      const cut = text.lastIndexOf('\n') + 1;
+      rest = text.slice(cut);
+      if (cut > 0) out.write(text.slice(0, cut));
+    });
+    stream.on('end', () => {
+      if (rest) out.write(`${rest}\n`);
+    });
+  };
+
+  const spawnWorker = (index: number): WorkerProc => {
+    const child = fork(BOOT, ['worker'], {
+      env: { ...process.env, NODEREL_WORKER_INDEX: String(index), NODEREL_LOG_LEVEL: control.level },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      execArgv: process.execArgv,
+    });
+    let settleBoot: (ok: boolean) => void = () => {};
+    const booted = new Promise<boolean>((resolve) => (settleBoot = resolve));
+    const w: WorkerProc = { index, child, state: 'booting', booted, settleBoot };
+    workers.add(w);
+    pipeLines(child.stdout, process.stdout);
+    pipeLines(child.stderr, process.stderr);
+    child.on('message', (msg: FromWorker) => void onMessage(w, msg));
+    child.on('exit', (code, signal) => onExit(w, code, signal));
+    log.debug(`worker ${index} spawned (pid ${child.pid})`);
+    return w;
+  };
+
+  const statusWaiters = new Map<number, (s: WorkerStatus) => void>();
+  let nextStatusId = 1;
+
+  const onMessage = async (w: WorkerProc, msg: FromWorker): Promise<void> => {
+    switch (msg.t) {
+      case 'listen':
+        try {
+          sendTo(w, { t: 'listen-ok', id: msg.id }, await listenerFor(msg.host, msg.port));
+        } catch (err) {
+          sendTo(w, { t: 'listen-err', id: msg.id, message: (err as Error).message, code: (err as NodeJS.ErrnoException).code });
+        }
+        break;
+      case 'ready':
+        w.state = w.state === 'retiring' ? 'retiring' : 'ready';
+        failures.set(w.index, 0);
+        log.info(`worker ${w.index} ready (pid ${w.child.pid})`);
+        w.settleBoot(true);
+        break;
+      case 'failed':
+        w.lastFailure = msg.message;
+        break;
+      case 'status':
+        statusWaiters.get(msg.id)?.({ index: w.index, pid: w.child.pid ?? 0, state: w.state, stage: msg.stage, in_flight: msg.in_flight, rss: msg.rss, uptime_s: msg.uptime_s });
+        break;
+      default:
+        break;
+    }
+  };
+
+  const onExit = (w: WorkerProc, code: number | null, signal: NodeJS.Signals | null): void => {
+    workers.delete(w);
+    const how = signal ? `killed by ${signal}` : `exit code ${code}`;
+    const beforeReady = w.state === 'booting';
+    w.settleBoot(false);
+    if (stopping) {
+      log.info(`worker ${w.index} stopped (${how})`);
+      if (workers.size === 0) {
+        log.info(`node ${info.name} stopped`);
+        finish(0);
+      }
+      return;
+    }
+    if (w.state === 'retiring') {
+      log.info(`worker ${w.index} retired (${how})`);
+      return;
+    }
+    log.warn(`worker ${w.index} (pid ${w.child.pid}) died ${beforeReady ? 'during boot' : ''} (${how})${w.lastFailure ? `: ${w.lastFailure}` : ''}`.replace('  ', ' '));
+    if (!ready) return; // the initial boot decides (bootWorkers)
+    if (w.index >= target || paused) return;
+    const n = beforeReady ? (failures.get(w.index) ?? 0) + 1 : 0;
+    failures.set(w.index, n);
+    if (n >= SPAWN_LOOP_LIMIT) {
+      tripped.add(w.index);
+      log.error(`worker ${w.index} died during boot ${n} times in a row: spawn loop, not respawning it (HUP or TTIN tries again)`);
+      return;
+    }
+    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** n);
+    log.info(`respawning worker ${w.index} in ${delay} ms`);
+    respawnTimers.set(
+      w.index,
+      setTimeout(() => {
+        respawnTimers.delete(w.index);
+        if (!stopping && !paused && w.index < target) spawnWorker(w.index);
+      }, delay),
+    );
+  };
+
+  /** Stops `w` gracefully: it drains its work, stops its apps and exits. */
+  const retire = (w: WorkerProc): void => {
+    w.state = 'retiring';
+    sendTo(w, { t: 'stop' });
+  };
+
+  /** New workers for every live one; each old one retires once its replacement is ready. */
+  const replaceWorkers = async (why: string): Promise<string> => {
+    try {
+      sysConfig = planNode(plan.launch, process.env).sysConfig; // validates the config first
+    } catch (err) {
+      log.error(`${why}: the new config is invalid, keeping the running workers: ${describeError(err)}`);
+      throw err;
+    }
+    paused = false;
+    tripped.clear();
+    failures.clear();
+    const old = live();
+    const indexes = Array.from({ length: target }, (_, i) => i);
+    const results = await Promise.all(
+      indexes.map(async (index) => {
+        const fresh = spawnWorker(index);
+        const ok = await fresh.booted;
+        const previous = old.find((w) => w.index === index);
+        if (ok) {
+          if (previous) retire(previous);
+        } else {
+          log.error(`${why}: worker ${index}'s replacement failed to boot${fresh.lastFailure ? `: ${fresh.lastFailure}` : ''}; the old worker keeps serving`);
+        }
+        return ok;
+      }),
+    );
+    for (const w of old) if (w.index >= target) retire(w);
+    const okCount = results.filter(Boolean).length;
+    log.info(`${why}: ${okCount} of ${target} workers replaced`);
+    return `${why}: ${okCount} of ${target} workers replaced`;
+  };
+
+  const workerStatus = async (): Promise<WorkerStatus[]> =>
+    Promise.all(
+      [...workers].map(
+        (w) =>
+          new Promise<WorkerStatus>((resolve) => {
+            const id = nextStatusId++;
+            const basic = { index: w.index, pid: w.child.pid ?? 0, state: w.state };
+            const timer = setTimeout(() => {
+              statusWaiters.delete(id);
+              resolve(basic);
+            }, STATUS_TIMEOUT_MS);
+            statusWaiters.set(id, (s) => {
+              clearTimeout(timer);
+              statusWaiters.delete(id);
+              resolve(s);
+            });
+            sendTo(w, { t: 'status', id });
+          }),
+      ),
+    ).then((list) => list.sort((a, b) => a.index - b.index || a.pid - b.pid));
+
+  const shutdown = (stage: Stage | 'exit'): void => {
+    stopping = true;
+    for (const t of respawnTimers.values()) clearTimeout(t);
+    if (stage === 'exit') {
+      log.warn('exiting now: killing the workers');
+      for (const w of workers) w.child.kill('SIGKILL');
+      finish(1);
+      return;
+    }
+    lifecycle.advance(stage);
+    for (const w of workers) sendTo(w, { t: 'stage', stage });
+    if (workers.size === 0) finish(0);
+  };
+
+  const uninstall = installSignalHandlers({
+    shutdown(request: ShutdownRequest, signal: NodeJS.Signals) {
+      log.info(`received ${signal} (shutdown step ${request.step} of 4)`);
+      shutdown(request.stage);
+    },
+  });
+  const onSignal = (signal: NodeJS.Signals, fn: () => void): void => {
+    process.on(signal, () => {
+      if (stopping) return;
+      log.info(`received ${signal}`);
+      fn();
+    });
+  };
+  onSignal('SIGHUP', () => {
+    if (process.env.NODEREL_HUP === 'reopen_logs') opts.reopenLogs?.();
+    else void replaceWorkers('HUP').catch(() => {});
+  });
+  onSignal('SIGWINCH', () => {
+    if (!opts.daemonized) {
+      log.info('WINCH ignored: the node is not daemonized (a terminal resize sends it)');
+      return;
+    }
+    paused = true;
+    for (const w of live()) retire(w);
+    log.info('WINCH: workers stopping gracefully; the master keeps the sockets (HUP brings them back)');
+  });
+  // services.ts toggles the level on ALRM first (its listener came first); pass it on.
+  process.on('SIGALRM', () => {
+    for (const w of workers) sendTo(w, { t: 'level', level: control.level });
+  });
+  onSignal('SIGTTIN', () => {
+    target += 1;
+    tripped.delete(target - 1);
+    log.info(`TTIN: ${target} workers`);
+    if (!paused) spawnWorker(target - 1);
+  });
+  onSignal('SIGTTOU', () => {
+    if (target === 0) return;
+    target -= 1;
+    log.info(`TTOU: ${target} workers`);
+    for (const w of live()) if (w.index >= target) retire(w);
+  });
+
+  const handle: NodeHandle = {
+    info,
+    lifecycle,
+    apps: new Map(),
+    get config() {
+      return sysConfig;
+    },
+    get ready() {
+      return ready;
+    },
+    startedAt: Date.now(),
+    advance: (stage) => shutdown(stage),
+    stop: () => process.emit('SIGTERM', 'SIGTERM'),
+    restartApps: () => replaceWorkers('restart'),
+    reloadConfig: () => replaceWorkers('reload'),
+    workers: workerStatus,
+    spawnLoop: () => [...tripped],
+  };
+  opts.onStarting?.(handle);
+
+  // The initial boot: every worker must come up, else the node fails to start.
+  const boot = async (): Promise<void> => {
+    const first = Array.from({ length: target }, (_, i) => spawnWorker(i));
+    const oks = await Promise.all(first.map((w) => w.booted));
+    if (stopping) return;
+    const bad = first.find((_, i) => !oks[i]);
+    if (bad) {
+      const message = `worker ${bad.index} failed to start${bad.lastFailure ? `: ${bad.lastFailure}` : ''}`;
+      log.error(message);
+      opts.onStartFailed?.(message);
+      stopping = true;
+      for (const w of workers) w.child.kill('SIGTERM');
+      await Promise.all([...workers].map((w) => new Promise((r) => w.child.once('exit', r))));
+      finish(1);
+      return;
+    }
+    ready = true;
+    log.info(`node ${info.name} ready (${plan.manifest.name} ${plan.manifest.version}, apps: ${nodeType.apps.join(', ')}; ${target} workers)`);
+    opts.onReady?.(handle);
+  };
+  void boot();
+  return exit;
+}

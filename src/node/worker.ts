@@ -1,0 +1,134 @@
+/**
+ * A worker of a node type with `workers: N` (unicorn's model, SPEC §5): runs the apps; its TCP
+ * listens are served by the master, which holds the listening sockets and hands each worker the
+ * same bound socket, so workers accept connections directly (no hand-off through the master).
+ * Stages, stop, status and trace come from the master over IPC; losing the master (even to
+ * SIGKILL) ends the worker at once, so no worker is ever orphaned.
+ *
+ *   worker -> master   {t:'listen', id, host, port}  {t:'ready'}  {t:'failed', message}
+ *                      {t:'status', id, ...}
+ *   master -> worker   {t:'listen-ok', id} + handle | {t:'listen-err', id, message, code}
+ *                      {t:'stage', stage}  {t:'stop'}  {t:'status', id}  {t:'level', level}
+ */
+import net from 'node:net';
+import type { Stage } from './lifecycle.js';
+import { isLevel, type LogControl } from './log.js';
+import { planNode, runForeground, type NodeHandle } from './node.js';
+import { readLaunchEnv } from './launch-env.js';
+
+export type ToWorker =
+  | { t: 'listen-ok'; id: number }
+  | { t: 'listen-err'; id: number; message: string; code?: string }
+  | { t: 'stage'; stage: Stage | 'exit' }
+  | { t: 'stop' }
+  | { t: 'status'; id: number }
+  | { t: 'level'; level: string };
+
+export type FromWorker =
+  | { t: 'listen'; id: number; host: string; port: number }
+  | { t: 'ready' }
+  | { t: 'failed'; message: string }
+  | { t: 'status'; id: number; stage: string; in_flight: number; rss: number; uptime_s: number };
+
+function send(msg: FromWorker): void {
+  process.send?.(msg);
+}
+
+interface ListenRequest {
+  port: number;
+  host: string;
+  backlog?: number;
+  callback?: () => void;
+}
+
+/** The TCP part of `server.listen(...)`'s many forms; undefined for pipes, handles and fds. */
+function tcpListenArgs(args: unknown[]): ListenRequest | undefined {
+  const callback = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as () => void) : undefined;
+  const [first, second, third] = args;
+  if (typeof first === 'object' && first !== null) {
+    const o = first as { port?: unknown; host?: unknown; backlog?: unknown; path?: unknown; fd?: unknown; _handle?: unknown };
+    if (o.path !== undefined || o.fd !== undefined || o._handle !== undefined || o.port === undefined) return undefined;
+    return { port: Number(o.port), host: typeof o.host === 'string' ? o.host : '', backlog: typeof o.backlog === 'number' ? o.backlog : undefined, callback };
+  }
+  if (first === undefined || typeof first === 'function') return { port: 0, host: '', callback };
+  if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
+    return { port: Number(first), host: typeof second === 'string' ? second : '', backlog: typeof third === 'number' ? third : typeof second === 'number' ? second : undefined, callback };
+  }
+  return undefined;
+}
+
+/** Routes TCP listens to the master: it binds (once per address) and sends us the socket. */
+function installListenBroker(): void {
+  const original = net.Server.prototype.listen;
+  const pending = new Map<number, (err: Error | undefined, handle?: unknown) => void>();
+  let nextId = 1;
+  process.on('message', (msg: ToWorker, handle: unknown) => {
+    if (msg.t !== 'listen-ok' && msg.t !== 'listen-err') return;
+    const done = pending.get(msg.id);
+    pending.delete(msg.id);
+    if (msg.t === 'listen-ok') done?.(undefined, handle);
+    else done?.(Object.assign(new Error(msg.message), { code: msg.code, syscall: 'listen' }));
+  });
+  net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]): net.Server {
+    const req = tcpListenArgs(args);
+    if (!req || !process.connected) return (original as (...a: unknown[]) => net.Server).apply(this, args);
+    const id = nextId++;
+    if (req.callback) this.once('listening', req.callback);
+    pending.set(id, (err, handle) => {
+      if (err) {
+        this.emit('error', err);
+        return;
+      }
+      (original as (...a: unknown[]) => net.Server).call(this, { _handle: handle }, req.backlog);
+    });
+    send({ t: 'listen', id, host: req.host, port: req.port });
+    return this;
+  } as typeof net.Server.prototype.listen;
+}
+
+/** Runs this process as worker `NODEREL_WORKER_INDEX` of its node; resolves with the exit code. */
+export async function runWorker(control: LogControl, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const index = Number(env.NODEREL_WORKER_INDEX ?? 0);
+  // Lost master: nobody can stop us any more, and nobody would see our output. Leave now.
+  process.on('disconnect', () => process.exit(1));
+  for (const signal of ['SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR2', 'SIGWINCH', 'SIGTTIN', 'SIGTTOU', 'SIGALRM'] as const) {
+    process.on(signal, () => {});
+  }
+  installListenBroker();
+  const plan = planNode(readLaunchEnv(env), env);
+  let handle: NodeHandle | undefined;
+  process.on('message', (msg: ToWorker) => {
+    switch (msg.t) {
+      case 'stage':
+        handle?.advance(msg.stage);
+        break;
+      case 'stop':
+        handle?.advance('draining');
+        break;
+      case 'level':
+        if (isLevel(msg.level)) control.level = msg.level;
+        break;
+      case 'status':
+        send({
+          t: 'status',
+          id: msg.id,
+          stage: handle ? (handle.ready ? handle.lifecycle.stage : 'starting') : 'starting',
+          in_flight: handle?.lifecycle.inFlight ?? 0,
+          rss: process.memoryUsage.rss(),
+          uptime_s: Math.round(process.uptime()),
+        });
+        break;
+      default:
+        break;
+    }
+  });
+  const code = await runForeground(plan, control, {
+    signals: false,
+    processTitle: `${plan.nodeType.processName} worker[${index}]`,
+    logScope: `${plan.info.name}/w${index}`,
+    onStarting: (h) => (handle = h),
+    onReady: () => send({ t: 'ready' }),
+    onStartFailed: (message) => send({ t: 'failed', message }),
+  });
+  return code;
+}
