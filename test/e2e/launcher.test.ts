@@ -3,14 +3,14 @@
  * the cookie and the authenticated control socket, logs, and the bad input and faults list.
  * Every test has its own RELEASE_TMP, RUNNER_LOG_DIR and ports, and stops what it started.
  */
-import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { copyFixture, listTree, noderel, tempDir } from '../helpers/project.js';
 import { freePort } from '../helpers/ports.js';
+import { alive, alsoRemove, cleanupSandboxes, httpGet, sandbox as makeSandbox, waitFor } from '../helpers/sandbox.js';
 
 let project: { dir: string; cleanup: () => void };
 let rel: string;
@@ -25,90 +25,9 @@ beforeAll(() => {
 });
 afterAll(() => project?.cleanup());
 
-/** A sandbox per test: run and log dirs, a port, and every node started in it stopped after. */
-interface Sandbox {
-  env: NodeJS.ProcessEnv;
-  port: number;
-  tmp: string;
-  logs: string;
-  run(args: string[], extra?: NodeJS.ProcessEnv): SpawnSyncReturns<string>;
-  pid(rel?: string): number | undefined;
-}
-const sandboxes: { tmp: string; cleanup: () => void }[] = [];
-
-async function sandbox(extraEnv: NodeJS.ProcessEnv = {}): Promise<Sandbox> {
-  const t = tempDir('noderel-run-');
-  const tmp = path.join(t.dir, 'tmp');
-  const logs = path.join(t.dir, 'log');
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, REL: 'web', RELEASE_TMP: tmp, RUNNER_LOG_DIR: logs, OPS_PORT: String(port), ...extraEnv };
-  delete env.OPS_COOKIE;
-  delete env.OPS_CONFIG;
-  sandboxes.push({ tmp, cleanup: t.cleanup });
-  const run = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
-    spawnSync(bin, args, { env: { ...env, ...extra }, encoding: 'utf8', timeout: 120_000 });
-  return {
-    env,
-    port,
-    tmp,
-    logs,
-    run,
-    pid(relName = 'web') {
-      const r = run(['pid'], { REL: relName });
-      return r.status === 0 ? Number(r.stdout.trim()) : undefined;
-    },
-  };
-}
-
-/** Kill (by pid, from the pid files) every node a test left running, then remove its dirs. */
-afterEach(async () => {
-  for (const s of sandboxes.splice(0)) {
-    const pids: number[] = [];
-    if (fs.existsSync(s.tmp)) {
-      for (const node of fs.readdirSync(s.tmp)) {
-        const file = path.join(s.tmp, node, 'node.pid');
-        if (fs.existsSync(file)) pids.push(Number(fs.readFileSync(file, 'utf8')));
-      }
-    }
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    s.cleanup();
-  }
-});
-
-function get(port: number, urlPath = '/'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8').on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return !/\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-};
+const sandbox = (extra: NodeJS.ProcessEnv = {}) => makeSandbox(bin, 'web', 'OPS_PORT', { OPS_COOKIE: undefined, OPS_CONFIG: undefined, ...extra });
+afterEach(cleanupSandboxes);
+const get = httpGet;
 
 describe('start, the control commands and stop', () => {
   it('start returns once ready; pid, ping, status, eval work; stop returns once the process is gone', async () => {
@@ -255,7 +174,7 @@ describe('boot failures surface at start', () => {
     expect(u.stderr).toMatch(/^Unknown command: frobnicate\nUsage:/);
     const t = s.run(['start'], { REL: 'nope' });
     expect(t.status).toBe(1);
-    expect(t.stderr).toMatch(/Unknown node type "nope" \(from REL\); known: web other/);
+    expect(t.stderr).toMatch(/Unknown node type "nope" \(from REL\); known: web other pool/);
   });
 });
 
@@ -307,7 +226,7 @@ describe('the cookie and the control channel', () => {
   it('cookie: env, then the INI file (host section wins), then releases/COOKIE; --ini refuses to fall back', async () => {
     const s = await sandbox();
     const dir = tempDir('noderel-ini-');
-    sandboxes.push({ tmp: dir.dir, cleanup: dir.cleanup });
+    alsoRemove(dir);
     const ini = path.join(dir.dir, 'config.ini');
     const host = spawnSync('uname', ['-n'], { encoding: 'utf8' }).stdout.trim();
     fs.writeFileSync(ini, `[web]\ncookie = generic\n\n[web]\nhost = ${host}\ncookie = for-this-host\n\n[other]\nhost = elsewhere.example\ncookie = not-here\n`, { mode: 0o600 });
@@ -345,7 +264,7 @@ describe('the cookie and the control channel', () => {
   it('an INI file that cannot be read is named in the error', async () => {
     const s = await sandbox();
     const dir = tempDir('noderel-ini-');
-    sandboxes.push({ tmp: dir.dir, cleanup: dir.cleanup });
+    alsoRemove(dir);
     const r = s.run(['cookie'], { OPS_CONFIG: dir.dir }); // a directory: unreadable as a file, even for root
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(dir.dir);
@@ -390,7 +309,7 @@ describe('restart and reload', () => {
   it('restart stops and starts the apps in the same process; reload hands the new config to configChange', async () => {
     const s = await sandbox();
     const dir = tempDir('noderel-appconfig-');
-    sandboxes.push({ tmp: dir.dir, cleanup: dir.cleanup });
+    alsoRemove(dir);
     const appConfig = path.join(dir.dir, 'app.config');
     fs.writeFileSync(appConfig, JSON.stringify({ opsapp: { greeting: 'hello' } }));
     expect(s.run(['start'], { OPS_APP_CONFIG: appConfig }).status).toBe(0);
