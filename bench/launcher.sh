@@ -226,16 +226,27 @@ echo "pid, ping, status ..." >&2
 hf --export-json "$work/pid.json" -n noderel "$B pid" -n pm2 "$N $P pid benchapp"
 hf --export-json "$work/ping.json" -n noderel "$B ping" -n pm2 "$N $P ping" -n node "$N -e 0"
 hf --export-json "$work/status.json" -n noderel "$B status" -n pm2 "$N $P jlist"
-# Where `bin/benchapp ping` spends its time: boot.js run directly with the launcher's environment
-# (no shell), and boot.js `cookie` (module loading and the cookie, no socket).
+# Where the launcher's time goes: boot.js run directly with the launcher's environment (no
+# shell); boot.js `cookie` (its modules and the cookie, no socket); the least a socket + HMAC
+# client loads; the launcher's own work before `foreground` execs the node (a copy of bin/benchapp
+# with that exec replaced by exit); loading the modules of a running node (services.js).
 (
   export NODEREL_ROOT=$app/_rel/benchapp NODEREL_REL_NAME=benchapp NODEREL_REL_VSN=1.0.0 NODEREL_NODE_TYPE=benchapp
   export NODEREL_NODE_NAME=$node_name NODEREL_RUN_DIR=$RELEASE_TMP/$node_name NODEREL_LOG_DIR=$RUNNER_LOG_DIR/$node_name
   export NODEREL_VM_ARGS=$RELEASE_TMP/$node_name/vm.args NODE_ENV=production
-  boot=$(echo "$app"/_rel/benchapp/lib/noderel-*/boot.js)
-  [ "$("$N" "$boot" ping)" = pong ]
-  hf --export-json "$work/split.json" -n "node -e 0" "$N -e 0" -n "node boot.js cookie" "$N $boot cookie" \
-    -n "node boot.js ping" "$N $boot ping" -n "bin/benchapp ping" "$B ping" -n "bin/benchapp pid" "$B pid"
+  lib=$(echo "$app"/_rel/benchapp/lib/noderel-*)
+  [ "$("$N" "$lib/boot.js" ping)" = pong ]
+  noexec=$app/_rel/benchapp/bin/.benchapp-noexec
+  # shellcheck disable=SC2016 # the launcher's own text, matched literally
+  sed 's/^\( *\)exec "\$NODE_BIN" \$NODE_FLAGS "\$BOOT" "\$COMMAND" "\$@"$/\1exit 0/' "$B" >"$noexec"
+  chmod +x "$noexec"
+  ! cmp -s "$B" "$noexec" || { echo "cannot find the foreground exec in $B" >&2; exit 1; }
+  hf --export-json "$work/split.json" -n "node -e 0" "$N -e 0" \
+    -n "node -e require(net, crypto)" "$N -e \"require('node:net');require('node:crypto')\"" \
+    -n "node boot.js cookie" "$N $lib/boot.js cookie" -n "node boot.js ping" "$N $lib/boot.js ping" \
+    -n "bin/benchapp ping" "$B ping" -n "bin/benchapp pid" "$B pid" \
+    -n "foreground, launcher only" "$noexec foreground" \
+    -n "import services.js" "$N --input-type=module -e \"import '$lib/services.js'\""
 )
 "$B" stop
 pm2 delete benchapp >/dev/null
@@ -315,22 +326,22 @@ for (const [what, nc, ns, pc, ps, bc, bs, goal, met] of rows) {
 }
 console.log('\nms: **median** / mean.');
 console.log(`stop: process still alive when the command returned: noderel ${alive('noderel')}/${sp.noderel.length}, pm2 ${alive('pm2')}/${sp.pm2.length}; command return: noderel ${cell(stopRet.noderel)}, pm2 ${cell(stopRet.pm2)}`);
-console.log('\nWhere `bin/benchapp ping` spends its time:\n');
-console.log('| command | ms | step |');
-console.log('|---|---:|---|');
-const steps = [
-  ['node -e 0', 'Node startup'],
-  ['node boot.js cookie', 'boot.js (ESM) and the cookie, no socket'],
-  ['node boot.js ping', 'plus the control socket round trip'],
-  ['bin/benchapp ping', 'plus the launcher (sh) before its exec'],
-  ['bin/benchapp pid', 'the launcher alone (no node)'],
-];
-for (const [k, step] of steps) console.log(`| \`${k}\` | ${cell(split[k])} | ${step} |`);
-console.log('\nWhere `bin/benchapp start` spends its time (until the port answers):\n');
-console.log('| command | ms | step |');
+console.log('\nWhere the time goes (process run time, except the three "until the port answers" rows):\n');
+console.log('| command | ms | what it is |');
 console.log('|---|---:|---|');
 const fg = col(st, 'foreground', 'answered');
-console.log(`| \`node app.js\` | ${cell(start.node)} | Node startup and the app |`);
-console.log(`| \`bin/benchapp foreground\` | ${cell(fg)} | plus the launcher, boot.js and the node's services (lock, pid file, control socket, log), in the foreground |`);
-console.log(`| \`bin/benchapp start\` | ${cell(start.noderel)} | plus detaching (setsid, output to console.log) |`);
+const steps = [
+  ['`node -e 0`', split['node -e 0'], 'Node startup'],
+  ["`node -e \"require('node:net'); require('node:crypto')\"`", split['node -e require(net, crypto)'], 'the least any Node client of an HMAC-authenticated socket loads'],
+  ['`node lib/noderel-*/boot.js cookie`', split['node boot.js cookie'], "boot.js, client.js, cookie.js, control.js (ESM) and the cookie resolved; no socket"],
+  ['`node lib/noderel-*/boot.js ping`', split['node boot.js ping'], 'plus connect, authenticate, ping: `bin/benchapp ping` without the shell'],
+  ['`bin/benchapp ping`', split['bin/benchapp ping'], 'plus the launcher (sh) before its exec'],
+  ['`bin/benchapp pid`', split['bin/benchapp pid'], 'the launcher alone, no node (what a client command costs in sh)'],
+  ['`bin/benchapp foreground`, launcher only', split['foreground, launcher only'], 'the launcher up to its exec of the node (vm.args copied and substituted, run dir)'],
+  ["`node --input-type=module -e \"import 'services.js'\"`", split['import services.js'], "loading the modules of a running node (services.js and its imports, node:repl among them)"],
+  ['`node app.js` until the port answers', start.node, 'Node startup and the app'],
+  ['`bin/benchapp foreground` until the port answers', fg, 'plus the launcher, boot.js and the services (lock, pid file, control socket, log)'],
+];
+for (const [k, s, what] of steps) console.log(`| ${k} | ${cell(s)} | ${what} |`);
+console.log(`| \`bin/benchapp start\` until the port answers | ${cell(start.noderel)} | plus detaching (setsid, output to console.log) |`);
 EOF

@@ -12,7 +12,7 @@ import { consoleSink, createLogger, describeError, isLevel, LEVELS, type LogCont
 
 /** Commands that run a node, and the control commands that talk to one (client.ts). */
 export const NODE_COMMANDS = ['foreground', 'console', 'daemon'] as const;
-export const COMMANDS = [...NODE_COMMANDS, 'worker', 'spawn_daemon', 'escript', 'ping', 'status', 'eval', 'stop', 'restart', 'reload', 'reopen_logs', 'cookie', 'attach', 'remote_console'] as const;
+export const COMMANDS = [...NODE_COMMANDS, 'worker', 'spawn_daemon', 'escript', 'ping', 'status', 'eval', 'stop', 'restart', 'reload', 'reopen_logs', 'cookie', 'attach', 'remote_console', 'upgrade', 'downgrade'] as const;
 const USAGE = `usage: boot.js ${COMMANDS.join(' | ')} [ARGS...]`;
 
 /**
@@ -57,6 +57,11 @@ export async function boot(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         const { runEscript } = await import('./escript.js');
         runEscript(file, args, env);
         return undefined;
+      }
+      case 'upgrade':
+      case 'downgrade': {
+        const { runUpgrade } = await import('./upgrade.js');
+        return await runUpgrade(command, rest[0] ?? '', env);
       }
       case 'ping':
       case 'status':

@@ -63,12 +63,20 @@ export interface ControlServerOptions {
   onAuthFailure?(info: string): void;
   /** How long a peer has to answer the challenge (default 10 s). */
   authTimeoutMs?: number;
+  /**
+   * Take the socket path over even while another process answers on it: a new master started
+   * by USR2 replaces the old master's socket (the old one keeps serving its open connections).
+   */
+  takeover?: boolean;
 }
 
 export interface ControlServer {
   readonly socketPath: string;
-  /** Stops listening, ends open connections (destroyed after 1 s), removes the socket file. */
-  close(): Promise<void>;
+  /**
+   * Stops listening, ends open connections (destroyed after 1 s), removes the socket file
+   * unless `keepFile` (it belongs to a successor that took the path over).
+   */
+  close(opts?: { keepFile?: boolean }): Promise<void>;
 }
 
 export type ControlErrorCode = 'ENOTRUNNING' | 'EAUTH' | 'EUNKNOWN' | 'ECOMMAND' | 'ETIMEOUT' | 'EPROTO';
@@ -99,7 +107,8 @@ export interface ControlClientOptions {
 export async function startControlServer(o: ControlServerOptions): Promise<ControlServer> {
   checkSocketPath(o.socketPath);
   prepareSocketDir(dirnameOf(o.socketPath));
-  await removeStaleSocket(o.socketPath);
+  if (o.takeover) removeSocketFile(o.socketPath);
+  else await removeStaleSocket(o.socketPath);
 
   const connections = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -124,10 +133,10 @@ export async function startControlServer(o: ControlServerOptions): Promise<Contr
   let closing: Promise<void> | undefined;
   return {
     socketPath: o.socketPath,
-    close() {
+    close(closeOpts = {}) {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        removeSocketFile(o.socketPath);
+        if (!closeOpts.keepFile) removeSocketFile(o.socketPath);
         for (const socket of connections) {
           socket.end();
           setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();

@@ -12,11 +12,18 @@
  *   WINCH                daemonized only: stop the workers gracefully, keep the master (and the
  *                        sockets); HUP brings them back
  *   TTIN / TTOU          one worker more / fewer
+ *   USR2                 re-exec: a new master (bin/<name>, so possibly a new release version)
+ *                        gets this master's listening sockets over IPC and starts its own
+ *                        workers on them; the pid file becomes <pid file>.oldbin; both serve
+ *                        until the operator sends WINCH/QUIT to the old one. A new master that
+ *                        fails to become ready exits, and the pid file comes back.
  * Worker output is read line by line and written through the master's own stdout, so a daemon
  * has one writer to its console.log.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import util from 'node:util';
 import { Lifecycle, type Stage } from './lifecycle.js';
@@ -58,6 +65,10 @@ type CreateServerHandle = (address: string, port: number, addressType: number, f
 export interface MasterOptions extends ForegroundOptions {
   /** The node runs as a daemon (WINCH is honoured only then, as in unicorn). */
   daemonized: boolean;
+  /** The node's pid file: USR2 renames it to `<pid file>.oldbin` while a new master starts. */
+  pidFile: string;
+  /** Called once a new master started by USR2 (signal) is ready; then call completeHandover. */
+  onSuccessor?(pid: number): void;
   /** Reopen the master's log (USR1, or HUP with NODEREL_HUP=reopen_logs). */
   reopenLogs?(): void;
 }
@@ -345,6 +356,77 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     for (const w of live()) if (w.index >= target) retire(w);
   });
 
+  let successor: ChildProcess | undefined;
+  /** USR2: start a new master on our sockets; resolves with its pid once it is ready. */
+  const reexec = (): Promise<number> => {
+    if (successor) return Promise.reject(new Error(`a new master (pid ${successor.pid}) is already starting or running; QUIT one of the two first`));
+    const oldbin = `${opts.pidFile}.oldbin`;
+    fs.renameSync(opts.pidFile, oldbin);
+    const launcher = path.join(plan.launch.root, 'bin', plan.manifest.name);
+    const child = spawn(launcher, ['reexec'], {
+      env: { ...process.env, REL: nodeType.name, NODE_NAME: info.name, NODEREL_REEXEC: '1' },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      detached: true,
+    });
+    successor = child;
+    log.info(`USR2: starting a new master (pid ${child.pid}) from ${launcher}; ${opts.pidFile} is now ${path.basename(oldbin)}`);
+    for (const [key, h] of listeners) child.send({ t: 'listener', key }, h as unknown as net.Server);
+    child.send({ t: 'handover-done' });
+    return new Promise<number>((resolve, reject) => {
+      const failed = (why: string): void => {
+        successor = undefined;
+        // The pid file comes back to us (over the new master's, if it got as far as writing one).
+        if (fs.existsSync(oldbin)) fs.renameSync(oldbin, opts.pidFile);
+        log.error(`USR2: the new master failed (${why}); this master keeps serving`);
+        reject(new Error(`the new master failed to start (${why}); the old master (pid ${process.pid}) keeps serving`));
+      };
+      child.on('message', (msg: { t?: string }) => {
+        if (msg.t !== 'ready') return;
+        log.info(`USR2: the new master (pid ${child.pid}) is ready; both serve until this one gets WINCH and QUIT`);
+        child.removeAllListeners('exit');
+        child.on('exit', () => (successor = undefined));
+        resolve(child.pid!);
+      });
+      child.once('exit', (code, signal) => failed(signal ? `killed by ${signal}` : `exit code ${code}`));
+    });
+  };
+  /**
+   * After the successor is ready and this master has let go of the control socket path: tell
+   * the successor it may take the path, and let it go its own way.
+   */
+  const completeHandover = (): void => {
+    const child = successor;
+    if (!child?.connected) return;
+    child.send({ t: 'ctl-free' });
+    child.disconnect();
+    child.unref();
+  };
+  onSignal('SIGUSR2', () => {
+    void reexec().then(
+      (pid) => opts.onSuccessor?.(pid),
+      () => {},
+    );
+  });
+
+  /** A master started by USR2: the old master's listening sockets arrive before anything else. */
+  const adoptListeners = (): Promise<void> =>
+    new Promise((resolve) => {
+      if (!process.env.NODEREL_REEXEC || !process.send) return resolve();
+      const timer = setTimeout(() => {
+        log.warn('USR2: no socket handover from the old master within 10 s; binding anew');
+        resolve();
+      }, 10_000);
+      const onMessage = (msg: { t?: string; key?: string }, handle: unknown): void => {
+        if (msg.t === 'listener' && msg.key && handle) listeners.set(msg.key, handle as RawHandle);
+        if (msg.t !== 'handover-done') return;
+        clearTimeout(timer);
+        process.off('message', onMessage);
+        log.info(`took over ${listeners.size} listening socket(s) from the old master`);
+        resolve();
+      };
+      process.on('message', onMessage);
+    });
+
   const handle: NodeHandle = {
     info,
     lifecycle,
@@ -362,11 +444,14 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     reloadConfig: () => replaceWorkers('reload'),
     workers: workerStatus,
     spawnLoop: () => [...tripped],
+    reexec,
+    completeHandover,
   };
   opts.onStarting?.(handle);
 
   // The initial boot: every worker must come up, else the node fails to start.
   const boot = async (): Promise<void> => {
+    await adoptListeners();
     const first = Array.from({ length: target }, (_, i) => spawnWorker(i));
     const oks = await Promise.all(first.map((w) => w.booted));
     if (stopping) return;
@@ -384,6 +469,8 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     ready = true;
     log.info(`node ${info.name} ready (${plan.manifest.name} ${plan.manifest.version}, apps: ${nodeType.apps.join(', ')}; ${target} workers)`);
     opts.onReady?.(handle);
+    // A master started by USR2 tells the old one; the old one answers 'ctl-free' (services.ts).
+    if (process.env.NODEREL_REEXEC && process.send) process.send({ t: 'ready' });
   };
   void boot();
   return exit;

@@ -73,6 +73,10 @@ export interface NodeHandle {
   workers?(): Promise<WorkerStatus[]>;
   /** Worker slots the spawn-loop guard stopped respawning. */
   spawnLoop?(): number[];
+  /** USR2: a new master on this one's sockets; resolves with its pid once ready (masters only). */
+  reexec?(): Promise<number>;
+  /** Lets the new master take the control socket path, once this one has closed its server. */
+  completeHandover?(): void;
 }
 
 export interface ForegroundOptions {

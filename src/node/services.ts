@@ -15,7 +15,7 @@ import { resolveCookie } from './cookie.js';
 import { BootError } from './errors.js';
 import type { LogControl, Logger } from './log.js';
 import { createLogger } from './log.js';
-import { acquireNodeLock } from './node-lock.js';
+import { acquireNodeLock, type NodeLock } from './node-lock.js';
 import { planNode, runForeground, type NodeHandle } from './node.js';
 import { runMaster, type MasterOptions } from './master.js';
 import { removePidFile, writePidFile } from './pid-file.js';
@@ -92,6 +92,41 @@ function socketRepl(handle: NodeHandle | undefined, socket: net.Socket, args: un
   socket.on('error', () => socket.destroy());
 }
 
+/** The node lock for a master started by USR2: taken in the background once the old master exits. */
+function lockLater(runDir: string): NodeLock {
+  let held: NodeLock | undefined;
+  let released = false;
+  void acquireNodeLock(runDir, { waitMs: 365 * 24 * 3600 * 1000 }).then((r) => {
+    if (!r.acquired) return;
+    if (released) r.lock.release();
+    else held = r.lock;
+  });
+  return {
+    release() {
+      released = true;
+      held?.release();
+    },
+  };
+}
+
+/**
+ * A single-process node's answers to the unicorn signals that only make sense with workers:
+ * HUP reloads the config (or reopens the logs with NODEREL_HUP=reopen_logs); the others are
+ * logged and ignored rather than left to their default action (USR2 and TT* would stop the node).
+ */
+function singleProcessSignals(log: Logger, handle: () => NodeHandle | undefined, reopenLogs: () => void): void {
+  process.on('SIGHUP', () => {
+    log.info('received SIGHUP');
+    if (process.env.NODEREL_HUP === 'reopen_logs') return reopenLogs();
+    void handle()
+      ?.reloadConfig()
+      .catch((err: unknown) => log.error(`HUP: reload failed: ${err instanceof Error ? err.message : String(err)}`));
+  });
+  for (const signal of ['SIGUSR2', 'SIGWINCH', 'SIGTTIN', 'SIGTTOU'] as const) {
+    process.on(signal, () => log.info(`${signal} ignored: this node type runs in a single process (workers: 0)`));
+  }
+}
+
 /** Runs the node with its services; resolves with the exit code. */
 export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const launch = readLaunchEnv(env);
@@ -113,7 +148,10 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
   const runDir = env.NODEREL_RUN_DIR || path.join(launch.releaseTmp, plan.info.name);
   fs.mkdirSync(runDir, { recursive: true, mode: 0o700 });
 
-  const lock = await acquireNodeLock(runDir);
+  // A master started by USR2 runs beside the old one, which holds the lock: it takes the lock
+  // over when the old master is gone (the old one starts at most one successor at a time).
+  const reexec = Boolean(env.NODEREL_REEXEC && process.send);
+  const lock = reexec ? { acquired: true as const, lock: lockLater(runDir) } : await acquireNodeLock(runDir);
   if (!lock.acquired) {
     const holder = lock.heldBy === undefined ? '' : ` (pid ${lock.heldBy})`;
     reportStart(env, 'running', String(lock.heldBy ?? '?'));
@@ -123,12 +161,33 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
 
   let handle: NodeHandle | undefined;
   let server: ControlServer | undefined;
+  let handedOver = false;
+  let renamedCtl: number | undefined;
   const pidFile = path.join(runDir, 'node.pid');
   try {
     ensureReleaseCookie(launch.root);
     const cookie = resolveCookie({ relName: plan.info.release, nodeType: plan.nodeType.name, root: launch.root, vmArgsFile: env.NODEREL_VM_ARGS || undefined, env });
+    // libuv unlinks a Unix socket's path when its server closes, so two masters cannot share the
+    // name: a master started by USR2 listens on a name of its own and renames it to `ctl` once
+    // the old master has closed its server ('ctl-free').
+    const ctlPath = path.join(runDir, 'ctl');
+    const ownPath = reexec ? path.join(runDir, `ctl.${process.pid}`) : ctlPath;
+    if (reexec) {
+      process.on('message', (msg: { t?: string }) => {
+        if (msg.t !== 'ctl-free') return;
+        fs.renameSync(ownPath, ctlPath);
+        renamedCtl = fs.statSync(ctlPath).ino;
+        log.info('took over the control socket from the old master');
+      });
+    }
+    const handOver = async (): Promise<void> => {
+      handedOver = true;
+      await server?.close({ keepFile: true });
+      handle?.completeHandover?.();
+    };
     server = await startControlServer({
-      socketPath: path.join(runDir, 'ctl'),
+      takeover: reexec,
+      socketPath: ownPath,
       cookie: cookie.cookie,
       onAuthFailure: (who) => log.warn(`refused a control connection: wrong cookie (${who})`),
       requests: {
@@ -151,6 +210,12 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
           if (!handle) throw new Error('the node is still starting');
           return handle.reloadConfig();
         },
+        reexec: async () => {
+          if (!handle?.reexec) throw new Error(`node type ${plan.nodeType.name} runs in a single process (workers: 0): it has no sockets to hand over; stop and start it instead`);
+          const newPid = await handle.reexec();
+          setImmediate(() => void handOver()); // after this answer is on its way
+          return { old_pid: process.pid, new_pid: newPid };
+        },
         reopen_logs: () => {
           if (!consoleLog) return `node ${plan.info.name} runs in the ${mode} and logs to its terminal; nothing to reopen`;
           consoleLog.reopen();
@@ -170,6 +235,11 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       },
     });
     writePidFile(pidFile);
+    fs.writeFileSync(path.join(runDir, 'node.vsn'), `${plan.manifest.version}\n`);
+    const reopenLogs = (): void => {
+      consoleLog?.reopen();
+      log.info(consoleLog ? `reopened ${consoleLog.file}` : 'no log file to reopen (not a daemon)');
+    };
     if (consoleLog) {
       const log2 = consoleLog;
       process.on('SIGUSR1', () => {
@@ -187,13 +257,13 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       }
       log.info(`ALRM: log level ${control.level}`);
     });
+    if (plan.nodeType.workers === 0) singleProcessSignals(log, () => handle, () => reopenLogs());
     const run = plan.nodeType.workers > 0 ? (p: typeof plan, c: LogControl, o: MasterOptions) => runMaster(p, c, o) : runForeground;
     return await run(plan, control, {
       daemonized: mode === 'daemon',
-      reopenLogs: () => {
-        consoleLog?.reopen();
-        log.info(consoleLog ? `reopened ${consoleLog.file}` : 'no log file to reopen (not a daemon)');
-      },
+      pidFile,
+      onSuccessor: () => void handOver(),
+      reopenLogs,
       onStarting: (h) => (handle = h),
       onReady: (h) => {
         reportStart(env, 'ready', String(process.pid));
@@ -216,7 +286,12 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     throw err;
   } finally {
     removePidFile(pidFile);
-    await server?.close();
+    removePidFile(`${pidFile}.oldbin`);
+    // After a USR2 hand-over the socket path belongs to the new master.
+    await server?.close({ keepFile: handedOver });
+    if (renamedCtl !== undefined && fs.statSync(path.join(runDir, 'ctl'), { throwIfNoEntry: false })?.ino === renamedCtl) {
+      fs.rmSync(path.join(runDir, 'ctl'), { force: true });
+    }
     lock.lock.release();
   }
 }

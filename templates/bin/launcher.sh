@@ -64,6 +64,9 @@ Commands:
   cookie [--ini]         print the node type's cookie (its source on stderr); --ini: the INI file only
   reopen_logs            reopen the node's log file (after logrotate renamed it)
   versions               list the versions installed side by side, marking the current one
+  upgrade VSN            install releases/<name>-VSN.tar.gz if needed, make VSN current and switch
+                         the running node to it with no dropped connection (USR2, WINCH, QUIT)
+  downgrade VSN          the same, back to an installed version
   help [COMMAND]         this help, or the help of one command
 EOF
 }
@@ -86,7 +89,8 @@ command_help() {
         escript) echo "escript FILE [ARGS]: run FILE as the main module with the release's runtime, sys.config and -env variables; exits with its code." ;;
         cookie) echo "cookie [--ini]: print the cookie of \$REL: \$${prefix}_COOKIE, then the INI file (\$${prefix}_CONFIG or /etc/$REL_NAME/config.ini, section [\$REL]), then vm.args -setcookie, then releases/COOKIE. --ini reads only the INI file." ;;
         reopen_logs) echo "reopen_logs: reopen console.log (as SIGUSR1 does), after an external rotation." ;;
-        versions) echo "versions: list releases/<vsn>/ with their Node versions; '*' marks the version in releases/start.data." ;;
+        versions) echo "versions: list releases/<vsn>/ with their Node versions; '*' marks the version in releases/start.data, and each running node type is named." ;;
+        upgrade | downgrade) echo "$1 VSN: unpack releases/$REL_NAME-VSN.tar.gz unless VSN is installed, make it current (releases/start.data, bin/$REL_NAME), then USR2 the running master: once the new master is ready the old one gets WINCH and QUIT. If the new master fails, the old keeps serving and the current version goes back." ;;
         help) echo "help [COMMAND]: print usage, or the help of COMMAND." ;;
         *) echo "Unknown command: $1" >&2; usage >&2; exit 1 ;;
     esac
@@ -312,11 +316,24 @@ start_daemon() {
     esac
 }
 
+# Installed versions; '*' marks the current one (releases/start.data), and the nodes running
+# each version are named (from the node.vsn each running node writes beside its pid file).
 list_versions() {
     current=
     if [ -f "$RELEASE_ROOT_DIR/releases/start.data" ]; then
         read -r _ current <"$RELEASE_ROOT_DIR/releases/start.data" || true
     fi
+    running=
+    for f in "$RELEASE_TMP"/*/node.vsn; do
+        [ -f "$f" ] || continue
+        d=${f%/node.vsn}
+        p=
+        [ -f "$d/node.pid" ] && read -r p <"$d/node.pid"
+        [ -n "$p" ] || continue
+        kill -0 "$p" 2>/dev/null || continue
+        read -r v <"$f" || continue
+        running="$running $v=${d##*/}"
+    done
     for dir in "$RELEASE_ROOT_DIR"/releases/*/; do
         [ -f "$dir/release.json" ] || continue
         vsn=${dir%/}
@@ -324,7 +341,15 @@ list_versions() {
         node_vsn=$(sed -n 's/.*"node_version": *"\([^"]*\)".*/\1/p' "$dir/release.json")
         mark=' '
         [ "$vsn" = "$current" ] && mark='*'
-        echo "$mark $REL_NAME $vsn (node $node_vsn)"
+        nodes=
+        for pair in $running; do
+            [ "${pair%%=*}" = "$vsn" ] && nodes="$nodes ${pair#*=}"
+        done
+        if [ -n "$nodes" ]; then
+            echo "$mark $REL_NAME $vsn (node $node_vsn) running:$nodes"
+        else
+            echo "$mark $REL_NAME $vsn (node $node_vsn)"
+        fi
     done
 }
 
@@ -346,6 +371,21 @@ case $COMMAND in
         ;;
     start | daemon)
         start_daemon "$@"
+        ;;
+    reexec)
+        # Internal: the new master a running master starts on USR2 (it inherits the old
+        # master's IPC channel and output); not for operators.
+        prepare_node
+        set -f
+        # shellcheck disable=SC2086
+        exec "$NODE_BIN" $NODE_FLAGS "$BOOT" daemon
+        ;;
+    upgrade | downgrade)
+        [ $# -eq 1 ] || die "Usage: ${0##*/} $COMMAND VSN"
+        check_node_type
+        prepare_vm_args --no-write
+        export_node_env
+        exec "$NODE_BIN" "$BOOT" "$COMMAND" "$1"
         ;;
     pid)
         check_node_type

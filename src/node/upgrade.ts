@@ -1,0 +1,161 @@
+/**
+ * `upgrade VSN` / `downgrade VSN` (SPEC §5): install the version if it is only a tarball, make
+ * it current, and switch the running node to it the unicorn way, with readiness checks:
+ *
+ *   1. releases/<name>-<vsn>.tar.gz unpacked beside the installed versions (only the pieces of
+ *      that version: bin/<name>-<vsn>, node-<v>/, lib/*-<v>/, releases/<vsn>/), unless installed
+ *   2. releases/start.data and bin/<name> point at <vsn>
+ *   3. the running master re-execs (USR2) through bin/<name>: a new master of <vsn> on the same
+ *      listening sockets; the request returns once it is ready (or failed)
+ *   4. WINCH to the old master (its workers finish their work and stop), then QUIT; wait until
+ *      it is gone
+ * If the new master fails, the old one keeps serving and step 2 is undone.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { controlRequest, ControlError } from './control.js';
+import { controlTarget } from './client.js';
+import { BootError } from './errors.js';
+import { readLaunchEnv } from './launch-env.js';
+import { isAlive } from './pid-file.js';
+
+const VSN_RE = /^[0-9A-Za-z][0-9A-Za-z.+_-]*$/;
+
+function say(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+/** Writes a file atomically (temp file + rename), keeping `mode`. */
+function replaceFile(file: string, data: string | Buffer, mode: number): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, data, { mode });
+  fs.chmodSync(tmp, mode);
+  fs.renameSync(tmp, file);
+}
+
+/** Unpacks `<name>-<vsn>.tar.gz` from releases/ unless the version is installed. */
+export function ensureInstalled(root: string, name: string, vsn: string): 'installed' | 'unpacked' {
+  if (fs.existsSync(path.join(root, 'releases', vsn, 'release.json'))) return 'installed';
+  const tarball = path.join(root, 'releases', `${name}-${vsn}.tar.gz`);
+  if (!fs.existsSync(tarball)) {
+    const installed = fs.readdirSync(path.join(root, 'releases')).filter((d) => fs.existsSync(path.join(root, 'releases', d, 'release.json')));
+    throw new BootError('EUPGRADE', `${name} ${vsn} is not installed and ${tarball} does not exist; copy the tarball of \`noderel tar\` there (installed: ${installed.join(', ')})`);
+  }
+  const stage = fs.mkdtempSync(path.join(root, '.unpack-'));
+  try {
+    execFileSync('tar', ['xzf', tarball, '-C', stage], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (!fs.existsSync(path.join(stage, 'releases', vsn, 'release.json'))) {
+      throw new BootError('EUPGRADE', `${tarball} holds no releases/${vsn}/release.json; is it the tarball of ${name} ${vsn}?`);
+    }
+    // Only this version's own pieces: never the current bin/<name>, start.data or the cookie.
+    const pieces = [`bin/${name}-${vsn}`, `releases/${vsn}`];
+    for (const top of ['lib']) for (const d of fs.readdirSync(path.join(stage, top))) pieces.push(`${top}/${d}`);
+    for (const d of fs.readdirSync(stage)) if (d.startsWith('node-')) pieces.push(d);
+    for (const piece of pieces) {
+      const from = path.join(stage, piece);
+      const to = path.join(root, piece);
+      if (!fs.existsSync(from) || fs.existsSync(to)) continue; // same-named pieces are the same version
+      fs.mkdirSync(path.dirname(to), { recursive: true });
+      fs.renameSync(from, to);
+    }
+  } finally {
+    fs.rmSync(stage, { recursive: true, force: true });
+  }
+  return 'unpacked';
+}
+
+interface Current {
+  startData: string;
+  launcher: Buffer;
+}
+
+/** Makes `vsn` the current version; returns what it replaced, to undo. */
+function makeCurrent(root: string, name: string, vsn: string): Current {
+  const startData = path.join(root, 'releases', 'start.data');
+  const launcher = path.join(root, 'bin', name);
+  const previous = { startData: fs.readFileSync(startData, 'utf8'), launcher: fs.readFileSync(launcher) };
+  const manifest = JSON.parse(fs.readFileSync(path.join(root, 'releases', vsn, 'release.json'), 'utf8')) as { node_version: string };
+  replaceFile(launcher, fs.readFileSync(path.join(root, 'bin', `${name}-${vsn}`)), 0o755);
+  replaceFile(startData, `${manifest.node_version} ${vsn}\n`, 0o644);
+  return previous;
+}
+
+function restore(root: string, name: string, previous: Current): void {
+  replaceFile(path.join(root, 'bin', name), previous.launcher, 0o755);
+  replaceFile(path.join(root, 'releases', 'start.data'), previous.startData, 0o644);
+}
+
+async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+
+/** Runs `upgrade VSN` or `downgrade VSN`; resolves with the exit code. */
+export async function runUpgrade(command: 'upgrade' | 'downgrade', vsn: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const launch = readLaunchEnv(env);
+  const name = launch.relName ?? '';
+  if (!VSN_RE.test(vsn)) throw new BootError('EUPGRADE', `${command}: "${vsn}" is not a version`);
+  const how = ensureInstalled(launch.root, name, vsn);
+  if (how === 'unpacked') say(`unpacked releases/${name}-${vsn}.tar.gz`);
+  const previous = makeCurrent(launch.root, name, vsn);
+  const fromVsn = previous.startData.trim().split(/\s+/)[1];
+  const t = controlTarget(env);
+  let answer: { old_pid: number; new_pid: number };
+  try {
+    answer = (await controlRequest({ socketPath: t.socketPath, cookie: t.cookie.cookie, command: 'reexec', timeoutMs: 180_000 })) as typeof answer;
+  } catch (err) {
+    if (err instanceof ControlError && err.code === 'ENOTRUNNING') {
+      say(`${name} ${vsn} is now the current version; node ${t.nodeName} is not running (start it to run ${vsn})`);
+      return 0;
+    }
+    restore(launch.root, name, previous);
+    const why = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`${command} to ${vsn} failed: ${why}; ${fromVsn} stays current\n`);
+    return 1;
+  }
+  say(`new master of ${vsn} is ready (pid ${answer.new_pid}); retiring the old master (pid ${answer.old_pid})`);
+  try {
+    process.kill(answer.old_pid, 'SIGWINCH');
+  } catch {
+    // already gone
+  }
+  // The old workers finish what they hold; then the old master leaves.
+  await waitWorkersGone(answer.old_pid, answer.new_pid, 120_000);
+  try {
+    process.kill(answer.old_pid, 'SIGQUIT');
+  } catch {
+    // already gone
+  }
+  if (!(await waitGone(answer.old_pid, 120_000))) {
+    process.stderr.write(`the old master (pid ${answer.old_pid}) is still running after QUIT; check its log\n`);
+    return 1;
+  }
+  say(`node ${t.nodeName} ${command}d from ${fromVsn} to ${vsn} (pid ${answer.new_pid})`);
+  return 0;
+}
+
+/** Children of `pid` (its workers), from /proc; empty where /proc is not there. */
+function childrenOf(pid: number): number[] {
+  try {
+    return fs
+      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
+      .filter(isAlive);
+  } catch {
+    return [];
+  }
+}
+
+/** Waits until `pid` has no child left but `except` (the new master it started). */
+async function waitWorkersGone(pid: number, except: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const busy = () => childrenOf(pid).some((c) => c !== except);
+  while (isAlive(pid) && busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
