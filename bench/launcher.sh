@@ -28,6 +28,7 @@ P=$work/pm2/node_modules/pm2/bin/pm2        # the pm2 CLI, run with $N
 cleanup() {
   set +e
   trap - INT TERM
+  [ -z "${bg:-}" ] || { kill -TERM "$bg" 2>/dev/null; wait "$bg" 2>/dev/null; }
   if [ -x "$B" ] && pid=$("$B" pid 2>/dev/null); then
     "$B" stop --timeout 5 >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null
   fi
@@ -53,7 +54,17 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# Long steps run in the background and are waited for, so that INT/TERM stop the bench at once
+# (bash runs a trap only once its foreground command has finished).
+bg=
+in_bg() {
+  "$@" &
+  bg=$!
+  wait "$bg"
+  bg=
+}
 
 free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 port_rel=$(free_port)
@@ -73,7 +84,8 @@ nodevsn=$("$N" --version)
 
 # --- pm2, into the temp dir --------------------------------------------------------------------
 latest=$(npm view pm2 version 2>/dev/null)
-npm install --silent --no-audit --no-fund --prefix "$work/pm2" "$PM2_SPEC" >/dev/null 2>&1
+npm install --no-audit --no-fund --prefix "$work/pm2" "$PM2_SPEC" >"$work/npm-install.log" 2>&1 ||
+  { cat "$work/npm-install.log" >&2; echo "npm install $PM2_SPEC failed" >&2; exit 1; }
 pm2vsn=$(node -p "require('$work/pm2/node_modules/pm2/package.json').version")
 echo "pm2 $pm2vsn installed ($PM2_SPEC; newest on the registry: $latest)" >&2
 pm2() { "$N" "$P" "$@"; }
@@ -221,7 +233,7 @@ node_name=benchapp@${host%%.*}
 "$B" ping >/dev/null
 [ "$(pm2 pid benchapp)" -gt 0 ]
 
-hf() { hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --style none "$@" >/dev/null; }
+hf() { in_bg hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --style none "$@" >/dev/null; }
 echo "pid, ping, status ..." >&2
 hf --export-json "$work/pid.json" -n noderel "$B pid" -n pm2 "$N $P pid benchapp"
 hf --export-json "$work/ping.json" -n noderel "$B ping" -n pm2 "$N $P ping" -n node "$N -e 0"
@@ -230,12 +242,12 @@ hf --export-json "$work/status.json" -n noderel "$B status" -n pm2 "$N $P jlist"
 # shell); boot.js `cookie` (its modules and the cookie, no socket); the least a socket + HMAC
 # client loads; the launcher's own work before `foreground` execs the node (a copy of bin/benchapp
 # with that exec replaced by exit); loading the modules of a running node (services.js).
-(
+split_times() {
   export NODEREL_ROOT=$app/_rel/benchapp NODEREL_REL_NAME=benchapp NODEREL_REL_VSN=1.0.0 NODEREL_NODE_TYPE=benchapp
   export NODEREL_NODE_NAME=$node_name NODEREL_RUN_DIR=$RELEASE_TMP/$node_name NODEREL_LOG_DIR=$RUNNER_LOG_DIR/$node_name
   export NODEREL_VM_ARGS=$RELEASE_TMP/$node_name/vm.args NODE_ENV=production
   lib=$(echo "$app"/_rel/benchapp/lib/noderel-*)
-  [ "$("$N" "$lib/boot.js" ping)" = pong ]
+  [ "$("$N" "$lib/boot.js" ping)" = pong ] || { echo "boot.js ping, run directly, did not answer pong" >&2; exit 1; }
   noexec=$app/_rel/benchapp/bin/.benchapp-noexec
   # shellcheck disable=SC2016 # the launcher's own text, matched literally
   sed 's/^\( *\)exec "\$NODE_BIN" \$NODE_FLAGS "\$BOOT" "\$COMMAND" "\$@"$/\1exit 0/' "$B" >"$noexec"
@@ -247,7 +259,9 @@ hf --export-json "$work/status.json" -n noderel "$B status" -n pm2 "$N $P jlist"
     -n "bin/benchapp ping" "$B ping" -n "bin/benchapp pid" "$B pid" \
     -n "foreground, launcher only" "$noexec foreground" \
     -n "import services.js" "$N --input-type=module -e \"import '$lib/services.js'\""
-)
+}
+# in a subshell of its own: the exports stay there
+in_bg split_times
 "$B" stop
 pm2 delete benchapp >/dev/null
 
@@ -274,9 +288,9 @@ cat >"$work/stop.json" <<EOF
 ] }
 EOF
 echo "start ($((WARMUP + RUNS)) rounds) " >&2
-node "$work/timer.mjs" "$work/start.json" "$work/start-times.json"
+in_bg node "$work/timer.mjs" "$work/start.json" "$work/start-times.json"
 echo "stop ($((WARMUP + RUNS)) rounds) " >&2
-node "$work/timer.mjs" "$work/stop.json" "$work/stop-times.json"
+in_bg node "$work/timer.mjs" "$work/stop.json" "$work/stop-times.json"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # --- The report --------------------------------------------------------------------------------

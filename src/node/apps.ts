@@ -7,7 +7,9 @@
  *            process exits once the other apps have stopped)
  * The order of apps, logging and what to do on failure belong to the node (`node.ts`).
  */
+import type http from 'node:http';
 import { pathToFileURL } from 'node:url';
+import type { DrainOptions, HttpDrain } from './http-drain.js';
 import { BootError } from './errors.js';
 import type { LifecycleView } from './lifecycle.js';
 import type { Logger } from './log.js';
@@ -36,6 +38,12 @@ export interface AppContext {
   readonly log: Logger;
   readonly lifecycle: LifecycleView;
   readonly node: NodeInfo;
+  /**
+   * Drains an HTTP server with the node's stages: `Connection: close` once the node leaves
+   * `running`, idle keep-alive connections closed after a grace, and a `close()` for `stop` that
+   * lets every connection finish (http-drain.ts). Call it right after creating the server.
+   */
+  drain(server: http.Server, opts?: DrainOptions): HttpDrain;
 }
 
 export interface RunningApp {

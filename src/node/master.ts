@@ -69,6 +69,8 @@ export interface MasterOptions extends ForegroundOptions {
   pidFile: string;
   /** Called once a new master started by USR2 (signal) is ready; then call completeHandover. */
   onSuccessor?(pid: number): void;
+  /** Called when a ready successor exits while this master still runs (a rollback). */
+  onSuccessorGone?(): void;
   /** Reopen the master's log (USR1, or HUP with NODEREL_HUP=reopen_logs). */
   reopenLogs?(): void;
 }
@@ -384,7 +386,14 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
         if (msg.t !== 'ready') return;
         log.info(`USR2: the new master (pid ${child.pid}) is ready; both serve until this one gets WINCH and QUIT`);
         child.removeAllListeners('exit');
-        child.on('exit', () => (successor = undefined));
+        child.on('exit', () => {
+          successor = undefined;
+          if (stopping) return;
+          // Rolled back (QUIT to the new master): the pid file is ours again, as in unicorn.
+          if (fs.existsSync(oldbin)) fs.renameSync(oldbin, opts.pidFile);
+          log.info(`the new master (pid ${child.pid}) exited; ${path.basename(opts.pidFile)} is this master's again`);
+          opts.onSuccessorGone?.();
+        });
         resolve(child.pid!);
       });
       child.once('exit', (code, signal) => failed(signal ? `killed by ${signal}` : `exit code ${code}`));

@@ -9,6 +9,7 @@
  *   an app fails to stop                       logged, the others still stop, 1
  */
 import { startApp, type AppContext, type NodeInfo, type RunningApp } from './apps.js';
+import { drainHttpServer } from './http-drain.js';
 import { isBootError } from './errors.js';
 import { nodeNameFor, type LaunchEnv } from './launch-env.js';
 import { Lifecycle, type Stage } from './lifecycle.js';
@@ -231,6 +232,7 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
         log: log.child(name),
         lifecycle: lifecycle.view(),
         node: info,
+        drain: (server, drainOpts) => drainHttpServer(server, lifecycle.view(), drainOpts),
       };
       log.debug(`starting app ${name} (${spec.type}, ${spec.entry})`);
       try {

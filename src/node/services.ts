@@ -185,9 +185,9 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       await server?.close({ keepFile: true });
       handle?.completeHandover?.();
     };
-    server = await startControlServer({
-      takeover: reexec,
-      socketPath: ownPath,
+    const listen = (socketPath: string, takeover: boolean) => startControlServer({
+      takeover,
+      socketPath,
       cookie: cookie.cookie,
       onAuthFailure: (who) => log.warn(`refused a control connection: wrong cookie (${who})`),
       requests: {
@@ -234,6 +234,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
         remote_console: (socket, args) => socketRepl(handle, socket, args),
       },
     });
+    server = await listen(ownPath, reexec);
     writePidFile(pidFile);
     fs.writeFileSync(path.join(runDir, 'node.vsn'), `${plan.manifest.version}\n`);
     const reopenLogs = (): void => {
@@ -263,6 +264,18 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       daemonized: mode === 'daemon',
       pidFile,
       onSuccessor: () => void handOver(),
+      onSuccessorGone: () => {
+        // The new master left (a rollback): the control socket path is ours again.
+        if (!handedOver) return;
+        handedOver = false;
+        void listen(ctlPath, true).then(
+          (s2) => {
+            server = s2;
+            log.info('the new master is gone: this master answers on the control socket again');
+          },
+          (err: unknown) => log.error(`cannot listen on ${ctlPath} again: ${err instanceof Error ? err.message : String(err)}`),
+        );
+      },
       reopenLogs,
       onStarting: (h) => (handle = h),
       onReady: (h) => {

@@ -3,7 +3,7 @@
  * to run `bin/<name>` in it, and cleanup that kills (by pid, from the pid files) every node the
  * test left running before removing the directories.
  */
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -16,6 +16,8 @@ export interface Sandbox {
   tmp: string;
   logs: string;
   run(args: string[], extra?: NodeJS.ProcessEnv): SpawnSyncReturns<string>;
+  /** As run, without blocking this process (a test that serves traffic meanwhile). */
+  runAsync(args: string[], extra?: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }>;
   /** The node's pid from `bin/<name> pid`, or undefined when it is not running. */
   pid(rel?: string): number | undefined;
   /** The log file of the (only, or named) node. */
@@ -33,12 +35,22 @@ export async function sandbox(bin: string, rel: string, portVar: string, extraEn
   const env: NodeJS.ProcessEnv = { ...process.env, REL: rel, RELEASE_TMP: tmp, RUNNER_LOG_DIR: logs, [portVar]: String(port), ...extraEnv };
   open.push({ tmp, cleanup: t.cleanup });
   const run = (args: string[], extra: NodeJS.ProcessEnv = {}) => spawnSync(bin, args, { env: { ...env, ...extra }, encoding: 'utf8', timeout: 120_000 });
+  const runAsync = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(bin, args, { env: { ...env, ...extra } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      child.on('close', (status) => resolve({ status, stdout, stderr }));
+    });
   return {
     env,
     port,
     tmp,
     logs,
     run,
+    runAsync,
     pid(relName = rel) {
       const r = run(['pid'], { REL: relName });
       return r.status === 0 ? Number(r.stdout.trim()) : undefined;

@@ -4,8 +4,9 @@
 //   GET /health  200 "ok" while the node takes work, 503 "<stage>" after
 //
 // Every request counts as in-flight work, so a draining node finishes them before it stops.
-// Once the node refuses new work (stage `rejecting` and after) requests get 503; once it
-// leaves `running`, responses carry `Connection: close` and idle keep-alive connections close.
+// Once the node refuses new work (stages `rejecting` and `hanging-up`) requests get 503; once
+// it leaves `running`, responses carry `Connection: close` and idle keep-alive connections are
+// closed (ctx.drain), so clients move to the node's other workers without a failed request.
 import http from 'node:http';
 
 const DEFAULT_PORT = 8000;
@@ -16,9 +17,9 @@ export async function start(ctx) {
   const port = parsePort(process.env.CROSSBAR_PORT || ctx.config.port || DEFAULT_PORT);
   const ip = String(ctx.config.ip ?? DEFAULT_IP);
 
-  const takesWork = () => lifecycle.stage === 'running' || lifecycle.stage === 'draining';
+  // `stopping` still answers: a retiring worker serves the connections it has accepted.
+  const takesWork = () => lifecycle.stage !== 'rejecting' && lifecycle.stage !== 'hanging-up';
   const reply = (res, status, type, body) => {
-    if (lifecycle.stage !== 'running') res.setHeader('Connection', 'close');
     res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
     res.end(body);
   };
@@ -43,24 +44,14 @@ export async function start(ctx) {
     return json(res, 404, { error: 'not found', path: url.pathname });
   });
 
-  const unsubscribe = lifecycle.onStage((stage) => {
-    if (stage !== 'running') server.closeIdleConnections();
-  });
-  try {
-    await listen(server, port, ip);
-  } catch (err) {
-    unsubscribe();
-    throw err;
-  }
+  const drain = ctx.drain(server);
+  await listen(server, port, ip);
   log.info(`listening on ${ip}:${server.address().port}`);
-  return { server, unsubscribe };
+  return { server, drain };
 }
 
 export async function stop(state) {
-  state.unsubscribe();
-  const closed = new Promise((resolve, reject) => state.server.close((err) => (err ? reject(err) : resolve())));
-  state.server.closeIdleConnections();
-  await closed;
+  await state.drain.close();
 }
 
 function parsePort(value) {

@@ -6,7 +6,8 @@
 // It follows the node's lifecycle stages: while draining it still takes calls; while rejecting
 // new calls get 503 "rejecting" and held ones run to their end; on hanging-up every held call
 // ends at once with 200 "hangup". Once the node leaves `running`, responses carry
-// `Connection: close` and idle keep-alive connections are closed, so clients move elsewhere.
+// `Connection: close` and idle keep-alive connections are closed (ctx.drain), so clients move
+// elsewhere without a failed request.
 import http from 'node:http';
 
 const DEFAULT_PORT = 8080;
@@ -23,7 +24,6 @@ export async function start(ctx) {
 
   const takesWork = () => lifecycle.stage === 'running' || lifecycle.stage === 'draining';
   const reply = (res, status, body) => {
-    if (lifecycle.stage !== 'running') res.setHeader('Connection', 'close');
     const text = `${body}\n`;
     res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
     res.end(text);
@@ -62,9 +62,9 @@ export async function start(ctx) {
     log.debug(`call ${id} started (${duration} ms)`);
   });
 
+  const drain = ctx.drain(server);
   const unsubscribe = lifecycle.onStage((stage) => {
     if (stage === 'hanging-up' || stage === 'stopping') hangUpAll(calls, log);
-    if (stage !== 'running') server.closeIdleConnections();
   });
 
   try {
@@ -74,15 +74,13 @@ export async function start(ctx) {
     throw err;
   }
   log.info(`listening on ${ip}:${server.address().port}`);
-  return { server, calls, unsubscribe };
+  return { server, calls, unsubscribe, drain };
 }
 
 export async function stop(state, ctx) {
   state.unsubscribe();
   hangUpAll(state.calls, ctx.log);
-  const closed = new Promise((resolve, reject) => state.server.close((err) => (err ? reject(err) : resolve())));
-  state.server.closeIdleConnections();
-  await closed;
+  await state.drain.close();
 }
 
 function hangUpAll(calls, log) {

@@ -1,0 +1,164 @@
+/**
+ * Upgrades with two real versions of the demo release built by the test (issue 4): `upgrade`
+ * from a tarball and `downgrade` back with no failed request, USR2 to a version whose app fails
+ * to start (the old master keeps serving, nothing fails), and the unicorn procedure by hand:
+ * USR2, WINCH, QUIT; and the rollback after WINCH: HUP the old master, QUIT the new one.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { noderel, repoRoot, tempDir } from '../helpers/project.js';
+import { alive, cleanupSandboxes, httpGet, sandbox, waitFor, type Sandbox } from '../helpers/sandbox.js';
+
+let project: { dir: string; cleanup: () => void };
+let rel: string;
+let bin: string;
+const tarballs = tempDir('noderel-tarballs-');
+
+/** Builds the demo release of this repository as VSN into `out` (a tarball), optionally broken. */
+function buildVersion(vsn: string, broken = false): string {
+  const src = tempDir(`noderel-kazoo-${vsn}-`);
+  try {
+    for (const d of ['rel', 'apps']) fs.cpSync(path.join(repoRoot, d), path.join(src.dir, d), { recursive: true });
+    if (broken) {
+      // A new app version (lib/ directories are keyed by app version, as in relx) that fails.
+      const pkg = path.join(src.dir, 'apps/crossbar/package.json');
+      fs.writeFileSync(pkg, fs.readFileSync(pkg, 'utf8').replace(/"version": "[^"]+"/, `"version": "${vsn}"`));
+      const app = path.join(src.dir, 'apps/crossbar/src/app.js');
+      fs.writeFileSync(app, fs.readFileSync(app, 'utf8').replace('export async function start(ctx) {', "export async function start(ctx) {\n  throw new Error('crossbar of the broken version refuses to start');"));
+    }
+    const r = noderel(src.dir, ['tar', '-q', '--rel-version', vsn, '--output', tarballs.dir, '--force']);
+    expect(r.code, r.stderr).toBe(0);
+    return path.join(tarballs.dir, `kazoo-${vsn}.tar.gz`);
+  } finally {
+    src.cleanup();
+  }
+}
+
+beforeAll(() => {
+  project = tempDir('noderel-kazoo-');
+  for (const d of ['rel', 'apps']) fs.cpSync(path.join(repoRoot, d), path.join(project.dir, d), { recursive: true });
+  const r = noderel(project.dir, ['build', '-q']);
+  expect(r.code, r.stderr).toBe(0);
+  rel = path.join(project.dir, '_rel', 'kazoo');
+  bin = path.join(rel, 'bin', 'kazoo');
+  fs.copyFileSync(buildVersion('4.3.1'), path.join(rel, 'releases', 'kazoo-4.3.1.tar.gz'));
+  fs.copyFileSync(buildVersion('4.3.9', true), path.join(rel, 'releases', 'kazoo-4.3.9.tar.gz'));
+});
+afterAll(() => {
+  project?.cleanup();
+  tarballs.cleanup();
+});
+afterEach(cleanupSandboxes);
+
+/** GET / in a loop (a fresh connection each time) until stopped; counts answers by version. */
+function traffic(s: Sandbox) {
+  let running = true;
+  const versions = new Map<string, number>();
+  const failures: string[] = [];
+  const loop = (async () => {
+    while (running) {
+      try {
+        const r = await httpGet(s.port, '/');
+        if (r.status !== 200) failures.push(`HTTP ${r.status}`);
+        else {
+          const v = (JSON.parse(r.body) as { version: string }).version;
+          versions.set(v, (versions.get(v) ?? 0) + 1);
+        }
+      } catch (err) {
+        failures.push(String(err));
+      }
+    }
+  })();
+  return {
+    versions,
+    failures,
+    seen: (v: string) => (versions.get(v) ?? 0) > 0,
+    async stop() {
+      running = false;
+      await loop;
+    },
+  };
+}
+
+const current = () => fs.readFileSync(path.join(rel, 'releases/start.data'), 'utf8').trim().split(' ')[1];
+
+describe('upgrade and downgrade', () => {
+  it('upgrade from a tarball and downgrade back, with no failed request', async () => {
+    const s = await sandbox(bin, 'kazoo_apps', 'CROSSBAR_PORT');
+    expect(s.run(['start']).status).toBe(0);
+    const load = traffic(s);
+    await waitFor(() => load.seen('4.3.0'), 'traffic on 4.3.0');
+    const up = await s.runAsync(['upgrade', '4.3.1']);
+    expect(up.status, up.stderr).toBe(0);
+    expect(up.stdout).toMatch(/unpacked releases\/kazoo-4\.3\.1\.tar\.gz/);
+    expect(up.stdout).toMatch(/node kazoo_apps@\S+ upgraded from 4\.3\.0 to 4\.3\.1 \(pid \d+\)/);
+    await waitFor(() => load.seen('4.3.1'), 'traffic on 4.3.1');
+    expect(current()).toBe('4.3.1');
+    expect(s.run(['versions']).stdout).toMatch(/^\* kazoo 4\.3\.1 \(node 22\.\d+\.\d+\) running: kazoo_apps@/m);
+    expect(JSON.parse(s.run(['status', '--json']).stdout).version).toBe('4.3.1');
+    const down = await s.runAsync(['downgrade', '4.3.0']);
+    expect(down.status, down.stderr).toBe(0);
+    const before = load.versions.get('4.3.0') ?? 0;
+    await waitFor(() => (load.versions.get('4.3.0') ?? 0) > before, 'traffic on 4.3.0 again');
+    await load.stop();
+    expect(load.failures).toEqual([]);
+    expect(current()).toBe('4.3.0');
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('a new version whose app fails to start: upgrade fails, the old master keeps serving, nothing fails', async () => {
+    const s = await sandbox(bin, 'kazoo_apps', 'CROSSBAR_PORT');
+    expect(s.run(['start']).status).toBe(0);
+    const pid = s.pid()!;
+    const load = traffic(s);
+    await waitFor(() => load.seen('4.3.0'), 'traffic');
+    const up = await s.runAsync(['upgrade', '4.3.9']);
+    expect(up.status).toBe(1);
+    expect(up.stderr).toMatch(/upgrade to 4\.3\.9 failed: the new master failed to start .*; 4\.3\.0 stays current/);
+    const n = load.versions.get('4.3.0')!;
+    await waitFor(() => load.versions.get('4.3.0')! > n + 10, 'traffic after the failed upgrade');
+    await load.stop();
+    expect(load.failures).toEqual([]);
+    expect(current()).toBe('4.3.0');
+    expect(s.pid()).toBe(pid);
+    expect(s.run(['ping']).stdout).toBe('pong\n');
+    expect(fs.readFileSync(s.logFile(), 'utf8')).toMatch(/crossbar of the broken version refuses to start/);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('the unicorn procedure by hand: USR2, WINCH, QUIT; and the rollback: HUP the old master, QUIT the new', async () => {
+    const s = await sandbox(bin, 'kazoo_apps', 'CROSSBAR_PORT');
+    expect(s.run(['start']).status).toBe(0);
+    const oldPid = s.pid()!;
+    const pidFile = path.join(s.tmp, fs.readdirSync(s.tmp).find((d) => d.startsWith('kazoo_apps@'))!, 'node.pid');
+    const load = traffic(s);
+    await waitFor(() => load.seen('4.3.0'), 'traffic');
+
+    // USR2: a new master (of the same version here) beside the old one; the pid file moves.
+    process.kill(oldPid, 'SIGUSR2');
+    await waitFor(() => fs.existsSync(`${pidFile}.oldbin`) && fs.existsSync(pidFile) && Number(fs.readFileSync(pidFile, 'utf8')) !== oldPid, 'the new master');
+    const newPid = Number(fs.readFileSync(pidFile, 'utf8'));
+    expect(Number(fs.readFileSync(`${pidFile}.oldbin`, 'utf8'))).toBe(oldPid);
+    await waitFor(() => s.run(['status', '--json']).status === 0 && JSON.parse(s.run(['status', '--json']).stdout).pid === newPid, 'the new master to answer');
+    await waitFor(() => JSON.parse(s.run(['status', '--json']).stdout).workers.filter((w: { state: string }) => w.state === 'ready').length === 2, 'its workers');
+
+    // WINCH to the old master: its workers stop, the new ones serve.
+    process.kill(oldPid, 'SIGWINCH');
+    await waitFor(() => fs.readFileSync(`/proc/${oldPid}/task/${oldPid}/children`, 'utf8').trim().split(/\s+/).filter((p) => p && Number(p) !== newPid && alive(Number(p))).length === 0, 'the old workers to stop');
+    // Rollback: HUP brings the old master's workers back, QUIT the new master.
+    process.kill(oldPid, 'SIGHUP');
+    await waitFor(() => fs.readFileSync(`/proc/${oldPid}/task/${oldPid}/children`, 'utf8').trim().split(/\s+/).filter((p) => p && Number(p) !== newPid && alive(Number(p))).length === 2, 'the old workers back');
+    process.kill(newPid, 'SIGQUIT');
+    await waitFor(() => !alive(newPid), 'the new master to leave');
+    const n = load.versions.get('4.3.0')!;
+    await waitFor(() => load.versions.get('4.3.0')! > n + 10, 'traffic on the old master alone');
+    await load.stop();
+    expect(load.failures).toEqual([]);
+    expect(alive(oldPid)).toBe(true);
+    // The old master has its pid file and control socket back.
+    await waitFor(() => s.pid() === oldPid && s.run(['ping']).status === 0, 'the old master to answer again');
+    expect(fs.existsSync(`${pidFile}.oldbin`)).toBe(false);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+});
