@@ -5,7 +5,6 @@
  * an expected error (BootError) is one line, anything else is a bug and keeps its stack.
  */
 import fs from 'node:fs';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isBootError } from './errors.js';
 import { consoleSink, createLogger, describeError, isLevel, LEVELS, type LogControl, type Logger } from './log.js';
@@ -41,6 +40,7 @@ export async function boot(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       }
       case 'spawn_daemon': {
         // Where the launcher finds no setsid(1): detach through Node (a new session), then leave.
+        const { spawn } = await import('node:child_process');
         const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), 'daemon'], {
           detached: true,
           stdio: ['ignore', 'inherit', 'inherit'],
