@@ -7,7 +7,8 @@
  *            process exits once the other apps have stopped)
  * The order of apps, logging and what to do on failure belong to the node (`node.ts`).
  */
-import type http from 'node:http';
+import http, { Server as httpServer } from 'node:http';
+import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import type { DrainOptions, HttpDrain } from './http-drain.js';
 import { BootError } from './errors.js';
@@ -109,6 +110,10 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal)
   crashed.catch(() => {});
   const onUncaught = (err: unknown): void => failed?.(err);
   process.on('uncaughtException', onUncaught);
+  // A plain program knows nothing of the node's stages: drain the HTTP servers it listens on for
+  // it, so its reloads and stops fail no keep-alive request either.
+  const drains: HttpDrain[] = [];
+  onHttpListen((server) => drains.push(ctx.drain(server)));
   try {
     ctx.log.debug(`running ${spec.entry} as the main module`);
     runAsMain(spec.entry);
@@ -117,7 +122,28 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal)
   } finally {
     process.off('uncaughtException', onUncaught);
   }
-  return { spec, state: undefined, stop: async () => {}, configChange: async () => false };
+  return {
+    spec,
+    state: undefined,
+    // Its HTTP servers stop accepting and let their connections finish; the process exits after.
+    stop: async () => {
+      await Promise.all(drains.map((d) => d.close()));
+    },
+    configChange: async () => false,
+  };
+}
+
+/** Calls `fn` once for each HTTP server of this process that starts listening (from now on). */
+function onHttpListen(fn: (server: http.Server) => void): void {
+  const seen = new WeakSet<net.Server>();
+  const previous = net.Server.prototype.listen;
+  net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]): net.Server {
+    if (this instanceof httpServer && !seen.has(this)) {
+      seen.add(this);
+      fn(this);
+    }
+    return (previous as (...a: unknown[]) => net.Server).apply(this, args);
+  } as typeof net.Server.prototype.listen;
 }
 
 /** `promise`, or a rejection with the abort reason when `signal` fires first. */

@@ -19,7 +19,6 @@ import { acquireNodeLock, type NodeLock } from './node-lock.js';
 import { planNode, runForeground, type NodeHandle } from './node.js';
 import { runMaster, type MasterOptions } from './master.js';
 import { removePidFile, writePidFile } from './pid-file.js';
-import { startNodeRepl } from './repl.js';
 import { readLaunchEnv } from './launch-env.js';
 
 export type NodeMode = 'foreground' | 'console' | 'daemon';
@@ -77,11 +76,12 @@ async function statusOf(handle: NodeHandle | undefined, info: { name: string; re
 }
 
 /** A REPL inside the node on a control socket (attach, remote_console). */
-function socketRepl(handle: NodeHandle | undefined, socket: net.Socket, args: unknown[], onClose?: () => void): void {
+async function socketRepl(handle: NodeHandle | undefined, socket: net.Socket, args: unknown[], onClose?: () => void): Promise<void> {
   if (!handle?.ready) {
     socket.end('the node is still starting; try again in a moment\n');
     return;
   }
+  const { startNodeRepl } = await import('./repl.js'); // node:repl is loaded only when used
   const [cols, rows] = args;
   Object.assign(socket, { columns: Number(cols) || 80, rows: Number(rows) || 24, isTTY: true });
   const server = startNodeRepl(handle, { input: socket, output: socket, terminal: true, onExit: () => socket.end() });
@@ -229,9 +229,9 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
             return;
           }
           const unsubscribe = consoleLog.subscribe((chunk) => socket.write(chunk));
-          socketRepl(handle, socket, args, unsubscribe);
+          void socketRepl(handle, socket, args, unsubscribe);
         },
-        remote_console: (socket, args) => socketRepl(handle, socket, args),
+        remote_console: (socket, args) => void socketRepl(handle, socket, args),
       },
     });
     server = await listen(ownPath, reexec);
@@ -281,7 +281,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       onReady: (h) => {
         reportStart(env, 'ready', String(process.pid));
         if (mode === 'console') {
-          startNodeRepl(h, {
+          void import('./repl.js').then(({ startNodeRepl }) => startNodeRepl(h, {
             input: process.stdin,
             output: process.stdout,
             terminal: process.stdin.isTTY,
@@ -289,7 +289,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
               log.info('console closed; stopping the node gracefully');
               h.stop();
             },
-          });
+          }));
         }
       },
       onStartFailed: (message) => reportStart(env, 'failed', message),
