@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { copyFixture, noderel } from '../helpers/project.js';
@@ -154,6 +155,43 @@ describe('workers', () => {
     await load;
     expect(failed).toBe(0);
     for (const p of before) expect(alive(p)).toBe(false);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('keep-alive clients of a plain program app through two HUP reloads: no failed request', async () => {
+    const s = await sandbox(bin, 'plainpool', 'OPS_PORT');
+    expect(s.run(['start']).status).toBe(0);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const get = () =>
+      new Promise<number>((resolve, reject) => {
+        http
+          .get({ host: '127.0.0.1', port: s.port, path: '/', agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          })
+          .on('error', reject);
+      });
+    let failed = 0;
+    let done = 0;
+    let running = true;
+    const clients = Array.from({ length: 8 }, async () => {
+      while (running) await get().then((code) => (code === 200 ? done++ : failed++), () => failed++);
+    });
+    for (let i = 0; i < 2; i++) {
+      const before = readyPids(s);
+      await waitFor(() => done > 50 * (i + 1), 'traffic');
+      process.kill(s.pid()!, 'SIGHUP');
+      await waitFor(() => {
+        const now = readyPids(s);
+        return now.length === 2 && now.every((p) => !before.includes(p)) && status(s).workers.length === 2;
+      }, 'the workers to be replaced');
+    }
+    const after = done;
+    await waitFor(() => done > after + 50, 'traffic after the reloads');
+    running = false;
+    await Promise.all(clients);
+    agent.destroy();
+    expect(failed).toBe(0);
     expect(s.run(['stop']).status).toBe(0);
   });
 
