@@ -3,11 +3,11 @@
  * build time with `file:line:col` on every problem, and written into the release as JSON.
  * A `sys.config.src` may hold `${VAR}` / `${VAR:-default}` placeholders, substituted at launch.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode, Pair } from 'yaml';
-import { NoderelError, Problems } from '../errors.js';
+import { readConfigFile } from './read-file.js';
+import { Problems } from '../errors.js';
 import { displayPath } from '../reporter.js';
 import { placeholderProblems } from './vm-args.js';
 
@@ -44,7 +44,7 @@ export function loadSysConfig(file: string, opts: { knownApps?: string[] } = {})
   const abs = path.resolve(file);
   const isSrc = abs.endsWith('.src');
   const lines = new LineCounter();
-  const src = readSysConfig(abs);
+  const src = readConfigFile(abs, CODE, 'sys.config');
   const doc = parseDocument(src, { lineCounter: lines, prettyErrors: false, logLevel: 'error' });
   const ctx: Ctx = { file: abs, src, doc, lines, problems: new Problems(), isSrc };
   for (const err of doc.errors) {
@@ -54,20 +54,6 @@ export function loadSysConfig(file: string, opts: { knownApps?: string[] } = {})
   const config = validateTop(ctx, opts.knownApps);
   ctx.problems.throwIfAny(CODE, `${displayPath(abs)}: invalid sys.config`);
   return { config, isSrc };
-}
-
-function readSysConfig(abs: string): string {
-  try {
-    return fs.readFileSync(abs, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      throw new NoderelError(CODE, `${displayPath(abs)}: no such file`, {
-        hint: 'create it or fix the sys.config path in the release config',
-      });
-    }
-    throw new NoderelError(CODE, `${displayPath(abs)}: cannot read (${code ?? String(err)})`, { cause: err });
-  }
 }
 
 /** Check the top level (a mapping of app -> section) and build the config. */

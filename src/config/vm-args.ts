@@ -6,7 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { NoderelError, Problems } from '../errors.js';
+import { readConfigFile } from './read-file.js';
+import { Problems } from '../errors.js';
 import { displayPath } from '../reporter.js';
 
 /** One directive as written, after comments and blank lines are dropped. */
@@ -59,26 +60,12 @@ interface Frame {
 export function loadVmArgs(file: string): VmArgs {
   const abs = path.resolve(file);
   const problems = new Problems();
-  const text = readTopFile(abs);
+  const text = readConfigFile(abs, CODE, 'vm.args');
   const lines: VmArgsLine[] = [];
   readInto(abs, text, [], lines, problems);
   const v = classify(abs, lines, problems);
   problems.throwIfAny(CODE, `${displayPath(abs)}: invalid vm.args`);
   return v;
-}
-
-function readTopFile(abs: string): string {
-  try {
-    return fs.readFileSync(abs, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      throw new NoderelError(CODE, `${displayPath(abs)}: no such file`, {
-        hint: 'create it or fix the vm.args path in the release config',
-      });
-    }
-    throw new NoderelError(CODE, `${displayPath(abs)}: cannot read (${code ?? String(err)})`, { cause: err });
-  }
 }
 
 /** Parse one file's text, appending its directives and recursing into includes. */

@@ -4,27 +4,17 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { listTree, noderel, repoRoot, tempDir } from '../helpers/project.js';
 import { spawnChild, useChildProcesses } from '../helpers/proc.js';
 import { freePort } from '../helpers/ports.js';
+import { httpGet } from '../helpers/sandbox.js';
 import { Terminal } from '../helpers/tmux.js';
 
 useChildProcesses();
 
-function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: urlPath }, (res) => {
-        let body = '';
-        res.setEncoding('utf8').on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
+const get = httpGet;
 
 let project: { dir: string; cleanup: () => void };
 let rel: string;

@@ -6,12 +6,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFixture, installFakePackage, listTree, minimalProject as minimalFixture, noderel, tempDir, writeFiles } from '../helpers/project.js';
 import { spawnChild, useChildProcesses } from '../helpers/proc.js';
 import { freePort } from '../helpers/ports.js';
+import { httpGet } from '../helpers/sandbox.js';
 
 useChildProcesses();
 const cleanups: (() => void)[] = [];
@@ -21,17 +21,7 @@ afterAll(() => {
 
 const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
-function get(port: number, urlPath = '/'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: urlPath }, (res) => {
-        let body = '';
-        res.setEncoding('utf8').on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
+const get = httpGet;
 
 function minimalProject(): string {
   const t = minimalFixture();
