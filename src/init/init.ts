@@ -7,6 +7,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { NoderelError } from '../errors.js';
 import { displayPath, type Reporter } from '../reporter.js';
+import { templatesDir } from '../paths.js';
 
 export interface InitOptions {
   root: string;
@@ -52,15 +53,8 @@ export function starterConfig(o: { name: string; version: string; entry: string;
   ].join('\n');
 }
 
-const VM_ARGS = `# One Node/V8 flag or launcher directive per line (SPEC §2).
-# \${VAR} and \${VAR:-default} are substituted when the node starts.
--env NODE_ENV \${NODE_ENV:-production}
-# --max-old-space-size=512
-`;
-
-const SYS_CONFIG = `# app -> key -> value, handed to noderel apps as their config (SPEC §2).
-{}
-`;
+/** The starter vm.args and sys.config, from templates/init/. */
+const starter = (file: string): string => fs.readFileSync(path.join(templatesDir, 'init', file), 'utf8');
 
 export function initProject(o: InitOptions): void {
   const pkgFile = path.join(o.root, 'package.json');
@@ -81,8 +75,8 @@ export function initProject(o: InitOptions): void {
   const name = releaseNameOf(pkg.name);
   const files: [string, string][] = [
     [relConfig, starterConfig({ name, version, entry, port: o.port, readyOutput: o.readyOutput, runtime: o.runtime ?? 'system' })],
-    [path.join(o.root, 'rel', 'vm.args'), VM_ARGS],
-    [path.join(o.root, 'rel', 'sys.config'), SYS_CONFIG],
+    [path.join(o.root, 'rel', 'vm.args'), starter('vm.args')],
+    [path.join(o.root, 'rel', 'sys.config'), starter('sys.config')],
   ];
   fs.mkdirSync(path.join(o.root, 'rel'), { recursive: true });
   for (const [file, text] of files) {
