@@ -311,8 +311,20 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
       return;
     }
     lifecycle.advance(stage);
-    for (const w of workers) sendTo(w, { t: 'stage', stage });
+    // While another master serves the same sockets (during USR2), this one's workers need not
+    // refuse anything: they finish their work and stop accepting, and the other master takes it.
+    const workerStage = stage !== 'hanging-up' && siblingMaster() ? 'draining' : stage;
+    if (workerStage !== stage) log.info(`another master (pid ${siblingMaster()}) serves the same sockets: the workers drain instead of refusing work`);
+    for (const w of workers) sendTo(w, { t: 'stage', stage: workerStage });
     if (workers.size === 0) finish(0);
+  };
+
+  /** The pid of the other master on our sockets, while it runs: our USR2 successor, or the old master that started us. */
+  const reexecParent = process.env.NODEREL_REEXEC ? process.ppid : undefined;
+  const siblingMaster = (): number | undefined => {
+    if (successor?.pid !== undefined && successor.exitCode === null && successor.signalCode === null) return successor.pid;
+    if (reexecParent !== undefined && process.ppid === reexecParent) return reexecParent;
+    return undefined;
   };
 
   const uninstall = installSignalHandlers({
