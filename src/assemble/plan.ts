@@ -119,7 +119,9 @@ export function planRelease(r: Release, cookie: string): Plan {
 
   for (const app of r.apps) {
     units.add(app.libDir);
-    copyTree(ops, app.dir, app.libDir, appFileFilter(app.dir), [r.config.outputDir, path.join(r.config.root, 'rel')]);
+    // An app at the project root must not ship the project's rel/ or its releases (_rel, or
+    // --output elsewhere).
+    copyTree(ops, app.dir, app.libDir, appFileFilter(app.dir), [r.config.outputDir, path.join(r.config.root, '_rel'), path.join(r.config.root, 'rel')]);
     for (const dep of app.deps) copyTree(ops, dep.source, `${app.libDir}/${dep.dest.split(path.sep).join('/')}`);
   }
 

@@ -7,7 +7,7 @@
  *            process exits once the other apps have stopped)
  * The order of apps, logging and what to do on failure belong to the node (`node.ts`).
  */
-import http, { Server as httpServer } from 'node:http';
+import type http from 'node:http';
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import type { DrainOptions, HttpDrain } from './http-drain.js';
@@ -138,9 +138,10 @@ function onHttpListen(fn: (server: http.Server) => void): void {
   const seen = new WeakSet<net.Server>();
   const previous = net.Server.prototype.listen;
   net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]): net.Server {
-    if (this instanceof httpServer && !seen.has(this)) {
+    // An HTTP(S) server, told apart without importing node:http (its ESM namespace loads undici).
+    if (typeof (this as Partial<http.Server>).closeIdleConnections === 'function' && !seen.has(this)) {
       seen.add(this);
-      fn(this);
+      fn(this as http.Server);
     }
     return (previous as (...a: unknown[]) => net.Server).apply(this, args);
   } as typeof net.Server.prototype.listen;

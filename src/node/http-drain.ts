@@ -1,14 +1,15 @@
 /**
  * Drains an app's HTTP server cleanly (SPEC §5): what keeps reloads and upgrades free of failed
- * requests under keep-alive load. Offered to apps as `ctx.drain(server)`:
+ * requests under keep-alive load. Offered to apps as `ctx.drain(server)`. While the node runs
+ * only the set of open connections is kept (no per-request record: that costs memory under
+ * load); the draining starts with the first stage after `running`:
  *
- *   running        nothing changes
- *   draining ...   every response says `Connection: close`; a keep-alive connection left idle
- *                  longer than `idleGraceMs` is closed (a connection that has just been answered
- *                  is not: its client may be sending its next request right now)
+ *   draining ...   every response says `Connection: close`, so each keep-alive client leaves
+ *                  after its next answer; a connection quiet for `idleGraceMs` with no answer
+ *                  under way is closed, never at once: a client may be sending its next
+ *                  request right now
  *   close()        stop accepting (other workers, or the new master's, keep the socket), let
- *                  every connection finish its request and go, then close what is still idle;
- *                  after `timeoutMs` whatever is left is destroyed
+ *                  every connection finish and go; after `timeoutMs` what is left is destroyed
  *
  * Node's own `server.close()` closes idle connections at once, which races with clients that
  * are about to reuse them: the classic cause of failed requests during a reload.
@@ -18,7 +19,7 @@ import type http from 'node:http';
 import type { LifecycleView } from './lifecycle.js';
 
 export interface DrainOptions {
-  /** How long a connection must have been idle before a draining node closes it (default 1 s). */
+  /** How long an idle keep-alive connection stays open once the node drains (default 1 s). */
   idleGraceMs?: number;
   /** The longest close() waits for connections before destroying them (default 30 s). */
   timeoutMs?: number;
@@ -29,61 +30,52 @@ export interface HttpDrain {
   close(): Promise<void>;
 }
 
-interface ConnState {
-  busy: number;
-  idleSince: number;
-}
+/** A connection with no response under way (Node keeps the current one as `_httpMessage`). */
+const isIdle = (socket: net.Socket): boolean => !(socket as net.Socket & { _httpMessage?: unknown })._httpMessage;
 
 export function drainHttpServer(server: http.Server, lifecycle: LifecycleView, opts: DrainOptions = {}): HttpDrain {
   const idleGraceMs = opts.idleGraceMs ?? 1_000;
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const conns = new Map<net.Socket, ConnState>();
-  const draining = () => lifecycle.stage !== 'running';
-
+  // Only the open connections are kept (no per-request record), to time out the idle ones.
+  const sockets = new Set<net.Socket>();
+  let draining = false;
   server.on('connection', (socket: net.Socket) => {
-    conns.set(socket, { busy: 0, idleSince: Date.now() });
-    socket.once('close', () => conns.delete(socket));
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    if (draining) socket.setTimeout(idleGraceMs);
   });
-  // Before the app's own listener, so the header is set before the app writes its head.
-  server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const state = conns.get(req.socket);
-    if (state) state.busy += 1;
-    if (draining()) res.setHeader('Connection', 'close');
-    res.once('close', () => {
-      if (!state) return;
-      state.busy -= 1;
-      state.idleSince = Date.now();
+  const startDraining = (): void => {
+    if (draining) return;
+    draining = true;
+    // Before the app's own listener, so the header is set before the app writes its head.
+    server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (!res.headersSent) res.setHeader('Connection', 'close');
     });
-  });
-  const closeIdle = (): void => {
-    const now = Date.now();
-    for (const [socket, state] of conns) {
-      if (state.busy === 0 && now - state.idleSince >= idleGraceMs) socket.destroy();
-    }
+    server.keepAliveTimeout = Math.min(server.keepAliveTimeout || idleGraceMs, idleGraceMs);
+    // A connection quiet for idleGraceMs closes if it is idle; one busy with a slow answer stays
+    // (handling 'timeout' here keeps Node from destroying it).
+    server.on('timeout', (socket: net.Socket) => {
+      if (isIdle(socket)) socket.destroy();
+    });
+    for (const socket of sockets) socket.setTimeout(idleGraceMs);
   };
-  let sweeper: NodeJS.Timeout | undefined;
   const unsubscribe = lifecycle.onStage((stage) => {
-    if (stage === 'running' || sweeper) return;
-    sweeper = setInterval(closeIdle, Math.max(50, Math.floor(idleGraceMs / 4)));
-    sweeper.unref();
+    if (stage !== 'running') startDraining();
   });
+  if (lifecycle.stage !== 'running') startDraining();
 
   return {
     close() {
+      startDraining();
+      unsubscribe();
       return new Promise<void>((resolve) => {
-        unsubscribe();
+        const deadline = setTimeout(() => server.closeAllConnections(), timeoutMs);
+        deadline.unref();
         // net's close, not http's: stop accepting without closing the idle connections at once.
         net.Server.prototype.close.call(server, () => {
-          clearInterval(sweeper);
           clearTimeout(deadline);
           resolve();
         });
-        sweeper ??= setInterval(closeIdle, Math.max(50, Math.floor(idleGraceMs / 4)));
-        const deadline = setTimeout(() => {
-          for (const socket of conns.keys()) socket.destroy();
-        }, timeoutMs);
-        deadline.unref();
-        if (conns.size === 0) closeIdle();
       });
     },
   };

@@ -226,8 +226,9 @@ describe('workers', () => {
     // Let both workers see it: a status round-trip goes through each worker's IPC after the level message.
     status(s);
     for (let i = 0; i < 20; i++) await httpGet(s.port, `/log?id=after${i}`);
+    // Worker lines reach the log through the master's pipe: wait for the last one.
+    await waitFor(() => /request after19/.test(fs.readFileSync(s.logFile(), 'utf8')), 'the last request line');
     const log = fs.readFileSync(s.logFile(), 'utf8');
-    expect(log).toMatch(/request after19/);
     expect(log).not.toMatch(/trace after/);
     expect(log).not.toMatch(/trace before/);
     expect(s.run(['stop']).status).toBe(0);
