@@ -17,7 +17,7 @@ import type { LogControl, Logger } from './log.js';
 import { createLogger } from './log.js';
 import { acquireNodeLock, type NodeLock } from './node-lock.js';
 import { planNode, runForeground, type NodeHandle } from './node.js';
-import { runMaster, type MasterOptions } from './master.js';
+import type { MasterOptions } from './master.js';
 import { removePidFile, writePidFile } from './pid-file.js';
 import { readLaunchEnv } from './launch-env.js';
 
@@ -259,7 +259,11 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       log.info(`ALRM: log level ${control.level}`);
     });
     if (plan.nodeType.workers === 0) singleProcessSignals(log, () => handle, () => reopenLogs());
-    const run = plan.nodeType.workers > 0 ? (p: typeof plan, c: LogControl, o: MasterOptions) => runMaster(p, c, o) : runForeground;
+    // A master's modules (child_process and more) are loaded only by node types with workers.
+    const run =
+      plan.nodeType.workers > 0
+        ? async (p: typeof plan, c: LogControl, o: MasterOptions) => (await import('./master.js')).runMaster(p, c, o)
+        : runForeground;
     return await run(plan, control, {
       daemonized: mode === 'daemon',
       pidFile,
