@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { copyFixture, noderel, tempDir } from '../helpers/project.js';
+import { builtFixture, tempDir } from '../helpers/project.js';
 import { freePort } from '../helpers/ports.js';
 import { spawnChild, useChildProcesses } from '../helpers/proc.js';
 import { Terminal } from '../helpers/tmux.js';
@@ -16,10 +16,7 @@ useChildProcesses();
 let project: { dir: string; cleanup: () => void };
 let bin: string;
 beforeAll(() => {
-  project = copyFixture('ops');
-  const r = noderel(project.dir, ['build', '-q']);
-  expect(r.code, r.stderr).toBe(0);
-  bin = path.join(project.dir, '_rel', 'ops', 'bin', 'ops');
+  ({ bin, ...project } = builtFixture('ops'));
 });
 afterAll(() => project?.cleanup());
 

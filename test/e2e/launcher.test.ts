@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { copyFixture, listTree, noderel, tempDir } from '../helpers/project.js';
+import { builtFixture, listTree, tempDir } from '../helpers/project.js';
 import { freePort } from '../helpers/ports.js';
 import { alive, alsoRemove, cleanupSandboxes, httpGet, sandbox as makeSandbox, waitFor } from '../helpers/sandbox.js';
 
@@ -17,11 +17,7 @@ let rel: string;
 let bin: string;
 
 beforeAll(() => {
-  project = copyFixture('ops');
-  const r = noderel(project.dir, ['build', '-q']);
-  expect(r.code, r.stderr).toBe(0);
-  rel = path.join(project.dir, '_rel', 'ops');
-  bin = path.join(rel, 'bin', 'ops');
+  ({ rel, bin, ...project } = builtFixture('ops'));
 });
 afterAll(() => project?.cleanup());
 

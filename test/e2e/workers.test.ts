@@ -9,16 +9,13 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { copyFixture, noderel } from '../helpers/project.js';
+import { builtFixture } from '../helpers/project.js';
 import { alive, cleanupSandboxes, httpGet, sandbox, waitFor } from '../helpers/sandbox.js';
 
 let project: { dir: string; cleanup: () => void };
 let bin: string;
 beforeAll(() => {
-  project = copyFixture('ops');
-  const r = noderel(project.dir, ['build', '-q']);
-  expect(r.code, r.stderr).toBe(0);
-  bin = path.join(project.dir, '_rel', 'ops', 'bin', 'ops');
+  ({ bin, ...project } = builtFixture('ops'));
 });
 afterAll(() => project?.cleanup());
 afterEach(cleanupSandboxes);

@@ -91,3 +91,18 @@ export function minimalProject(): { dir: string; cleanup: () => void } {
   installFakePackage(app, 'devonly', '1.0.0');
   return t;
 }
+
+/**
+ * Copies the fixture `name` and builds it with `noderel build` (failing the test if that fails);
+ * for a test file's beforeAll. `rel` is `_rel/<name>`, `bin` its launcher.
+ */
+export function builtFixture(name: string): { dir: string; rel: string; bin: string; cleanup: () => void } {
+  const t = copyFixture(name);
+  const r = noderel(t.dir, ['build', '-q']);
+  if (r.code !== 0) {
+    t.cleanup();
+    throw new Error(`noderel build of the ${name} fixture failed:\n${r.stderr}`);
+  }
+  const rel = path.join(t.dir, '_rel', name);
+  return { dir: t.dir, rel, bin: path.join(rel, 'bin', name), cleanup: t.cleanup };
+}

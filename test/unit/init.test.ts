@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { thrown } from '../helpers/errors.js';
 import { NoderelError } from '../../src/errors.js';
 import { loadConfig } from '../../src/config/load.js';
 import { resolveConfig, type ResolvedConfig } from '../../src/config/resolve.js';
@@ -45,13 +46,7 @@ async function resolved(): Promise<ResolvedConfig> {
 }
 
 function failure(fn: () => unknown): NoderelError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NoderelError);
-    return err as NoderelError;
-  }
-  throw new Error('expected a NoderelError, nothing was thrown');
+  return thrown(fn, NoderelError);
 }
 
 describe('releaseNameOf', () => {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { thrown } from '../helpers/errors.js';
 import { cookieHostnames, readIniCookie, relEnvName, resolveCookie, type CookieOptions } from '../../src/node/cookie.js';
 import { BootError } from '../../src/node/errors.js';
 import { parseIni } from '../../src/node/ini.js';
@@ -27,13 +28,7 @@ function opts(extra: Partial<CookieOptions> = {}): CookieOptions {
 
 /** The BootError thrown by `fn`. */
 function failure(fn: () => unknown): BootError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(BootError);
-    return err as BootError;
-  }
-  throw new Error('expected a BootError, nothing was thrown');
+  return thrown(fn, BootError);
 }
 
 beforeEach(() => {

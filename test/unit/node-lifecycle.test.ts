@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
+import { thrown } from '../helpers/errors.js';
 import { BootError } from '../../src/node/errors.js';
 import { Lifecycle, STAGES, stageIndex, type Stage } from '../../src/node/lifecycle.js';
 import { DEFAULT_START_TIMEOUT_MS, manifestPath, parseManifest, selectNodeType, type Manifest } from '../../src/node/manifest.js';
@@ -9,13 +10,7 @@ import { appConfigPath, envPrefix, mergeAppConfig, substituteInConfig, substitut
 
 /** The BootError thrown by `fn`. */
 function bootError(fn: () => unknown): BootError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(BootError);
-    return err as BootError;
-  }
-  throw new Error('expected a BootError, nothing was thrown');
+  return thrown(fn, BootError);
 }
 
 describe('Lifecycle: stages', () => {

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { thrown } from '../helpers/errors.js';
 import { NoderelError } from '../../src/errors.js';
 import type { UserConfig } from '../../src/config/load.js';
 import { configToPlain, isInside, RELEASE_TARGETS, resolveConfig, type CliOverrides, type ResolvedConfig } from '../../src/config/resolve.js';
@@ -45,14 +46,8 @@ function base(extra: UserConfig = {}): UserConfig {
 
 /** The NoderelError thrown by `fn`; `all` is the list of every problem it reports. */
 function failure(fn: () => unknown): { err: NoderelError; all: string[] } {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NoderelError);
-    const e = err as NoderelError;
-    return { err: e, all: e.problems.length > 0 ? [...e.problems] : [e.message] };
-  }
-  throw new Error('expected a NoderelError, nothing was thrown');
+  const e = thrown(fn, NoderelError);
+  return { err: e, all: e.problems.length > 0 ? [...e.problems] : [e.message] };
 }
 
 describe('resolveConfig: apps and defaults', () => {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { thrown } from '../helpers/errors.js';
 import { NoderelError } from '../../src/errors.js';
 import {
   checkVmArgFlags,
@@ -26,14 +27,8 @@ function write(files: Record<string, string>): void {
 
 /** The NoderelError thrown by `fn`, with its problems joined, for message assertions. */
 function failure(fn: () => unknown): { err: NoderelError; text: string } {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NoderelError);
-    const e = err as NoderelError;
-    return { err: e, text: [e.message, ...e.problems].join('\n') };
-  }
-  throw new Error('expected a NoderelError, nothing was thrown');
+  const e = thrown(fn, NoderelError);
+  return { err: e, text: [e.message, ...e.problems].join('\n') };
 }
 
 beforeEach(() => {
