@@ -11,5 +11,8 @@ export const noderelVersion: string = (JSON.parse(fs.readFileSync(path.join(pack
 
 export const templatesDir: string = path.join(packageRoot, 'templates');
 
-/** The compiled `src/node/` (Node built-ins only) that becomes `lib/noderel-<vsn>/`. */
-export const shippedRuntimeDir: string = path.join(packageRoot, 'dist', 'node');
+/**
+ * The node runtime a release ships as `lib/noderel-<vsn>/`: `src/node/` (Node built-ins only)
+ * compiled, then bundled into one CommonJS `boot.js` by scripts/post-build.mjs.
+ */
+export const shippedRuntimeDir: string = path.join(packageRoot, 'dist', 'runtime');

@@ -128,7 +128,7 @@ export function planRelease(r: Release, cookie: string): Plan {
   const runtimeDir = layout.noderelDir(r.noderelVersion);
   units.add(runtimeDir);
   copyTree(ops, shippedRuntimeDir, runtimeDir, (rel) => rel.endsWith('.js'));
-  ops.push({ kind: 'write', to: `${runtimeDir}/package.json`, data: `${JSON.stringify({ name: 'noderel-runtime', version: r.noderelVersion, type: 'module', private: true }, null, 2)}\n`, mode: 0o644 });
+  ops.push({ kind: 'write', to: `${runtimeDir}/package.json`, data: `${JSON.stringify({ name: 'noderel-runtime', version: r.noderelVersion, type: 'commonjs', private: true }, null, 2)}\n`, mode: 0o644 });
 
   const relDir = layout.releaseVersionDir(r.version);
   units.add(relDir);

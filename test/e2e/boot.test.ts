@@ -14,7 +14,7 @@ import { freePort, freePorts } from '../helpers/ports.js';
 import { spawnChild, useChildProcesses, type Child } from '../helpers/proc.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DIST_NODE = path.join(REPO, 'dist', 'node');
+const DIST_NODE = path.join(REPO, 'dist', 'runtime');
 const NODEREL_VSN = '0.1.0';
 const REL_VSN = '4.3.0';
 
@@ -22,7 +22,7 @@ useChildProcesses();
 
 // ---------------------------------------------------------------------------------------------
 // A release directory by hand: releases/<vsn>/{release.json,sys.config}, lib/noderel-<vsn>/ (the
-// compiled runtime + {"type":"module"}), lib/ecallmgr-4.3.0 and lib/crossbar-4.3.0 (the demo
+// bundled runtime + {"type":"commonjs"}), lib/ecallmgr-4.3.0 and lib/crossbar-4.3.0 (the demo
 // apps as they are in apps/), and fixture apps written from the strings below.
 
 interface FixtureApp {
@@ -142,7 +142,7 @@ function makeRelease(opts: ReleaseOptions): string {
     fs.writeFileSync(path.join(root, rel), text);
   };
   fs.cpSync(DIST_NODE, path.join(root, 'lib', `noderel-${NODEREL_VSN}`), { recursive: true });
-  write(`lib/noderel-${NODEREL_VSN}/package.json`, '{"type":"module"}\n');
+  write(`lib/noderel-${NODEREL_VSN}/package.json`, '{"type":"commonjs"}\n');
   const apps: Record<string, unknown> = {};
   for (const [name, app] of Object.entries(opts.apps)) {
     const dir = `lib/${name}-${REL_VSN}`;

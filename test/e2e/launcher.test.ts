@@ -45,6 +45,14 @@ describe('start, the control commands and stop', () => {
     expect(s.run(['status']).stdout).toMatch(/^stage: {5}running$/m);
     expect(s.run(['eval', 'apps.opsapp.port + 1']).stdout).toBe(`${s.port + 1}\n`);
     expect(s.run(['eval', 'process.env.OPS_FROM_VM_ARGS']).stdout).toBe('yes\n');
+    // The runtime is one CommonJS file that requires built-ins: none of the lazy exports an ES
+    // import (or a copy of every property) would load, such as util's worker_threads or
+    // crypto's webcrypto (bench/README.md: memory per process).
+    const loaded = s.run(['eval', "process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).join(' ')"]).stdout;
+    expect(loaded).toContain('NativeModule net');
+    for (const lazy of ['worker_threads', 'internal/crypto/webcrypto', 'internal/util/parse_args/parse_args']) {
+      expect(loaded.split(' '), lazy).not.toContain(lazy);
+    }
     const bad = s.run(['eval', 'nosuchthing.x']);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/nosuchthing is not defined/);

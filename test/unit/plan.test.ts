@@ -201,12 +201,12 @@ describe('planRelease', () => {
     expect(ops.get('lib/web-1.2.3/bin/web')).toMatchObject({ kind: 'copy', from: path.join(project, 'apps/web/bin/web'), mode: 0o755 });
     expect(ops.get('lib/web-1.2.3/src/index.js')).toMatchObject({ mode: 0o644 });
 
-    // The noderel runtime: compiled .js only, plus a package.json that makes it ESM.
+    // The noderel runtime: the bundled boot.js, plus a package.json that makes it CommonJS.
     const runtimeOps = plan.operations.filter((op) => op.to.startsWith('lib/noderel-0.1.0/'));
     expect(runtimeOps.map((op) => op.to)).toContain('lib/noderel-0.1.0/boot.js');
-    expect(runtimeOps.every((op) => op.to.endsWith('.js') || op.to === 'lib/noderel-0.1.0/package.json')).toBe(true);
+    expect(runtimeOps.map((op) => op.to).sort()).toEqual(['lib/noderel-0.1.0/boot.js', 'lib/noderel-0.1.0/package.json']);
     const pkgOp = ops.get('lib/noderel-0.1.0/package.json') as Extract<Operation, { kind: 'write' }>;
-    expect(JSON.parse(pkgOp.data)).toEqual({ name: 'noderel-runtime', version: '0.1.0', type: 'module', private: true });
+    expect(JSON.parse(pkgOp.data)).toEqual({ name: 'noderel-runtime', version: '0.1.0', type: 'commonjs', private: true });
 
     const data = (to: string) => (ops.get(to) as Extract<Operation, { kind: 'write' }>).data;
     expect(JSON.parse(data('releases/2.0.0/release.json'))).toEqual({ name: 'shop', version: '2.0.0' });
