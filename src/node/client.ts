@@ -7,6 +7,7 @@
  *   wrong cookie       `Node <node> refused the connection: wrong cookie (...)`, 1
  *   command failed     the node's error, 1
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { controlRequest, controlStream, ControlError } from './control.js';
 import { readIniCookie, resolveCookie, type CookieResolution } from './cookie.js';
@@ -56,12 +57,30 @@ function parseFlag(args: string[], name: string): { value?: string; rest: string
 }
 
 function out(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  writeAll(1, text.endsWith('\n') ? text : `${text}\n`);
 }
 
 function fail(text: string): number {
-  process.stderr.write(`${text}\n`);
+  writeAll(2, `${text}\n`);
   return 1;
+}
+
+/**
+ * Writes to fd 1 or 2 directly: `process.stdout` would load node:stream and build a stream
+ * (about a third of `node -e 0` again, for one line of output). Retries while a non-blocking
+ * pipe is full.
+ */
+function writeAll(fd: number, text: string): void {
+  const buf = Buffer.from(text, 'utf8');
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(fd, buf, off, buf.length - off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+  }
 }
 
 async function request(t: Target, command: string, args: unknown[] = [], timeoutMs = 30_000): Promise<unknown> {
@@ -121,7 +140,7 @@ async function dispatch(t: Target, command: string, args: string[]): Promise<num
 function printCookie(args: string[], env: NodeJS.ProcessEnv): number {
   try {
     const r = args.includes('--ini') ? readIniCookie(cookieOptions(env)) : resolveCookie(cookieOptions(env));
-    process.stderr.write(`cookie from ${r.source}\n`);
+    writeAll(2, `cookie from ${r.source}\n`);
     out(r.cookie);
     return 0;
   } catch (err) {

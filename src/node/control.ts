@@ -20,19 +20,19 @@
  *     {"ok":false,"code":"EPROTO","error":"..."}           a malformed or oversized first line
  *     {"ok":false,"code":"ETIMEOUT","error":"..."}         no answer to the challenge in time
  *
- * The server checks the HMAC with crypto.timingSafeEqual (a digest of the wrong length is a wrong
+ * The server checks the HMAC with a constant-time compare (a digest of the wrong length is a wrong
  * cookie) before it looks at the command, so an unauthenticated peer learns nothing. The answer
  * line is bounded (64 KiB) and must come within `authTimeoutMs` (10 s). A request client keeps
  * its side open until the reply (no half-close: the server then ends too). Bytes a client sends
  * right after its answer line (a stream command's first input) are kept for the stream handler;
  * bytes a server sends right after the stream ack are kept for the client.
  *
- * The client path (`ping` is measured against `node -e 0`) imports only node:net, node:crypto,
- * node:fs and the tiny errors.js, and does no work at load.
+ * The client path (`ping` is measured against `node -e 0`) imports only node:net, node:fs,
+ * digest.js (HMAC-SHA256 without node:crypto) and errors.js, and does no work at load.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import { constantTimeEqual, hmacSha256, randomBytes } from './digest.js';
 import { BootError } from './errors.js';
 
 export const CONTROL_PROTOCOL_VERSION = 1;
@@ -440,12 +440,12 @@ function replyCode(code: unknown): ControlErrorCode {
 
 /** HMAC-SHA256(cookie, "noderel-control-v1:" + challenge): what proves the cookie. */
 function proof(cookie: string, challenge: string): Buffer {
-  return createHmac('sha256', cookie).update(HMAC_CONTEXT + challenge).digest();
+  return hmacSha256(cookie, HMAC_CONTEXT + challenge);
 }
 
 function sameDigest(given: string, expected: Buffer): boolean {
   const buf = Buffer.from(given, 'base64');
-  return buf.length === expected.length && timingSafeEqual(buf, expected);
+  return constantTimeEqual(buf, expected);
 }
 
 /** Unix socket paths are short; say so with the fix instead of failing obscurely. */

@@ -21,10 +21,10 @@
  * same stale lock can both win if one stalls between its last check and its rename for longer
  * than the verification pause (TAKEOVER_SETTLE_MS).
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { randomBytes, sha256 } from './digest.js';
 import { isAlive, parsePid } from './pid-file.js';
 
 export interface NodeLock {
@@ -71,7 +71,7 @@ const heldLockFiles = new Set<string>();
 /** The abstract socket name for `runDir` (which must exist): `\0noderel-lock:<sha256 of its real path>`. */
 export function lockName(runDir: string): string {
   const real = fs.realpathSync(runDir);
-  const hash = crypto.createHash('sha256').update(real).digest('hex');
+  const hash = sha256(real).toString('hex');
   return (PREFIX + hash).slice(0, MAX_ABSTRACT_NAME);
 }
 
@@ -212,7 +212,7 @@ function createExclusive(file: string): boolean {
  * land, read back. Whoever's pid is in the file then has it.
  */
 async function takeOver(file: string, stale: string): Promise<boolean> {
-  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
   fs.writeFileSync(tmp, `${process.pid}\n`, { mode: 0o644, flag: 'wx' });
   try {
     if (readText(file) !== stale) return false;

@@ -4,14 +4,14 @@
  * line; removed only by the process it names, so a stopping node never deletes the file of the
  * node that already replaced it (USR2 re-exec, a quick `restart`).
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { randomBytes } from './digest.js';
 
 /** Writes `<pid>\n` to `file` atomically, mode 0644. The directory must exist. */
 export function writePidFile(file: string, pid: number = process.pid): void {
   if (!isPid(pid)) throw new RangeError(`writePidFile: not a pid: ${String(pid)}`);
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     const fd = fs.openSync(tmp, 'wx', 0o644);
     try {

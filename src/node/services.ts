@@ -4,7 +4,6 @@
  * through, the pid file, and for a daemon its console.log and the start status the launcher's
  * `start` waits on. Torn down in reverse when the node stops.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import util from 'node:util';
@@ -15,6 +14,7 @@ import { resolveCookie } from './cookie.js';
 import { BootError } from './errors.js';
 import type { LogControl, Logger } from './log.js';
 import { createLogger } from './log.js';
+import { randomBytes } from './digest.js';
 import { acquireNodeLock, type NodeLock } from './node-lock.js';
 import { planNode, runForeground, type NodeHandle } from './node.js';
 import type { MasterOptions } from './master.js';
@@ -38,7 +38,7 @@ function ensureReleaseCookie(root: string): void {
   const file = path.join(root, 'releases', 'COOKIE');
   if (fs.existsSync(file)) return;
   try {
-    fs.writeFileSync(file, crypto.randomBytes(32).toString('base64url'), { mode: 0o400, flag: 'wx' });
+    fs.writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o400, flag: 'wx' });
   } catch {
     // read-only release, or another node just wrote it: resolution says what it finds
   }

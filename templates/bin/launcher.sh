@@ -4,6 +4,7 @@
 # POSIX sh, kept clean under shellcheck. Order: resolve root, constants, overridable
 # environment, helpers, one case dispatch.
 set -eu
+unset CDPATH # a cd must never print or go elsewhere
 
 # --- Resolve our own path through symlinks -------------------------------------------------
 SCRIPT=$0
@@ -14,8 +15,17 @@ while [ -L "$SCRIPT" ]; do
         *) SCRIPT=$(dirname "$SCRIPT")/$LINK ;;
     esac
 done
-SCRIPT_DIR=$(cd "$(dirname "$SCRIPT")" && pwd -P)
-RELEASE_ROOT_DIR=$(cd "$SCRIPT_DIR/.." && pwd -P)
+case $SCRIPT in
+    */*) SCRIPT_DIR=${SCRIPT%/*} ;;
+    *) SCRIPT_DIR=. ;;
+esac
+# The release root, physical path, without a subshell (every fork shows in `pid` and `ping`):
+# cd there and back; where the way back fails (a removed working directory), a subshell.
+if cd -P "$SCRIPT_DIR/.." 2>/dev/null && RELEASE_ROOT_DIR=$PWD && cd "$OLDPWD" 2>/dev/null; then
+    :
+else
+    RELEASE_ROOT_DIR=$(cd "$SCRIPT_DIR/.." && pwd -P)
+fi
 
 # --- Constants, fixed at build time --------------------------------------------------------
 REL_NAME="@@REL_NAME@@"
@@ -34,6 +44,8 @@ RUNNER_LOG_DIR=${RUNNER_LOG_DIR:-$RELEASE_ROOT_DIR/log}
 REL_DIR="$RELEASE_ROOT_DIR/releases/$REL_VSN"
 NODE_BIN="$RELEASE_ROOT_DIR/node-$NODE_VSN/bin/node"
 BOOT="$RELEASE_ROOT_DIR/lib/noderel-$NODEREL_VSN/boot.js"
+# the control commands' client alone (ping, status, stop, ...): less to load than boot.js
+CTL="$RELEASE_ROOT_DIR/lib/noderel-$NODEREL_VSN/ctl.js"
 
 # --- Helpers -------------------------------------------------------------------------------
 die() {
@@ -178,7 +190,12 @@ prepare_vm_args() {
         done <"$REL_DIR/vm.args"
     fi
     if [ -z "${NODE_NAME:-}" ] && [ -z "$VM_NAME" ]; then
-        host=$(uname -n)
+        # uname -n without a fork where Linux offers it
+        if [ -r /proc/sys/kernel/hostname ]; then
+            read -r host </proc/sys/kernel/hostname
+        else
+            host=$(uname -n)
+        fi
         VM_NAME=$REL@${host%%.*}
     fi
     NODE_NAME=${NODE_NAME:-$VM_NAME}
@@ -404,7 +421,7 @@ case $COMMAND in
             remote | remsh) COMMAND=remote_console ;;
         esac
         # Control commands are clients of the node: no vm.args flags (heap sizes) for them.
-        exec "$NODE_BIN" "$BOOT" "$COMMAND" "$@"
+        exec "$NODE_BIN" "$CTL" "$COMMAND" "$@"
         ;;
     escript)
         [ $# -gt 0 ] || die "Usage: ${0##*/} escript FILE [ARGS]"

@@ -67,6 +67,7 @@ describe('noderel build on a fixture project', () => {
         'lib/greeter-0.3.0/node_modules/shout/index.js',
         'lib/greeter-0.3.0/node_modules/caps/index.js',
         'lib/noderel-0.1.0/boot.js',
+        'lib/noderel-0.1.0/ctl.js',
         'lib/noderel-0.1.0/package.json',
         'releases/1.0.0/release.json',
         'releases/1.0.0/config.yaml',

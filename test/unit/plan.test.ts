@@ -204,7 +204,7 @@ describe('planRelease', () => {
     // The noderel runtime: the bundled boot.js, plus a package.json that makes it CommonJS.
     const runtimeOps = plan.operations.filter((op) => op.to.startsWith('lib/noderel-0.1.0/'));
     expect(runtimeOps.map((op) => op.to)).toContain('lib/noderel-0.1.0/boot.js');
-    expect(runtimeOps.map((op) => op.to).sort()).toEqual(['lib/noderel-0.1.0/boot.js', 'lib/noderel-0.1.0/package.json']);
+    expect(runtimeOps.map((op) => op.to).sort()).toEqual(['lib/noderel-0.1.0/boot.js', 'lib/noderel-0.1.0/ctl.js', 'lib/noderel-0.1.0/package.json']);
     const pkgOp = ops.get('lib/noderel-0.1.0/package.json') as Extract<Operation, { kind: 'write' }>;
     expect(JSON.parse(pkgOp.data)).toEqual({ name: 'noderel-runtime', version: '0.1.0', type: 'commonjs', private: true });
 
