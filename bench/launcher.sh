@@ -238,27 +238,28 @@ echo "pid, ping, status ..." >&2
 hf --export-json "$work/pid.json" -n noderel "$B pid" -n pm2 "$N $P pid benchapp"
 hf --export-json "$work/ping.json" -n noderel "$B ping" -n pm2 "$N $P ping" -n node "$N -e 0"
 hf --export-json "$work/status.json" -n noderel "$B status" -n pm2 "$N $P jlist"
-# Where the launcher's time goes: boot.js run directly with the launcher's environment (no
-# shell); boot.js `cookie` (its modules and the cookie, no socket); the least a socket + HMAC
-# client loads; the launcher's own work before `foreground` execs the node (a copy of bin/benchapp
-# with that exec replaced by exit); loading the modules of a running node (services.js).
+# Where the launcher's time goes: the client (ctl.js) run directly with the launcher's environment
+# (no shell); ctl.js `cookie` (its code and the cookie, no socket); the least a Unix socket client
+# loads (node:net); the launcher's own work before `foreground` execs the node (a copy of
+# bin/benchapp with that exec replaced by exit); loading the node runtime (boot.js, required
+# rather than run: compiled, nothing started).
 split_times() {
   export NODEREL_ROOT=$app/_rel/benchapp NODEREL_REL_NAME=benchapp NODEREL_REL_VSN=1.0.0 NODEREL_NODE_TYPE=benchapp
   export NODEREL_NODE_NAME=$node_name NODEREL_RUN_DIR=$RELEASE_TMP/$node_name NODEREL_LOG_DIR=$RUNNER_LOG_DIR/$node_name
   export NODEREL_VM_ARGS=$RELEASE_TMP/$node_name/vm.args NODE_ENV=production
   lib=$(echo "$app"/_rel/benchapp/lib/noderel-*)
-  [ "$("$N" "$lib/boot.js" ping)" = pong ] || { echo "boot.js ping, run directly, did not answer pong" >&2; exit 1; }
+  [ "$("$N" "$lib/ctl.js" ping)" = pong ] || { echo "ctl.js ping, run directly, did not answer pong" >&2; exit 1; }
   noexec=$app/_rel/benchapp/bin/.benchapp-noexec
   # shellcheck disable=SC2016 # the launcher's own text, matched literally
   sed 's/^\( *\)exec "\$NODE_BIN" \$NODE_FLAGS "\$BOOT" "\$COMMAND" "\$@"$/\1exit 0/' "$B" >"$noexec"
   chmod +x "$noexec"
   ! cmp -s "$B" "$noexec" || { echo "cannot find the foreground exec in $B" >&2; exit 1; }
   hf --export-json "$work/split.json" -n "node -e 0" "$N -e 0" \
-    -n "node -e require(net, crypto)" "$N -e \"require('node:net');require('node:crypto')\"" \
-    -n "node boot.js cookie" "$N $lib/boot.js cookie" -n "node boot.js ping" "$N $lib/boot.js ping" \
+    -n "node -e require(net)" "$N -e \"require('node:net')\"" \
+    -n "node ctl.js cookie" "$N $lib/ctl.js cookie" -n "node ctl.js ping" "$N $lib/ctl.js ping" \
     -n "bin/benchapp ping" "$B ping" -n "bin/benchapp pid" "$B pid" \
     -n "foreground, launcher only" "$noexec foreground" \
-    -n "import services.js" "$N --input-type=module -e \"import '$lib/services.js'\""
+    -n "require boot.js" "$N -e \"require('$lib/boot.js')\""
 }
 # in a subshell of its own: the exports stay there
 in_bg split_times
@@ -346,13 +347,13 @@ console.log('|---|---:|---|');
 const fg = col(st, 'foreground', 'answered');
 const steps = [
   ['`node -e 0`', split['node -e 0'], 'Node startup'],
-  ["`node -e \"require('node:net'); require('node:crypto')\"`", split['node -e require(net, crypto)'], 'the least any Node client of an HMAC-authenticated socket loads'],
-  ['`node lib/noderel-*/boot.js cookie`', split['node boot.js cookie'], "boot.js, client.js, cookie.js, control.js (ESM) and the cookie resolved; no socket"],
-  ['`node lib/noderel-*/boot.js ping`', split['node boot.js ping'], 'plus connect, authenticate, ping: `bin/benchapp ping` without the shell'],
+  ["`node -e \"require('node:net')\"`", split['node -e require(net)'], 'the least any Node client of a Unix socket loads'],
+  ['`node lib/noderel-*/ctl.js cookie`', split['node ctl.js cookie'], 'the client bundle (ctl.js) and the cookie resolved; no socket'],
+  ['`node lib/noderel-*/ctl.js ping`', split['node ctl.js ping'], 'plus node:net, connect, authenticate (HMAC in JS), ping: `bin/benchapp ping` without the shell'],
   ['`bin/benchapp ping`', split['bin/benchapp ping'], 'plus the launcher (sh) before its exec'],
   ['`bin/benchapp pid`', split['bin/benchapp pid'], 'the launcher alone, no node (what a client command costs in sh)'],
   ['`bin/benchapp foreground`, launcher only', split['foreground, launcher only'], 'the launcher up to its exec of the node (vm.args copied and substituted, run dir)'],
-  ["`node --input-type=module -e \"import 'services.js'\"`", split['import services.js'], "loading the modules of a running node (services.js and its imports, node:repl among them)"],
+  ["`node -e \"require('lib/noderel-*/boot.js')\"`", split['require boot.js'], 'loading the node runtime (one CommonJS bundle, compiled; nothing started)'],
   ['`node app.js` until the port answers', start.node, 'Node startup and the app'],
   ['`bin/benchapp foreground` until the port answers', fg, 'plus the launcher, boot.js and the services (lock, pid file, control socket, log)'],
 ];

@@ -15,6 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BootError } from './errors.js';
+import type { LogSink } from './log.js';
 
 export interface ConsoleLogOptions {
   /** The log file, e.g. `RUNNER_LOG_DIR/<node>/console.log`; its directory is created (0750). */
@@ -188,9 +189,45 @@ export class ConsoleLog {
  * same file too.
  */
 export function captureStdio(log: ConsoleLog): () => void {
-  const restores = [redirect(process.stdout, log), redirect(process.stderr, log)];
+  const restores = [redirectWhenUsed('stdout', log), redirectWhenUsed('stderr', log)];
   return () => {
     for (const restore of restores) restore();
+  };
+}
+
+/**
+ * Redirects `process[name]` once something first reads it. Node makes the stream on first use,
+ * and making it loads node:stream and more (a few ms of every daemon's start, for a stream that
+ * a quiet node never uses).
+ */
+function redirectWhenUsed(name: 'stdout' | 'stderr', log: ConsoleLog): () => void {
+  const desc = Object.getOwnPropertyDescriptor(process, name);
+  if (!desc?.get || !desc.configurable) return redirect(process[name], log);
+  const getter = desc.get;
+  let restore: (() => void) | undefined;
+  let active = true;
+  Object.defineProperty(process, name, {
+    configurable: true,
+    enumerable: desc.enumerable,
+    get() {
+      const stream = getter.call(process) as NodeJS.WriteStream;
+      if (active && !restore) restore = redirect(stream, log);
+      return stream;
+    },
+  });
+  return () => {
+    active = false;
+    restore?.();
+    Object.defineProperty(process, name, desc);
+  };
+}
+
+/** A log sink into the console log itself (the node's own lines, as they are after a reopen). */
+export function consoleLogSink(log: ConsoleLog): LogSink {
+  return {
+    write(_level, line) {
+      log.write(`${line}\n`);
+    },
   };
 }
 

@@ -37,19 +37,26 @@ export function isLevel(value: string): value is Level {
 }
 
 /**
- * The console sink: error lines to stderr, the rest to stdout. It keeps the stream methods as
- * they were when it was made, so a program app's output watcher (which wraps
+ * The console sink: error lines to stderr, the rest to stdout. It writes with the streams' own
+ * class method, never a wrapper on the instance, so a program app's output watcher (which wraps
  * `process.stdout.write`) never sees, and never matches, the node's own lines.
  */
-export function consoleSink(
-  stdout: NodeJS.WritableStream = process.stdout,
-  stderr: NodeJS.WritableStream = process.stderr,
-): LogSink {
-  const out = stdout.write.bind(stdout) as (s: string) => boolean;
-  const err = stderr.write.bind(stderr) as (s: string) => boolean;
+export function consoleSink(stdout?: NodeJS.WritableStream, stderr?: NodeJS.WritableStream): LogSink {
+  type Write = (s: string) => boolean;
+  // process.stdout and process.stderr are taken on first use (Node makes a stream on first
+  // access, which loads node:stream: a daemon never needs them); their class's own write is
+  // what a wrapper installed on the instance in the meantime would have replaced.
+  const own = (s: NodeJS.WritableStream): Write => s.write.bind(s) as Write;
+  const classWrite = (s: NodeJS.WritableStream): Write => {
+    const write = (Object.getPrototypeOf(s) as { write?: unknown }).write;
+    return typeof write === 'function' ? (write.bind(s) as Write) : own(s);
+  };
+  let out: Write | undefined = stdout && own(stdout);
+  let err: Write | undefined = stderr && own(stderr);
   return {
     write(level, line) {
-      (level === 'error' ? err : out)(line + '\n');
+      if (level === 'error') (err ??= classWrite(process.stderr))(line + '\n');
+      else (out ??= classWrite(process.stdout))(line + '\n');
     },
   };
 }

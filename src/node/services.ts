@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import util from 'node:util';
 import type net from 'node:net';
-import { captureStdio, ConsoleLog, logSettings } from './console-log.js';
+import { captureStdio, ConsoleLog, consoleLogSink, logSettings } from './console-log.js';
 import { startControlServer, type ControlServer } from './control.js';
 import { resolveCookie } from './cookie.js';
 import { BootError } from './errors.js';
@@ -136,6 +136,9 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     const dir = env.NODEREL_LOG_DIR || path.join(launch.logDir, launch.nodeName ?? 'node');
     consoleLog = new ConsoleLog({ file: path.join(dir, 'console.log'), ...logSettings(env) });
     captureStdio(consoleLog);
+    // The node's own lines go straight to the log: fds 1 and 2 still point at the file the
+    // launcher opened, which is the old one after a rename and reopen.
+    control.sink = consoleLogSink(consoleLog);
   }
   let plan;
   try {

@@ -160,7 +160,8 @@ prepare_vm_args() {
     VM_NAME=
     args_tmp=/dev/null
     if [ "${1:-}" != --no-write ]; then
-        mkdir -p "$RELEASE_TMP" || die "cannot create $RELEASE_TMP; set RELEASE_TMP to a writable directory"
+        # (mkdir, chmod and rm only when needed: each is a fork on the way to `start`)
+        [ -d "$RELEASE_TMP" ] || mkdir -p "$RELEASE_TMP" || die "cannot create $RELEASE_TMP; set RELEASE_TMP to a writable directory"
         args_tmp="$RELEASE_TMP/.vm.args.$$"
         : >"$args_tmp"
     fi
@@ -203,8 +204,11 @@ prepare_vm_args() {
     PID_FILE="$NODE_TMP/node.pid"
     NODE_LOG_DIR="$RUNNER_LOG_DIR/$NODE_NAME"
     [ "$args_tmp" != /dev/null ] || return 0
-    mkdir -p "$NODE_TMP" || die "cannot create $NODE_TMP; set RELEASE_TMP to a writable directory"
-    chmod 700 "$NODE_TMP"
+    if [ ! -d "$NODE_TMP" ]; then
+        # the node checks the mode of an existing one before it puts its control socket there
+        mkdir -p "$NODE_TMP" || die "cannot create $NODE_TMP; set RELEASE_TMP to a writable directory"
+        chmod 700 "$NODE_TMP"
+    fi
     mv -f "$args_tmp" "$NODE_TMP/vm.args"
 }
 
@@ -284,9 +288,9 @@ start_daemon() {
     if pid=$(running_pid); then
         die "Node $NODE_NAME is already running (pid $pid)"
     fi
-    mkdir -p "$NODE_LOG_DIR" || die "cannot create $NODE_LOG_DIR; set RUNNER_LOG_DIR to a writable directory"
+    [ -d "$NODE_LOG_DIR" ] || mkdir -p "$NODE_LOG_DIR" || die "cannot create $NODE_LOG_DIR; set RUNNER_LOG_DIR to a writable directory"
     status_file="$NODE_TMP/start.$$.status"
-    rm -f "$status_file"
+    [ ! -e "$status_file" ] || rm -f "$status_file"
     export NODEREL_START_STATUS="$status_file"
     set -f
     if command -v setsid >/dev/null 2>&1; then

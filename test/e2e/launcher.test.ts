@@ -294,6 +294,10 @@ describe('logs', () => {
     const all = [`${log}.1`, `${log}.2`, log].map((f) => fs.readFileSync(f, 'utf8')).join('');
     for (const n of [1, 2, 3, 4]) expect(all.match(new RegExp(`^line-${n}$`, 'gm')), `line-${n}`).toHaveLength(1);
     expect(fs.readFileSync(`${log}.1`, 'utf8')).toMatch(/line-2/);
+    // The node's own lines follow the reopen too (fds 1 and 2 still point at the renamed file).
+    process.kill(s.pid()!, 'SIGALRM');
+    await waitFor(() => fs.readFileSync(log, 'utf8').includes('ALRM: log level trace'), 'the ALRM line in the reopened log');
+    expect(fs.readFileSync(`${log}.2`, 'utf8')).not.toContain('ALRM');
     expect(s.run(['stop']).status).toBe(0);
   });
 
