@@ -1,8 +1,8 @@
 /**
  * Drains an app's HTTP server cleanly (SPEC §5): what keeps reloads and upgrades free of failed
- * requests under keep-alive load. Offered to apps as `ctx.drain(server)`. While the node runs
- * only the set of open connections is kept (no per-request record: that costs memory under
- * load); the draining starts with the first stage after `running`:
+ * requests under keep-alive load. Offered to apps as `ctx.drain(server)`. While the node runs it
+ * costs nothing per connection or request: the draining starts with the first stage after
+ * `running`, and finds the connections open at that moment in the server's own list.
  *
  *   draining ...   every response says `Connection: close`, so each keep-alive client leaves
  *                  after its next answer; a connection quiet for `idleGraceMs` with no answer
@@ -33,20 +33,28 @@ export interface HttpDrain {
 /** A connection with no response under way (Node keeps the current one as `_httpMessage`). */
 const isIdle = (socket: net.Socket): boolean => !(socket as net.Socket & { _httpMessage?: unknown })._httpMessage;
 
+/**
+ * The server's open connections, from the list Node keeps for its own idle and header timeouts
+ * (`closeIdleConnections` reads it). Keeping our own set instead (a JS reference to every socket)
+ * costs about 30 MiB per worker under `Connection: close` load: the sockets survive young
+ * collections and are promoted (bench/README.md). Empty where Node has no such list; the
+ * server's keepAliveTimeout then closes those connections.
+ */
+function openSockets(server: http.Server): net.Socket[] {
+  const key = Object.getOwnPropertySymbols(server).find((s) => s.description === 'http.server.connections');
+  const list = key === undefined ? undefined : (server as unknown as Record<symbol, { all?: () => Array<{ socket?: net.Socket }> }>)[key];
+  if (typeof list?.all !== 'function') return [];
+  return list.all().flatMap((c) => (c.socket ? [c.socket] : []));
+}
+
 export function drainHttpServer(server: http.Server, lifecycle: LifecycleView, opts: DrainOptions = {}): HttpDrain {
   const idleGraceMs = opts.idleGraceMs ?? 1_000;
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  // Only the open connections are kept (no per-request record), to time out the idle ones.
-  const sockets = new Set<net.Socket>();
   let draining = false;
-  server.on('connection', (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    if (draining) socket.setTimeout(idleGraceMs);
-  });
   const startDraining = (): void => {
     if (draining) return;
     draining = true;
+    server.on('connection', (socket: net.Socket) => socket.setTimeout(idleGraceMs));
     // Before the app's own listener, so the header is set before the app writes its head.
     server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
       if (!res.headersSent) res.setHeader('Connection', 'close');
@@ -57,7 +65,12 @@ export function drainHttpServer(server: http.Server, lifecycle: LifecycleView, o
     server.on('timeout', (socket: net.Socket) => {
       if (isIdle(socket)) socket.destroy();
     });
-    for (const socket of sockets) socket.setTimeout(idleGraceMs);
+    for (const socket of openSockets(server)) {
+      socket.setTimeout(idleGraceMs);
+      // an answer under way whose head is not out yet closes the connection too
+      const res = (socket as net.Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
+      if (res && !res.headersSent) res.setHeader('Connection', 'close');
+    }
   };
   const unsubscribe = lifecycle.onStage((stage) => {
     if (stage !== 'running') startDraining();
