@@ -224,6 +224,12 @@ export_node_env() {
     export NODEREL_ROOT="$RELEASE_ROOT_DIR" NODEREL_REL_NAME="$REL_NAME" NODEREL_REL_VSN="$REL_VSN"
     export NODEREL_NODE_TYPE="$REL" NODEREL_NODE_NAME="$NODE_NAME" RELEASE_TMP RUNNER_LOG_DIR
     export NODEREL_RUN_DIR="$NODE_TMP" NODEREL_LOG_DIR="$NODE_LOG_DIR" NODEREL_VM_ARGS="$NODE_TMP/vm.args"
+    # V8's compile cache (Node >= 22.1; older ones ignore it) in the node's own 0700 run
+    # directory, never one a client would have to create: boot.js and ctl.js are not compiled
+    # again on every start and command. NODE_COMPILE_CACHE set by the operator wins.
+    if [ -z "${NODE_COMPILE_CACHE:-}" ] && [ -d "$NODE_TMP" ]; then
+        export NODE_COMPILE_CACHE="$NODE_TMP/compile-cache"
+    fi
 }
 
 # The process name of the node type (its process title).

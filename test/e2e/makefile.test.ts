@@ -80,6 +80,13 @@ describe('the Kazoo workflow through make', () => {
     expect(gone.status).not.toBe(0);
     expect(gone.stderr).toMatch(/Node ecallmgr@\S+ is not running!/);
     expect(make(['release'], { REL: 'kazoo_apps', ACT: 'stop' }).status).toBe(0);
+
+    // The launcher points V8's compile cache (Node >= 22.1: the demo pins 22.23.3) at each node's
+    // own run directory; the nodes and the control commands filled it.
+    for (const node of fs.readdirSync(env.RELEASE_TMP!).filter((n) => /^(ecallmgr|kazoo_apps)@/.test(n))) {
+      const cache = path.join(env.RELEASE_TMP!, node, 'compile-cache');
+      expect(fs.readdirSync(cache).flatMap((d) => fs.readdirSync(path.join(cache, d))).length, node).toBeGreaterThan(0);
+    }
   });
 
   it('read-release-cookie reads the INI file with no node running, and names what it tried', () => {
