@@ -2,8 +2,9 @@
 # Launcher benchmark (issue 3): bin/<name> pid, ping, status, start and stop of a release of a
 # trivial HTTP app (bench/app), side by side with pm2 7 running the same app on the same pinned
 # Node, and with bare `node` as the baseline.
-# Usage: bench/launcher.sh   (from the repository root; needs hyperfine: apt-get install hyperfine;
-#        installs pm2 into a temp dir, never into the repository or globally)
+# Usage: bench/launcher.sh   (from the repository root; installs pm2 into a temp dir, never into
+#        the repository or globally; every measurement is timed by a Node script the bench writes,
+#        the cases taking turns)
 # Environment: RUNS (default 20), WARMUP (default 3), PM2_SPEC (default pm2@7).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,6 @@ RUNS=${RUNS:-20}
 WARMUP=${WARMUP:-3}
 PM2_SPEC=${PM2_SPEC:-pm2@7}
 RUNTIME=22.23.3
-command -v hyperfine >/dev/null || { echo "needs hyperfine: apt-get install hyperfine" >&2; exit 1; }
 make --silent build >/dev/null
 
 work=$(mktemp -d /tmp/noderel-bench-launcher.XXXXXX)
@@ -96,7 +96,9 @@ cat >"$work/timer.mjs" <<'EOF'
 // and writes the times in ms. mode "start": from spawning `cmd` until an HTTP GET on the port
 // answers 200 (a fresh TCP connect every 2 ms), and until the command returned. mode "stop":
 // after `prepare` (and the port answering, then idle), from spawning `cmd` until the process
-// whose pid `pid` printed is gone (kill -0 fails, or a zombie).
+// whose pid `pid` printed is gone (kill -0 fails, or a zombie). mode "exec": from spawning `cmd`
+// until it exits (0 required); the cases take turns, so a noisy moment of the machine falls on
+// all of them alike, which hyperfine's one-command-after-the-other groups do not give.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -211,10 +213,17 @@ async function stopOnce(c) {
   return { stopped, returned, aliveAtReturn };
 }
 
+async function execOnce(c) {
+  const t0 = performance.now();
+  const e = await checkExit(c, run(c));
+  return { ran: e.at - t0 };
+}
+
+const once = { start: startOnce, stop: stopOnce, exec: execOnce }[spec.mode];
 const results = Object.fromEntries(spec.cases.map((c) => [c.name, []]));
 for (let round = 0; round < spec.warmup + spec.runs; round++) {
   for (const c of spec.cases) {
-    const r = spec.mode === 'start' ? await startOnce(c) : await stopOnce(c);
+    const r = await once(c);
     if (round >= spec.warmup) results[c.name].push(r);
   }
   process.stderr.write('.');
@@ -233,36 +242,42 @@ node_name=benchapp@${host%%.*}
 "$B" ping >/dev/null
 [ "$(pm2 pid benchapp)" -gt 0 ]
 
-hf() { in_bg hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --style none "$@" >/dev/null; }
-echo "pid, ping, status ..." >&2
-hf --export-json "$work/pid.json" -n noderel "$B pid" -n pm2 "$N $P pid benchapp"
-hf --export-json "$work/ping.json" -n noderel "$B ping" -n pm2 "$N $P ping" -n node "$N -e 0"
-hf --export-json "$work/status.json" -n noderel "$B status" -n pm2 "$N $P jlist"
-# Where the launcher's time goes: the client (ctl.js) run directly with the launcher's environment
-# (no shell); ctl.js `cookie` (its code and the cookie, no socket); the least a Unix socket client
-# loads (node:net); the launcher's own work before `foreground` execs the node (a copy of
-# bin/benchapp with that exec replaced by exit); loading the node runtime (boot.js, required
-# rather than run: compiled, nothing started).
-split_times() {
-  export NODEREL_ROOT=$app/_rel/benchapp NODEREL_REL_NAME=benchapp NODEREL_REL_VSN=1.0.0 NODEREL_NODE_TYPE=benchapp
-  export NODEREL_NODE_NAME=$node_name NODEREL_RUN_DIR=$RELEASE_TMP/$node_name NODEREL_LOG_DIR=$RUNNER_LOG_DIR/$node_name
-  export NODEREL_VM_ARGS=$RELEASE_TMP/$node_name/vm.args NODE_ENV=production
-  lib=$(echo "$app"/_rel/benchapp/lib/noderel-*)
-  [ "$("$N" "$lib/ctl.js" ping)" = pong ] || { echo "ctl.js ping, run directly, did not answer pong" >&2; exit 1; }
-  noexec=$app/_rel/benchapp/bin/.benchapp-noexec
-  # shellcheck disable=SC2016 # the launcher's own text, matched literally
-  sed 's/^\( *\)exec "\$NODE_BIN" \$NODE_FLAGS "\$BOOT" "\$COMMAND" "\$@"$/\1exit 0/' "$B" >"$noexec"
-  chmod +x "$noexec"
-  ! cmp -s "$B" "$noexec" || { echo "cannot find the foreground exec in $B" >&2; exit 1; }
-  hf --export-json "$work/split.json" -n "node -e 0" "$N -e 0" \
-    -n "node -e require(net)" "$N -e \"require('node:net')\"" \
-    -n "node ctl.js cookie" "$N $lib/ctl.js cookie" -n "node ctl.js ping" "$N $lib/ctl.js ping" \
-    -n "bin/benchapp ping" "$B ping" -n "bin/benchapp pid" "$B pid" \
-    -n "foreground, launcher only" "$noexec foreground" \
-    -n "require boot.js" "$N -e \"require('$lib/boot.js')\""
-}
-# in a subshell of its own: the exports stay there
-in_bg split_times
+# The cases take turns (timer.mjs, mode exec). Beside the three commands and `node -e 0`, where
+# the time goes: the client (ctl.js) run directly with the launcher's environment (no shell);
+# ctl.js `cookie` (its code and the cookie, no socket); the least a Unix socket client loads
+# (node:net); the launcher's own work before `foreground` execs the node (a copy of bin/benchapp
+# with that exec replaced by exit); loading the node runtime (boot.js required, not run);
+# /bin/true, what spawning a process costs the timer itself.
+lib=$(echo "$app"/_rel/benchapp/lib/noderel-*)
+noexec=$app/_rel/benchapp/bin/.benchapp-noexec
+# shellcheck disable=SC2016 # the launcher's own text, matched literally
+sed 's/^\( *\)exec "\$NODE_BIN" \$NODE_FLAGS "\$BOOT" "\$COMMAND" "\$@"$/\1exit 0/' "$B" >"$noexec"
+chmod +x "$noexec"
+! cmp -s "$B" "$noexec" || { echo "cannot find the foreground exec in $B" >&2; exit 1; }
+run_dir=$RELEASE_TMP/$node_name
+ctl_env="{\"NODEREL_ROOT\":\"$app/_rel/benchapp\",\"NODEREL_REL_NAME\":\"benchapp\",\"NODEREL_REL_VSN\":\"1.0.0\",\"NODEREL_NODE_TYPE\":\"benchapp\",\"NODEREL_NODE_NAME\":\"$node_name\",\"NODEREL_RUN_DIR\":\"$run_dir\",\"NODEREL_LOG_DIR\":\"$RUNNER_LOG_DIR/$node_name\",\"NODEREL_VM_ARGS\":\"$run_dir/vm.args\",\"NODE_COMPILE_CACHE\":\"$run_dir/compile-cache\"}"
+[ "$(env NODEREL_ROOT="$app/_rel/benchapp" NODEREL_REL_NAME=benchapp NODEREL_REL_VSN=1.0.0 NODEREL_NODE_TYPE=benchapp \
+  NODEREL_NODE_NAME="$node_name" NODEREL_RUN_DIR="$run_dir" NODEREL_VM_ARGS="$run_dir/vm.args" "$N" "$lib/ctl.js" ping)" = pong ] ||
+  { echo "ctl.js ping, run directly, did not answer pong" >&2; exit 1; }
+cat >"$work/exec.json" <<EOF
+{ "mode": "exec", "runs": $RUNS, "warmup": $WARMUP, "cases": [
+  { "name": "bin pid", "cmd": ["$B", "pid"] },
+  { "name": "pm2 pid", "cmd": ["$N", "$P", "pid", "benchapp"] },
+  { "name": "node -e 0", "cmd": ["$N", "-e", "0"] },
+  { "name": "bin ping", "cmd": ["$B", "ping"] },
+  { "name": "pm2 ping", "cmd": ["$N", "$P", "ping"] },
+  { "name": "bin status", "cmd": ["$B", "status"] },
+  { "name": "pm2 jlist", "cmd": ["$N", "$P", "jlist"] },
+  { "name": "require net", "cmd": ["$N", "-e", "require('node:net')"] },
+  { "name": "ctl cookie", "env": $ctl_env, "cmd": ["$N", "$lib/ctl.js", "cookie"] },
+  { "name": "ctl ping", "env": $ctl_env, "cmd": ["$N", "$lib/ctl.js", "ping"] },
+  { "name": "foreground, launcher only", "cmd": ["$noexec", "foreground"] },
+  { "name": "require boot.js", "cmd": ["$N", "-e", "require('$lib/boot.js')"] },
+  { "name": "true", "cmd": ["/bin/true"] }
+] }
+EOF
+echo "pid, ping, status and the split ($((WARMUP + RUNS)) rounds) " >&2
+in_bg node "$work/timer.mjs" "$work/exec.json" "$work/exec-times.json"
 "$B" stop
 pm2 delete benchapp >/dev/null
 
@@ -305,8 +320,11 @@ const stats = (xs) => {
   const mid = s.length >> 1;
   return { median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, mean: s.reduce((a, b) => a + b, 0) / s.length, min: s[0], max: s.at(-1) };
 };
-const hf = (f) => Object.fromEntries(read(f).results.map((r) => [r.command, stats(r.times.map((t) => t * 1000))]));
-const pid = hf('pid.json'), ping = hf('ping.json'), status = hf('status.json'), split = hf('split.json');
+const ex = read('exec-times.json');
+const x = (k) => stats(ex[k].map((r) => r.ran));
+const pid = { noderel: x('bin pid'), pm2: x('pm2 pid') };
+const ping = { noderel: x('bin ping'), pm2: x('pm2 ping'), node: x('node -e 0') };
+const status = { noderel: x('bin status'), pm2: x('pm2 jlist') };
 const st = read('start-times.json'), sp = read('stop-times.json');
 const col = (o, k, field) => stats(o[k].map((r) => r[field]));
 const start = { node: col(st, 'node', 'answered'), noderel: col(st, 'noderel', 'answered'), pm2: col(st, 'pm2', 'answered') };
@@ -346,14 +364,15 @@ console.log('| command | ms | what it is |');
 console.log('|---|---:|---|');
 const fg = col(st, 'foreground', 'answered');
 const steps = [
-  ['`node -e 0`', split['node -e 0'], 'Node startup'],
-  ["`node -e \"require('node:net')\"`", split['node -e require(net)'], 'the least any Node client of a Unix socket loads'],
-  ['`node lib/noderel-*/ctl.js cookie`', split['node ctl.js cookie'], 'the client bundle (ctl.js) and the cookie resolved; no socket'],
-  ['`node lib/noderel-*/ctl.js ping`', split['node ctl.js ping'], 'plus node:net, connect, authenticate (HMAC in JS), ping: `bin/benchapp ping` without the shell'],
-  ['`bin/benchapp ping`', split['bin/benchapp ping'], 'plus the launcher (sh) before its exec'],
-  ['`bin/benchapp pid`', split['bin/benchapp pid'], 'the launcher alone, no node (what a client command costs in sh)'],
-  ['`bin/benchapp foreground`, launcher only', split['foreground, launcher only'], 'the launcher up to its exec of the node (vm.args copied and substituted, run dir)'],
-  ["`node -e \"require('lib/noderel-*/boot.js')\"`", split['require boot.js'], 'loading the node runtime (one CommonJS bundle, compiled; nothing started)'],
+  ['`/bin/true`', x('true'), "spawning a process and seeing it exit: the timer's own share of every row"],
+  ['`node -e 0`', x('node -e 0'), 'Node startup'],
+  ["`node -e \"require('node:net')\"`", x('require net'), 'the least any Node client of a Unix socket loads'],
+  ['`node lib/noderel-*/ctl.js cookie`', x('ctl cookie'), 'the client bundle (ctl.js, compile cache warm) and the cookie resolved; no socket'],
+  ['`node lib/noderel-*/ctl.js ping`', x('ctl ping'), 'plus node:net, connect, authenticate (HMAC in JS), ping: `bin/benchapp ping` without the shell'],
+  ['`bin/benchapp ping`', x('bin ping'), 'plus the launcher (sh) before its exec'],
+  ['`bin/benchapp pid`', x('bin pid'), 'the launcher alone, no node (what a client command costs in sh)'],
+  ['`bin/benchapp foreground`, launcher only', x('foreground, launcher only'), 'the launcher up to its exec of the node (vm.args copied and substituted, run dir)'],
+  ["`node -e \"require('lib/noderel-*/boot.js')\"`", x('require boot.js'), 'loading the node runtime (one CommonJS bundle, compiled; nothing started)'],
   ['`node app.js` until the port answers', start.node, 'Node startup and the app'],
   ['`bin/benchapp foreground` until the port answers', fg, 'plus the launcher, boot.js and the services (lock, pid file, control socket, log)'],
 ];
