@@ -177,6 +177,7 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
 
   const statusWaiters = new Map<number, (s: WorkerStatus) => void>();
   let nextStatusId = 1;
+  const evalWaiters = new Map<number, (reply: Extract<FromWorker, { t: 'eval' }>) => void>();
 
   const onMessage = async (w: WorkerProc, msg: FromWorker): Promise<void> => {
     switch (msg.t) {
@@ -195,6 +196,9 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
         break;
       case 'failed':
         w.lastFailure = msg.message;
+        break;
+      case 'eval':
+        evalWaiters.get(msg.id)?.(msg);
         break;
       case 'status':
         statusWaiters.get(msg.id)?.({ index: w.index, pid: w.child.pid ?? 0, state: w.state, stage: msg.stage, in_flight: msg.in_flight, rss: msg.rss, uptime_s: msg.uptime_s });
@@ -448,10 +452,39 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
       process.on('message', onMessage);
     });
 
+  /** eval and the REPLs: the code runs in the first ready worker, where the apps are. */
+  const evaluateInWorker = (code: string): Promise<{ text: string; undefined: boolean; where: string }> => {
+    const w = [...workers].find((x) => x.state === 'ready');
+    if (!w) return Promise.reject(new Error('no worker is ready to evaluate in; see status'));
+    const id = nextStatusId++;
+    return new Promise((resolve, reject) => {
+      const gone = (): void => {
+        evalWaiters.delete(id);
+        reject(new Error(`worker ${w.index} (pid ${w.child.pid}) exited before it answered`));
+      };
+      w.child.once('exit', gone);
+      evalWaiters.set(id, (reply) => {
+        evalWaiters.delete(id);
+        w.child.off('exit', gone);
+        const where = `worker ${w.index} (pid ${w.child.pid})`;
+        if (reply.ok) resolve({ text: reply.text, undefined: reply.undefined === true, where });
+        else {
+          // the worker's message is the whole story: no stack of the master's
+          const err = new Error(reply.text);
+          err.stack = reply.text;
+          Object.defineProperty(err, 'incomplete', { value: reply.incomplete === true, enumerable: false });
+          reject(err);
+        }
+      });
+      sendTo(w, { t: 'eval', id, code });
+    });
+  };
+
   const handle: NodeHandle = {
     info,
     lifecycle,
     apps: new Map(),
+    evaluate: evaluateInWorker,
     get config() {
       return sysConfig;
     },

@@ -13,6 +13,7 @@ import { drainHttpServer } from './http-drain.js';
 import { isBootError } from './errors.js';
 import { nodeNameFor, type LaunchEnv } from './launch-env.js';
 import { Lifecycle, type Stage } from './lifecycle.js';
+import type { Evaluation } from './evaluate.js';
 import type { WorkerStatus } from './master.js';
 import { createLogger, describeError, type LogControl } from './log.js';
 import { readManifest, selectNodeType, type Manifest, type NodeTypeSpec } from './manifest.js';
@@ -62,6 +63,11 @@ export interface NodeHandle {
   readonly ready: boolean;
   /** When the node began to boot (ms since the epoch). */
   readonly startedAt: number;
+  /**
+   * Evaluates code where the apps are (a master: in a ready worker); absent where they are in
+   * this process (evaluate.ts then runs it here).
+   */
+  evaluate?(code: string): Promise<Evaluation & { where: string }>;
   /** Moves the node to a shutdown stage (as INT/TERM/QUIT do), or `exit`s at once. */
   advance(stage: Stage | 'exit'): void;
   /** A graceful stop, as one TERM: finish the work in flight, then stop the apps. */

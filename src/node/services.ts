@@ -6,7 +6,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import util from 'node:util';
 import type net from 'node:net';
 import { captureStdio, ConsoleLog, consoleLogSink, logSettings } from './console-log.js';
 import { startControlServer, type ControlServer } from './control.js';
@@ -14,6 +13,7 @@ import { resolveCookie } from './cookie.js';
 import { BootError } from './errors.js';
 import type { LogControl, Logger } from './log.js';
 import { createLogger } from './log.js';
+import { evaluate } from './evaluate.js';
 import { randomBytes } from './digest.js';
 import { acquireNodeLock, type NodeLock } from './node-lock.js';
 import { planNode, runForeground, type NodeHandle } from './node.js';
@@ -42,20 +42,6 @@ function ensureReleaseCookie(root: string): void {
   } catch {
     // read-only release, or another node just wrote it: resolution says what it finds
   }
-}
-
-/** JavaScript evaluated inside the node for `eval`: an expression, else statements; await allowed. */
-async function evaluate(code: string, handle: NodeHandle): Promise<string> {
-  const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<unknown>;
-  const names = ['node', 'apps', 'config', 'lifecycle'];
-  let fn: (...a: unknown[]) => Promise<unknown>;
-  try {
-    fn = new AsyncFunction(...names, `return (${code}\n);`);
-  } catch {
-    fn = new AsyncFunction(...names, code);
-  }
-  const result = await fn(handle.info, Object.fromEntries(handle.apps), handle.config, handle.lifecycle);
-  return typeof result === 'string' ? result : util.inspect(result, { depth: 4 });
 }
 
 async function statusOf(handle: NodeHandle | undefined, info: { name: string; release: string; version: string }): Promise<Record<string, unknown>> {
@@ -198,7 +184,8 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
         status: () => statusOf(handle, plan.info),
         eval: async ([code]) => {
           if (!handle?.ready) throw new Error('the node is still starting');
-          return evaluate(String(code), handle);
+          // a node with workers evaluates in one of them: the apps live there
+          return (handle.evaluate ? await handle.evaluate(String(code)) : await evaluate(String(code), handle)).text;
         },
         stop: () => {
           const answer = { pid: process.pid, stage: handle?.lifecycle.stage ?? 'starting', in_flight: handle?.lifecycle.inFlight ?? 0 };

@@ -12,6 +12,7 @@
  */
 import net from 'node:net';
 import type { Stage } from './lifecycle.js';
+import { evaluate, isIncompleteInput } from './evaluate.js';
 import { isLevel, type LogControl } from './log.js';
 import { planNode, runForeground, type NodeHandle } from './node.js';
 import { readLaunchEnv } from './launch-env.js';
@@ -22,13 +23,15 @@ export type ToWorker =
   | { t: 'stage'; stage: Stage | 'exit' }
   | { t: 'stop' }
   | { t: 'status'; id: number }
-  | { t: 'level'; level: string };
+  | { t: 'level'; level: string }
+  | { t: 'eval'; id: number; code: string };
 
 export type FromWorker =
   | { t: 'listen'; id: number; host: string; port: number }
   | { t: 'ready' }
   | { t: 'failed'; message: string }
-  | { t: 'status'; id: number; stage: string; in_flight: number; rss: number; uptime_s: number };
+  | { t: 'status'; id: number; stage: string; in_flight: number; rss: number; uptime_s: number }
+  | { t: 'eval'; id: number; ok: boolean; text: string; undefined?: boolean; incomplete?: boolean };
 
 function send(msg: FromWorker): void {
   process.send?.(msg);
@@ -107,6 +110,17 @@ export async function runWorker(control: LogControl, env: NodeJS.ProcessEnv = pr
         break;
       case 'level':
         if (isLevel(msg.level)) control.level = msg.level;
+        break;
+      case 'eval':
+        if (!handle?.ready) {
+          send({ t: 'eval', id: msg.id, ok: false, text: 'the worker is still starting' });
+          break;
+        }
+        evaluate(msg.code, handle).then(
+          (r) => send({ t: 'eval', id: msg.id, ok: true, text: r.text, undefined: r.undefined }),
+          (err: unknown) =>
+            send({ t: 'eval', id: msg.id, ok: false, text: err instanceof Error ? `${err.name}: ${err.message}` : String(err), incomplete: isIncompleteInput(msg.code, err) }),
+        );
         break;
       case 'status':
         send({

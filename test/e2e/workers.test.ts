@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { builtFixture } from '../helpers/project.js';
 import { alive, cleanupSandboxes, httpGet, sandbox, waitFor } from '../helpers/sandbox.js';
+import { Terminal } from '../helpers/tmux.js';
 
 let project: { dir: string; cleanup: () => void };
 let bin: string;
@@ -44,6 +45,38 @@ function children(pid: number): number[] {
 }
 
 describe('workers', () => {
+  it('eval and remote_console reach the apps, which live in the workers', async () => {
+    const s = await pool();
+    expect(s.run(['start']).status).toBe(0);
+    const workerPids = status(s).workers.map((w) => w.pid);
+    // eval runs in a ready worker: the app's state is there, not in the master
+    expect(s.run(['eval', 'apps.opsapp.port + 1']).stdout).toBe(`${s.port + 1}\n`);
+    expect(workerPids).toContain(Number(s.run(['eval', 'process.pid']).stdout));
+    const bad = s.run(['eval', 'nosuchthing.x']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/ReferenceError: nosuchthing is not defined/);
+    // the REPL too, input by input; an unfinished expression asks for more
+    const t = Terminal.start(`${bin} remote_console`, s.env);
+    try {
+      await t.waitFor(/pool@\S+> $/m);
+      t.type('apps.opsapp.port');
+      await t.waitFor(new RegExp(`^${s.port}$`, 'm'));
+      t.type('[1,');
+      await t.waitFor(/^\.\.\. $/m);
+      t.type('2].length');
+      await t.waitFor(/^2$/m);
+      t.type('process.pid');
+      const screen = await t.waitFor(/^\d+\n.*pool@\S+> $/ms);
+      const pids = [...screen.matchAll(/^(\d+)$/gm)].map((m) => Number(m[1]));
+      expect(workerPids).toContain(pids.at(-1));
+      t.press('C-d');
+      await t.waitFor(/\[exit 0\]/);
+    } finally {
+      t.close();
+    }
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
   it('a master and 2 workers that all accept on the same port; pgrep -x finds the master', async () => {
     const s = await pool();
     expect(s.run(['start']).status).toBe(0);
