@@ -4,8 +4,8 @@
  * command, and is the one place in the node runtime that prints errors and picks exit codes:
  * an expected error (BootError) is one line, anything else is a bug and keeps its stack.
  */
-import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { isMainModule } from './entry.js';
 import { isBootError } from './errors.js';
 import { consoleSink, createLogger, describeError, isLevel, LEVELS, type LogControl, type Logger } from './log.js';
 
@@ -93,17 +93,7 @@ function logControlFrom(env: NodeJS.ProcessEnv): LogControl {
   return { level: wanted && isLevel(wanted) ? wanted : 'info', sink: consoleSink() };
 }
 
-function isEntry(): boolean {
-  const main = process.argv[1];
-  if (!main) return false;
-  try {
-    return fs.realpathSync(main) === fs.realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isEntry()) {
+if (isMainModule(import.meta.url)) {
   void boot(process.argv.slice(2)).then((code) => {
     if (code !== undefined) process.exit(code);
   });

@@ -13,7 +13,7 @@ import { controlRequest, controlStream, ControlError } from './control.js';
 import { readIniCookie, resolveCookie, type CookieResolution } from './cookie.js';
 import { BootError } from './errors.js';
 import { nodeNameFor, readLaunchEnv } from './launch-env.js';
-import { isAlive } from './pid-file.js';
+import { isAlive, readPidFile } from './pid-file.js';
 
 export const CLIENT_COMMANDS = ['ping', 'status', 'eval', 'stop', 'restart', 'reload', 'reopen_logs', 'cookie', 'attach', 'remote_console'] as const;
 
@@ -83,8 +83,30 @@ function writeAll(fd: number, text: string): void {
   }
 }
 
+/** How long a client keeps trying while a live node's control socket is missing (a USR2 hand-over). */
+const HANDOVER_WAIT_MS = 2_000;
+
 async function request(t: Target, command: string, args: unknown[] = [], timeoutMs = 30_000): Promise<unknown> {
-  return controlRequest({ socketPath: t.socketPath, cookie: t.cookie.cookie, command, args, timeoutMs });
+  const deadline = Date.now() + HANDOVER_WAIT_MS;
+  for (;;) {
+    try {
+      return await controlRequest({ socketPath: t.socketPath, cookie: t.cookie.cookie, command, args, timeoutMs });
+    } catch (err) {
+      // During a USR2 hand-over the socket path is briefly missing: libuv unlinks it when the old
+      // master closes, and the new master renames its own into place right after. A node whose
+      // pid file names a live process is not "not running": try again for a moment.
+      if (!(err instanceof ControlError) || err.code !== 'ENOTRUNNING' || Date.now() > deadline || !liveNodePid(t)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+function liveNodePid(t: Target): boolean {
+  const dir = path.dirname(t.socketPath);
+  return [path.join(dir, 'node.pid'), path.join(dir, 'node.pid.oldbin')].some((f) => {
+    const pid = readPidFile(f);
+    return pid !== undefined && isAlive(pid);
+  });
 }
 
 /** Runs a client command; resolves with the exit code. */

@@ -5,21 +5,10 @@
  * measured against `node -e 0` compiles only the client: no logger, no node runtime.
  * `boot.js <command>` runs the same clients.
  */
-import fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { CLIENT_COMMANDS, runClient } from './client.js';
+import { isMainModule } from './entry.js';
 
-function isEntry(): boolean {
-  const main = process.argv[1];
-  if (!main) return false;
-  try {
-    return fs.realpathSync(main) === fs.realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isEntry()) {
+if (isMainModule(import.meta.url)) {
   const [command = '', ...args] = process.argv.slice(2);
   if (!(CLIENT_COMMANDS as readonly string[]).includes(command)) {
     process.stderr.write(`ctl.js: unknown control command ${JSON.stringify(command)}; known: ${CLIENT_COMMANDS.join(', ')}\n`);

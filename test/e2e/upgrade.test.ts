@@ -140,8 +140,13 @@ describe('upgrade and downgrade', () => {
     await waitFor(() => fs.existsSync(`${pidFile}.oldbin`) && fs.existsSync(pidFile) && Number(fs.readFileSync(pidFile, 'utf8')) !== oldPid, 'the new master');
     const newPid = Number(fs.readFileSync(pidFile, 'utf8'));
     expect(Number(fs.readFileSync(`${pidFile}.oldbin`, 'utf8'))).toBe(oldPid);
-    await waitFor(() => s.run(['status', '--json']).status === 0 && JSON.parse(s.run(['status', '--json']).stdout).pid === newPid, 'the new master to answer');
-    await waitFor(() => JSON.parse(s.run(['status', '--json']).stdout).workers.filter((w: { state: string }) => w.state === 'ready').length === 2, 'its workers');
+    // (one status per check: the two masters hand the control socket over in the meantime)
+    const statusNow = (): { pid: number; workers: { state: string }[] } | undefined => {
+      const r = s.run(['status', '--json']);
+      return r.status === 0 ? JSON.parse(r.stdout) : undefined;
+    };
+    await waitFor(() => statusNow()?.pid === newPid, 'the new master to answer');
+    await waitFor(() => statusNow()?.workers.filter((w) => w.state === 'ready').length === 2, 'its workers');
 
     // WINCH to the old master: its workers stop, the new ones serve.
     process.kill(oldPid, 'SIGWINCH');

@@ -16,6 +16,7 @@ import {
   type ControlServerOptions,
 } from '../../src/node/control.js';
 import { BootError } from '../../src/node/errors.js';
+import { runClient } from '../../src/node/client.js';
 
 const COOKIE = 'right-cookie';
 
@@ -422,5 +423,45 @@ describe('no node running', () => {
     makeStaleSocket(socketPath);
     await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' }), 'ENOTRUNNING');
     await controlFailure(controlStream({ socketPath, cookie: COOKIE, command: 'attach' }), 'ENOTRUNNING');
+  });
+});
+
+describe('a control command while a USR2 hand-over moves the socket', () => {
+  const clientEnv = (runDir: string): NodeJS.ProcessEnv => ({
+    NODEREL_ROOT: tmp,
+    NODEREL_REL_NAME: 'ops',
+    NODEREL_REL_VSN: '1.0.0',
+    NODEREL_NODE_TYPE: 'web',
+    NODEREL_NODE_NAME: 'web@h',
+    NODEREL_RUN_DIR: runDir,
+    OPS_COOKIE: COOKIE,
+  });
+  const runDirWithPid = (pid: number): string => {
+    const runDir = path.join(tmp, 'run', 'web@h');
+    fs.mkdirSync(runDir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(path.join(runDir, 'node.pid'), `${pid}\n`);
+    return runDir;
+  };
+
+  it('waits while the socket is missing but the pid file names a live node, then gets its answer', async () => {
+    const runDir = runDirWithPid(process.pid);
+    const appear = setTimeout(() => {
+      void startControlServer({ socketPath: path.join(runDir, 'ctl'), cookie: COOKIE, requests: { ping: () => 'pong' } }).then((s) => servers.push(s));
+    }, 300);
+    const started = Date.now();
+    try {
+      expect(await runClient('ping', [], clientEnv(runDir))).toBe(0);
+    } finally {
+      clearTimeout(appear);
+    }
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+  });
+
+  it('says not running at once when the pid file names no live process', async () => {
+    const gone = spawnSync('true').pid!;
+    const runDir = runDirWithPid(gone);
+    const started = Date.now();
+    expect(await runClient('ping', [], clientEnv(runDir))).toBe(1);
+    expect(Date.now() - started).toBeLessThan(1_500);
   });
 });
