@@ -44,7 +44,7 @@ function ensureReleaseCookie(root: string): void {
   }
 }
 
-async function statusOf(handle: NodeHandle | undefined, info: { name: string; release: string; version: string }): Promise<Record<string, unknown>> {
+async function statusOf(handle: NodeHandle | undefined, info: { name: string; release: string; version: string }, appNames: readonly string[]): Promise<Record<string, unknown>> {
   const workers = (await handle?.workers?.()) ?? [];
   return {
     node: info.name,
@@ -54,7 +54,8 @@ async function statusOf(handle: NodeHandle | undefined, info: { name: string; re
     uptime_s: Math.round(process.uptime()),
     stage: handle ? (handle.ready ? handle.lifecycle.stage : 'starting') : 'starting',
     in_flight: handle?.workers ? workers.reduce((n, w) => n + (w.in_flight ?? 0), 0) : handle?.lifecycle.inFlight ?? 0,
-    apps: handle?.workers ? [] : handle ? [...handle.apps.keys()] : [],
+    // a master's apps run in its workers: the node type's apps, as each worker runs them all
+    apps: handle?.workers ? [...appNames] : handle ? [...handle.apps.keys()] : [],
     memory: process.memoryUsage(),
     workers,
     spawn_loop: handle?.spawnLoop?.() ?? [],
@@ -181,7 +182,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       onAuthFailure: (who) => log.warn(`refused a control connection: wrong cookie (${who})`),
       requests: {
         ping: () => 'pong',
-        status: () => statusOf(handle, plan.info),
+        status: () => statusOf(handle, plan.info, plan.nodeType.apps),
         eval: async ([code]) => {
           if (!handle?.ready) throw new Error('the node is still starting');
           // a node with workers evaluates in one of them: the apps live there

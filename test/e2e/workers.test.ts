@@ -49,6 +49,7 @@ describe('workers', () => {
     const s = await pool();
     expect(s.run(['start']).status).toBe(0);
     const workerPids = status(s).workers.map((w) => w.pid);
+    expect(JSON.parse(s.run(['status', '--json']).stdout).apps).toEqual(['opsapp']);
     // eval runs in a ready worker: the app's state is there, not in the master
     expect(s.run(['eval', 'apps.opsapp.port + 1']).stdout).toBe(`${s.port + 1}\n`);
     expect(workerPids).toContain(Number(s.run(['eval', 'process.pid']).stdout));
