@@ -114,10 +114,13 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal)
   // it, so its reloads and stops fail no keep-alive request either.
   const drains: HttpDrain[] = [];
   onHttpListen((server) => drains.push(ctx.drain(server)));
+  // Before the program runs too: a CommonJS program listens while it loads.
+  const port = ready.type === 'port' ? portReady(ready.host, ready.port, signal) : undefined;
+  port?.catch(() => {});
   try {
     ctx.log.debug(`running ${spec.entry} as the main module`);
     runAsMain(spec.entry);
-    if (ready.type === 'port') await Promise.race([waitForPort(ready.host, ready.port, signal), crashed]);
+    if (port) await Promise.race([port, crashed]);
     else if (output) await Promise.race([output.matched, crashed]);
   } finally {
     process.off('uncaughtException', onUncaught);
@@ -131,6 +134,29 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal)
     },
     configChange: async () => false,
   };
+}
+
+/**
+ * Port readiness. A worker, or a node started by USR2, shares its listening sockets with other
+ * processes that already answer on the port: there, ready means a server of this process
+ * listens on it. Elsewhere, the port answering.
+ */
+function portReady(host: string, port: number, signal: AbortSignal): Promise<void> {
+  const shared = process.env.NODEREL_WORKER_INDEX !== undefined || Boolean(process.env.NODEREL_REEXEC);
+  if (!shared) return waitForPort(host, port, signal);
+  return untilAborted(
+    new Promise<void>((resolve) => {
+      const previous = net.Server.prototype.listen;
+      net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]): net.Server {
+        this.once('listening', () => {
+          const address = this.address();
+          if (typeof address === 'object' && address?.port === port) resolve();
+        });
+        return (previous as (...a: unknown[]) => net.Server).apply(this, args);
+      } as typeof net.Server.prototype.listen;
+    }),
+    signal,
+  );
 }
 
 /** Calls `fn` once for each HTTP server of this process that starts listening (from now on). */

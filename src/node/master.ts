@@ -25,12 +25,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import util from 'node:util';
 import { Lifecycle, type Stage } from './lifecycle.js';
 import { createLogger, describeError, type LogControl } from './log.js';
 import { planNode, type ForegroundOptions, type NodeHandle, type NodePlan } from './node.js';
 import { installSignalHandlers, type ShutdownRequest } from './signals.js';
 import type { FromWorker, ToWorker } from './worker.js';
+import { adoptHandles, bindListener, type RawHandle } from './listeners.js';
 
 const BOOT = fileURLToPath(new URL('./boot.js', import.meta.url));
 /** Boot deaths in a row that trip the spawn-loop guard for a worker slot. */
@@ -59,8 +59,6 @@ export interface WorkerStatus {
   uptime_s?: number;
 }
 
-type RawHandle = { close(cb?: () => void): void; getsockname?(out: Record<string, unknown>): number };
-type CreateServerHandle = (address: string, port: number, addressType: number, fd?: number, flags?: number) => RawHandle | number;
 
 export interface MasterOptions extends ForegroundOptions {
   /** The node runs as a daemon (WINCH is honoured only then, as in unicorn). */
@@ -123,23 +121,9 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     const key = `${host}:${port}`;
     const existing = listeners.get(key);
     if (existing) return existing;
-    const create = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
-    const attempts: [string, number][] = host === '' ? [['::', 6], ['0.0.0.0', 4]] : [[host, net.isIP(host) || 4]];
-    if (host !== '' && net.isIP(host) === 0) {
-      const { address, family } = await import('node:dns').then((dns) => dns.promises.lookup(host));
-      attempts.splice(0, 1, [address, family]);
-    }
-    let errno = 0;
-    for (const [address, type] of attempts) {
-      const h = create(address, port, type);
-      if (typeof h !== 'number') {
-        listeners.set(key, h);
-        return h;
-      }
-      errno = h;
-    }
-    const [code, description] = util.getSystemErrorMap().get(errno) ?? [util.getSystemErrorName(errno), 'error'];
-    throw Object.assign(new Error(`listen ${code}: ${description} ${host || '::'}:${port}`), { code });
+    const h = await bindListener(host, port);
+    listeners.set(key, h);
+    return h;
   };
 
   const pipeLines = (stream: NodeJS.ReadableStream | null, out: NodeJS.WritableStream): void => {
@@ -435,22 +419,7 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
 
   /** A master started by USR2: the old master's listening sockets arrive before anything else. */
   const adoptListeners = (): Promise<void> =>
-    new Promise((resolve) => {
-      if (!process.env.NODEREL_REEXEC || !process.send) return resolve();
-      const timer = setTimeout(() => {
-        log.warn('USR2: no socket handover from the old master within 10 s; binding anew');
-        resolve();
-      }, 10_000);
-      const onMessage = (msg: { t?: string; key?: string }, handle: unknown): void => {
-        if (msg.t === 'listener' && msg.key && handle) listeners.set(msg.key, handle as RawHandle);
-        if (msg.t !== 'handover-done') return;
-        clearTimeout(timer);
-        process.off('message', onMessage);
-        log.info(`took over ${listeners.size} listening socket(s) from the old master`);
-        resolve();
-      };
-      process.on('message', onMessage);
-    });
+    process.env.NODEREL_REEXEC && process.send ? adoptHandles(listeners, log, 'the old master') : Promise.resolve();
 
   /** eval and the REPLs: the code runs in the first ready worker, where the apps are. */
   const evaluateInWorker = (code: string): Promise<{ text: string; undefined: boolean; where: string }> => {

@@ -20,6 +20,7 @@ import { planNode, runForeground, type NodeHandle } from './node.js';
 import type { MasterOptions } from './master.js';
 import { removePidFile, writePidFile } from './pid-file.js';
 import { readLaunchEnv } from './launch-env.js';
+import { holdListeningSockets, type SingleProcessHandover } from './single.js';
 
 export type NodeMode = 'foreground' | 'console' | 'daemon';
 
@@ -97,11 +98,12 @@ function lockLater(runDir: string): NodeLock {
 }
 
 /**
- * A single-process node's answers to the unicorn signals that only make sense with workers:
- * HUP reloads the config (or reopens the logs with NODEREL_HUP=reopen_logs); the others are
- * logged and ignored rather than left to their default action (USR2 and TT* would stop the node).
+ * A single-process node's answers to the unicorn signals: HUP reloads the config (or reopens the
+ * logs with NODEREL_HUP=reopen_logs), USR2 starts a new node on the same sockets (single.ts); the
+ * ones that only make sense with workers are logged and ignored rather than left to their default
+ * action (TT* would stop the node).
  */
-function singleProcessSignals(log: Logger, handle: () => NodeHandle | undefined, reopenLogs: () => void): void {
+function singleProcessSignals(log: Logger, handle: () => NodeHandle | undefined, reopenLogs: () => void, usr2: () => void): void {
   process.on('SIGHUP', () => {
     log.info('received SIGHUP');
     if (process.env.NODEREL_HUP === 'reopen_logs') return reopenLogs();
@@ -109,7 +111,8 @@ function singleProcessSignals(log: Logger, handle: () => NodeHandle | undefined,
       ?.reloadConfig()
       .catch((err: unknown) => log.error(`HUP: reload failed: ${err instanceof Error ? err.message : String(err)}`));
   });
-  for (const signal of ['SIGUSR2', 'SIGWINCH', 'SIGTTIN', 'SIGTTOU'] as const) {
+  process.on('SIGUSR2', usr2);
+  for (const signal of ['SIGWINCH', 'SIGTTIN', 'SIGTTOU'] as const) {
     process.on(signal, () => log.info(`${signal} ignored: this node type runs in a single process (workers: 0)`));
   }
 }
@@ -153,6 +156,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
   let server: ControlServer | undefined;
   let handedOver = false;
   let renamedCtl: number | undefined;
+  let single: SingleProcessHandover | undefined;
   const pidFile = path.join(runDir, 'node.pid');
   try {
     ensureReleaseCookie(launch.root);
@@ -167,13 +171,14 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
         if (msg.t !== 'ctl-free') return;
         fs.renameSync(ownPath, ctlPath);
         renamedCtl = fs.statSync(ctlPath).ino;
-        log.info('took over the control socket from the old master');
+        log.info('took over the control socket from the old process');
       });
     }
     const handOver = async (): Promise<void> => {
       handedOver = true;
       await server?.close({ keepFile: true });
       handle?.completeHandover?.();
+      single?.completeHandover();
     };
     const listen = (socketPath: string, takeover: boolean) => startControlServer({
       takeover,
@@ -202,10 +207,11 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
           return handle.reloadConfig();
         },
         reexec: async () => {
-          if (!handle?.reexec) throw new Error(`node type ${plan.nodeType.name} runs in a single process (workers: 0): it has no sockets to hand over; stop and start it instead`);
-          const newPid = await handle.reexec();
+          const start = handle?.reexec ?? single?.reexec;
+          if (!handle?.ready || !start) throw new Error('the node is still starting');
+          const newPid = await start();
           setImmediate(() => void handOver()); // after this answer is on its way
-          return { old_pid: process.pid, new_pid: newPid };
+          return { old_pid: process.pid, new_pid: newPid, single: plan.nodeType.workers === 0 };
         },
         reopen_logs: () => {
           if (!consoleLog) return `node ${plan.info.name} runs in the ${mode} and logs to its terminal; nothing to reopen`;
@@ -226,6 +232,31 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       },
     });
     server = await listen(ownPath, reexec);
+    // The new master or node left after it was ready (a rollback): the control socket path is ours again.
+    const successorGone = (): void => {
+      if (!handedOver) return;
+      handedOver = false;
+      void listen(ctlPath, true).then(
+        (s2) => {
+          server = s2;
+          log.info('the new master or node is gone: this one answers on the control socket again');
+        },
+        (err: unknown) => log.error(`cannot listen on ${ctlPath} again: ${err instanceof Error ? err.message : String(err)}`),
+      );
+    };
+    // A single-process node holds its apps' listening sockets, for a USR2 successor.
+    single =
+      plan.nodeType.workers === 0
+        ? holdListeningSockets({
+            successorOfOld: reexec,
+            pidFile,
+            launcher: path.join(launch.root, 'bin', plan.manifest.name),
+            nodeType: plan.nodeType.name,
+            nodeName: plan.info.name,
+            log,
+            onSuccessorGone: successorGone,
+          })
+        : undefined;
     writePidFile(pidFile);
     fs.writeFileSync(path.join(runDir, 'node.vsn'), `${plan.manifest.version}\n`);
     const reopenLogs = (): void => {
@@ -249,7 +280,12 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       }
       log.info(`ALRM: log level ${control.level}`);
     });
-    if (plan.nodeType.workers === 0) singleProcessSignals(log, () => handle, () => reopenLogs());
+    if (plan.nodeType.workers === 0) {
+      singleProcessSignals(log, () => handle, () => reopenLogs(), () => {
+        log.info('received SIGUSR2');
+        void single?.reexec().then(() => handOver(), () => {});
+      });
+    }
     // A master's modules (child_process and more) are loaded only by node types with workers.
     const run =
       plan.nodeType.workers > 0
@@ -259,22 +295,13 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       daemonized: mode === 'daemon',
       pidFile,
       onSuccessor: () => void handOver(),
-      onSuccessorGone: () => {
-        // The new master left (a rollback): the control socket path is ours again.
-        if (!handedOver) return;
-        handedOver = false;
-        void listen(ctlPath, true).then(
-          (s2) => {
-            server = s2;
-            log.info('the new master is gone: this master answers on the control socket again');
-          },
-          (err: unknown) => log.error(`cannot listen on ${ctlPath} again: ${err instanceof Error ? err.message : String(err)}`),
-        );
-      },
+      onSuccessorGone: successorGone,
       reopenLogs,
       onStarting: (h) => (handle = h),
       onReady: (h) => {
         reportStart(env, 'ready', String(process.pid));
+        // A node started by USR2 tells the old one (a master does it in master.ts).
+        if (reexec && plan.nodeType.workers === 0) process.send?.({ t: 'ready' });
         if (mode === 'console') {
           void import('./repl.js').then(({ startNodeRepl }) => startNodeRepl(h, {
             input: process.stdin,

@@ -8,7 +8,8 @@
  *   3. the running master re-execs (USR2) through bin/<name>: a new master of <vsn> on the same
  *      listening sockets; the request returns once it is ready (or failed)
  *   4. WINCH to the old master (its workers finish their work and stop), then QUIT; wait until
- *      it is gone
+ *      it is gone. A single-process node (no workers) gets TERM instead: stage 1, it keeps
+ *      taking work on the shared sockets until it stops listening, and leaves once it is done
  * If the new master fails, the old one keeps serving and step 2 is undone.
  */
 import { execFileSync } from 'node:child_process';
@@ -105,7 +106,7 @@ export async function runUpgrade(command: 'upgrade' | 'downgrade', vsn: string, 
   const previous = makeCurrent(launch.root, name, vsn);
   const fromVsn = previous.startData.trim().split(/\s+/)[1];
   const t = controlTarget(env);
-  let answer: { old_pid: number; new_pid: number };
+  let answer: { old_pid: number; new_pid: number; single?: boolean };
   try {
     answer = (await controlRequest({ socketPath: t.socketPath, cookie: t.cookie.cookie, command: 'reexec', timeoutMs: 180_000 })) as typeof answer;
   } catch (err) {
@@ -117,6 +118,22 @@ export async function runUpgrade(command: 'upgrade' | 'downgrade', vsn: string, 
     const why = err instanceof Error ? err.message : String(err);
     process.stderr.write(`${command} to ${vsn} failed: ${why}; ${fromVsn} stays current\n`);
     return 1;
+  }
+  if (answer.single) {
+    // A single-process node: the old one stops gracefully (TERM, stage 1: it keeps taking work
+    // on the shared socket until it stops listening, then leaves once its work is done).
+    say(`new node of ${vsn} is ready (pid ${answer.new_pid}); retiring the old node (pid ${answer.old_pid})`);
+    try {
+      process.kill(answer.old_pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+    if (!(await waitGone(answer.old_pid, 120_000))) {
+      process.stderr.write(`the old node (pid ${answer.old_pid}) is still running after TERM; check its log\n`);
+      return 1;
+    }
+    say(`node ${t.nodeName} ${command}d from ${fromVsn} to ${vsn} (pid ${answer.new_pid})`);
+    return 0;
   }
   say(`new master of ${vsn} is ready (pid ${answer.new_pid}); retiring the old master (pid ${answer.old_pid})`);
   try {

@@ -10,7 +10,7 @@
  *   master -> worker   {t:'listen-ok', id} + handle | {t:'listen-err', id, message, code}
  *                      {t:'stage', stage}  {t:'stop'}  {t:'status', id}  {t:'level', level}
  */
-import net from 'node:net';
+import { routeListens, type RawHandle } from './listeners.js';
 import type { Stage } from './lifecycle.js';
 import { evaluate, isIncompleteInput } from './evaluate.js';
 import { isLevel, type LogControl } from './log.js';
@@ -37,56 +37,26 @@ function send(msg: FromWorker): void {
   process.send?.(msg);
 }
 
-interface ListenRequest {
-  port: number;
-  host: string;
-  backlog?: number;
-  callback?: () => void;
-}
-
-/** The TCP part of `server.listen(...)`'s many forms; undefined for pipes, handles and fds. */
-function tcpListenArgs(args: unknown[]): ListenRequest | undefined {
-  const callback = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as () => void) : undefined;
-  const [first, second, third] = args;
-  if (typeof first === 'object' && first !== null) {
-    const o = first as { port?: unknown; host?: unknown; backlog?: unknown; path?: unknown; fd?: unknown; _handle?: unknown };
-    if (o.path !== undefined || o.fd !== undefined || o._handle !== undefined || o.port === undefined) return undefined;
-    return { port: Number(o.port), host: typeof o.host === 'string' ? o.host : '', backlog: typeof o.backlog === 'number' ? o.backlog : undefined, callback };
-  }
-  if (first === undefined || typeof first === 'function') return { port: 0, host: '', callback };
-  if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
-    return { port: Number(first), host: typeof second === 'string' ? second : '', backlog: typeof third === 'number' ? third : typeof second === 'number' ? second : undefined, callback };
-  }
-  return undefined;
-}
-
 /** Routes TCP listens to the master: it binds (once per address) and sends us the socket. */
 function installListenBroker(): void {
-  const original = net.Server.prototype.listen;
-  const pending = new Map<number, (err: Error | undefined, handle?: unknown) => void>();
+  const pending = new Map<number, (err: Error | undefined, handle?: RawHandle) => void>();
   let nextId = 1;
   process.on('message', (msg: ToWorker, handle: unknown) => {
     if (msg.t !== 'listen-ok' && msg.t !== 'listen-err') return;
     const done = pending.get(msg.id);
     pending.delete(msg.id);
-    if (msg.t === 'listen-ok') done?.(undefined, handle);
+    if (msg.t === 'listen-ok') done?.(undefined, handle as RawHandle);
     else done?.(Object.assign(new Error(msg.message), { code: msg.code, syscall: 'listen' }));
   });
-  net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]): net.Server {
-    const req = tcpListenArgs(args);
-    if (!req || !process.connected) return (original as (...a: unknown[]) => net.Server).apply(this, args);
-    const id = nextId++;
-    if (req.callback) this.once('listening', req.callback);
-    pending.set(id, (err, handle) => {
-      if (err) {
-        this.emit('error', err);
-        return;
-      }
-      (original as (...a: unknown[]) => net.Server).call(this, { _handle: handle }, req.backlog);
-    });
-    send({ t: 'listen', id, host: req.host, port: req.port });
-    return this;
-  } as typeof net.Server.prototype.listen;
+  routeListens(
+    (host, port) =>
+      new Promise((resolve, reject) => {
+        const id = nextId++;
+        pending.set(id, (err, handle) => (err ? reject(err) : resolve(handle!)));
+        send({ t: 'listen', id, host, port });
+      }),
+    { active: () => process.connected },
+  );
 }
 
 /** Runs this process as worker `NODEREL_WORKER_INDEX` of its node; resolves with the exit code. */

@@ -127,6 +127,46 @@ describe('upgrade and downgrade', () => {
     expect(s.run(['stop']).status).toBe(0);
   });
 
+  it('a single-process node type (ecallmgr): upgrade and downgrade through USR2, with no failed request', async () => {
+    const s = await sandbox(bin, 'ecallmgr', 'ECALLMGR_PORT');
+    expect(s.run(['start']).status).toBe(0);
+    const oldPid = s.pid()!;
+    let running = true;
+    let ok = 0;
+    const failures: string[] = [];
+    const loop = (async () => {
+      while (running) {
+        try {
+          const r = await httpGet(s.port, '/health');
+          if (r.status === 200) ok++;
+          else failures.push(`HTTP ${r.status} ${r.body}`);
+        } catch (err) {
+          failures.push(String(err));
+        }
+      }
+    })();
+    await waitFor(() => ok > 10, 'traffic');
+    const up = await s.runAsync(['upgrade', '4.3.1']);
+    expect(up.status, up.stderr).toBe(0);
+    expect(up.stdout).toMatch(/node ecallmgr@\S+ upgraded from 4\.3\.0 to 4\.3\.1 \(pid \d+\)/);
+    expect(JSON.parse(s.run(['status', '--json']).stdout)).toMatchObject({ version: '4.3.1', workers: [] });
+    const newPid = s.pid()!;
+    expect(newPid).not.toBe(oldPid);
+    expect(alive(oldPid)).toBe(false);
+    const n = ok;
+    await waitFor(() => ok > n + 10, 'traffic on 4.3.1');
+    const down = await s.runAsync(['downgrade', '4.3.0']);
+    expect(down.status, down.stderr).toBe(0);
+    expect(JSON.parse(s.run(['status', '--json']).stdout).version).toBe('4.3.0');
+    expect(alive(newPid)).toBe(false);
+    const m = ok;
+    await waitFor(() => ok > m + 10, 'traffic on 4.3.0 again');
+    running = false;
+    await loop;
+    expect(failures).toEqual([]);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
   it('the unicorn procedure by hand: USR2, WINCH, QUIT; and the rollback: HUP the old master, QUIT the new', async () => {
     const s = await sandbox(bin, 'kazoo_apps', 'CROSSBAR_PORT');
     expect(s.run(['start']).status).toBe(0);

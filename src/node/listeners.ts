@@ -1,0 +1,101 @@
+/**
+ * Listening TCP sockets held by noderel rather than by the apps, so that they outlive the
+ * process that serves on them: a master binds each address once for all its workers (master.ts,
+ * worker.ts), a single-process node binds its apps' addresses itself, and both hand them to the
+ * new process that USR2 starts (the same socket, never closed: no connection refused meanwhile).
+ */
+import net from 'node:net';
+import { getSystemErrorMap, getSystemErrorName } from 'node:util';
+import type { Logger } from './log.js';
+
+/** A bound TCP handle (net's internal TCP wrap), not yet listening. */
+export type RawHandle = { close(cb?: () => void): void; getsockname?(out: Record<string, unknown>): number };
+type CreateServerHandle = (address: string, port: number, addressType: number, fd?: number, flags?: number) => RawHandle | number;
+
+export interface ListenRequest {
+  port: number;
+  host: string;
+  backlog?: number;
+  callback?: () => void;
+}
+
+/** The TCP part of `server.listen(...)`'s many forms; undefined for pipes, handles and fds. */
+export function tcpListenArgs(args: unknown[]): ListenRequest | undefined {
+  const callback = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as () => void) : undefined;
+  const [first, second, third] = args;
+  if (typeof first === 'object' && first !== null) {
+    const o = first as { port?: unknown; host?: unknown; backlog?: unknown; path?: unknown; fd?: unknown; _handle?: unknown };
+    if (o.path !== undefined || o.fd !== undefined || o._handle !== undefined || o.port === undefined) return undefined;
+    return { port: Number(o.port), host: typeof o.host === 'string' ? o.host : '', backlog: typeof o.backlog === 'number' ? o.backlog : undefined, callback };
+  }
+  if (first === undefined || typeof first === 'function') return { port: 0, host: '', callback };
+  if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
+    return { port: Number(first), host: typeof second === 'string' ? second : '', backlog: typeof third === 'number' ? third : typeof second === 'number' ? second : undefined, callback };
+  }
+  return undefined;
+}
+
+/** Binds (without listening) a TCP socket for `host:port` as `server.listen` would: '' is every address. */
+export async function bindListener(host: string, port: number): Promise<RawHandle> {
+  const create = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
+  const attempts: [string, number][] = host === '' ? [['::', 6], ['0.0.0.0', 4]] : [[host, net.isIP(host) || 4]];
+  if (host !== '' && net.isIP(host) === 0) {
+    const { address, family } = await import('node:dns').then((dns) => dns.promises.lookup(host));
+    attempts.splice(0, 1, [address, family]);
+  }
+  let errno = 0;
+  for (const [address, type] of attempts) {
+    const h = create(address, port, type);
+    if (typeof h !== 'number') return h;
+    errno = h;
+  }
+  const [code, description] = getSystemErrorMap().get(errno) ?? [getSystemErrorName(errno), 'error'];
+  throw Object.assign(new Error(`listen ${code}: ${description} ${host || '::'}:${port}`), { code });
+}
+
+/**
+ * Routes this process's TCP listens through `get`, which supplies the bound socket for an
+ * address; the server then listens and accepts on it. Other listens (pipes, handles) and those
+ * made while `active()` is false go the usual way. `onListening` hears of each routed server.
+ */
+export function routeListens(
+  get: (host: string, port: number) => Promise<RawHandle>,
+  opts: { active?: () => boolean; onListening?: (server: net.Server, key: string) => void } = {},
+): void {
+  const original = net.Server.prototype.listen;
+  net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]): net.Server {
+    const req = tcpListenArgs(args);
+    if (!req || (opts.active && !opts.active())) return (original as (...a: unknown[]) => net.Server).apply(this, args);
+    if (req.callback) this.once('listening', req.callback);
+    get(req.host, req.port).then(
+      (handle) => {
+        (original as (...a: unknown[]) => net.Server).call(this, { _handle: handle }, req.backlog);
+        opts.onListening?.(this, `${req.host}:${req.port}`);
+      },
+      (err: unknown) => this.emit('error', err),
+    );
+    return this;
+  } as typeof net.Server.prototype.listen;
+}
+
+/**
+ * A process started by USR2: the old one's listening sockets, sent over IPC before anything else
+ * (`listener` messages with a handle each, then `handover-done`), go into `into`.
+ */
+export function adoptHandles(into: Map<string, RawHandle>, log: Logger, from: string): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      log.warn(`USR2: no socket hand-over from ${from} within 10 s; binding anew`);
+      resolve();
+    }, 10_000);
+    const onMessage = (msg: { t?: string; key?: string }, handle: unknown): void => {
+      if (msg.t === 'listener' && msg.key && handle) into.set(msg.key, handle as RawHandle);
+      if (msg.t !== 'handover-done') return;
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      log.info(`took over ${into.size} listening socket(s) from ${from}`);
+      resolve();
+    };
+    process.on('message', onMessage);
+  });
+}
