@@ -20,12 +20,12 @@ function buildVersion(vsn: string, broken = false): string {
   const src = tempDir(`noderel-kazoo-${vsn}-`);
   try {
     for (const d of ['rel', 'apps']) fs.cpSync(path.join(repoRoot, d), path.join(src.dir, d), { recursive: true });
-    if (broken) {
-      // A new app version (lib/ directories are keyed by app version, as in relx) that fails.
-      const pkg = path.join(src.dir, 'apps/crossbar/package.json');
+    // New app versions (lib/ directories are keyed by app version, as in relx) that fail.
+    for (const name of broken ? ['crossbar', 'ecallmgr'] : []) {
+      const pkg = path.join(src.dir, `apps/${name}/package.json`);
       fs.writeFileSync(pkg, fs.readFileSync(pkg, 'utf8').replace(/"version": "[^"]+"/, `"version": "${vsn}"`));
-      const app = path.join(src.dir, 'apps/crossbar/src/app.js');
-      fs.writeFileSync(app, fs.readFileSync(app, 'utf8').replace('export async function start(ctx) {', "export async function start(ctx) {\n  throw new Error('crossbar of the broken version refuses to start');"));
+      const app = path.join(src.dir, `apps/${name}/src/app.js`);
+      fs.writeFileSync(app, fs.readFileSync(app, 'utf8').replace('export async function start(ctx) {', `export async function start(ctx) {\n  throw new Error('${name} of the broken version refuses to start');`));
     }
     const r = noderel(src.dir, ['tar', '-q', '--rel-version', vsn, '--output', tarballs.dir, '--force']);
     expect(r.code, r.stderr).toBe(0);
@@ -164,6 +164,43 @@ describe('upgrade and downgrade', () => {
     running = false;
     await loop;
     expect(failures).toEqual([]);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('a single-process node and a new version whose app fails: upgrade fails, the old node keeps serving and its pid file', async () => {
+    const s = await sandbox(bin, 'ecallmgr', 'ECALLMGR_PORT');
+    expect(s.run(['start']).status).toBe(0);
+    const pid = s.pid()!;
+    const up = await s.runAsync(['upgrade', '4.3.9']);
+    expect(up.status).toBe(1);
+    expect(up.stderr).toMatch(/upgrade to 4\.3\.9 failed: the new node failed to start .*; 4\.3\.0 stays current/);
+    expect(current()).toBe('4.3.0');
+    expect(s.pid()).toBe(pid);
+    expect((await httpGet(s.port, '/health')).status).toBe(200);
+    expect(s.run(['ping']).stdout).toBe('pong\n');
+    expect(fs.readFileSync(s.logFile(), 'utf8')).toMatch(/ecallmgr of the broken version refuses to start/);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('a single-process node by hand: USR2, then the rollback: QUIT the new node and the old one takes its pid file and control socket back', async () => {
+    const s = await sandbox(bin, 'ecallmgr', 'ECALLMGR_PORT');
+    expect(s.run(['start']).status).toBe(0);
+    const oldPid = s.pid()!;
+    const pidFile = path.join(s.tmp, fs.readdirSync(s.tmp).find((d) => d.startsWith('ecallmgr@'))!, 'node.pid');
+    const statusPid = (): number | undefined => {
+      const r = s.run(['status', '--json']);
+      return r.status === 0 ? (JSON.parse(r.stdout) as { pid: number }).pid : undefined;
+    };
+    process.kill(oldPid, 'SIGUSR2');
+    await waitFor(() => fs.existsSync(`${pidFile}.oldbin`) && fs.existsSync(pidFile) && Number(fs.readFileSync(pidFile, 'utf8')) !== oldPid, 'the new node');
+    const newPid = Number(fs.readFileSync(pidFile, 'utf8'));
+    await waitFor(() => statusPid() === newPid, 'the new node to answer on the control socket');
+    expect((await httpGet(s.port, '/health')).status).toBe(200);
+    process.kill(newPid, 'SIGQUIT');
+    await waitFor(() => !alive(newPid), 'the new node to leave');
+    await waitFor(() => !fs.existsSync(`${pidFile}.oldbin`) && Number(fs.readFileSync(pidFile, 'utf8')) === oldPid, 'the pid file back');
+    await waitFor(() => statusPid() === oldPid, 'the old node to answer on the control socket again');
+    expect((await httpGet(s.port, '/health')).status).toBe(200);
     expect(s.run(['stop']).status).toBe(0);
   });
 
