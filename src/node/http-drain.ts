@@ -26,7 +26,7 @@ export interface DrainOptions {
 }
 
 export interface HttpDrain {
-  /** Stops accepting and resolves once every connection is gone. */
+  /** Stops accepting and resolves once every connection is gone (the same promise every call). */
   close(): Promise<void>;
 }
 
@@ -77,11 +77,13 @@ export function drainHttpServer(server: http.Server, lifecycle: LifecycleView, o
   });
   if (lifecycle.stage !== 'running') startDraining();
 
+  let closing: Promise<void> | undefined;
   return {
     close() {
       startDraining();
       unsubscribe();
-      return new Promise<void>((resolve) => {
+      // once: the node starts it before the stage moves on, the app's stop waits on it again
+      return (closing ??= new Promise<void>((resolve) => {
         const deadline = setTimeout(() => server.closeAllConnections(), timeoutMs);
         deadline.unref();
         // net's close, not http's: stop accepting without closing the idle connections at once.
@@ -89,7 +91,7 @@ export function drainHttpServer(server: http.Server, lifecycle: LifecycleView, o
           clearTimeout(deadline);
           resolve();
         });
-      });
+      }));
     },
   };
 }

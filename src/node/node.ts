@@ -9,7 +9,7 @@
  *   an app fails to stop                       logged, the others still stop, 1
  */
 import { startApp, type AppContext, type NodeInfo, type RunningApp } from './apps.js';
-import { drainHttpServer } from './http-drain.js';
+import { drainHttpServer, type HttpDrain } from './http-drain.js';
 import { isBootError } from './errors.js';
 import { nodeNameFor, type LaunchEnv } from './launch-env.js';
 import { Lifecycle, type Stage } from './lifecycle.js';
@@ -131,8 +131,17 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
   let started = false;
   let stopping = false;
 
+  /** Every drained HTTP server of the apps (ctx.drain, and a program's servers). */
+  const drains: HttpDrain[] = [];
+
   const stopAll = async (): Promise<number> => {
     stopping = true;
+    // Stop accepting first: a connection accepted once the apps refuse work ('stopping') would
+    // get a refusal instead of an answer. From the first stage (draining: work is still taken),
+    // the connections also finish before the stage moves on (bounded by the drain's timeout).
+    // Each app's stop then waits on the same close.
+    const closing = drains.splice(0).map((d) => d.close());
+    if (lifecycle.stage === 'draining') await Promise.all(closing);
     lifecycle.advance('stopping');
     let code = 0;
     for (const app of [...running].reverse()) {
@@ -238,7 +247,11 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
         log: log.child(name),
         lifecycle: lifecycle.view(),
         node: info,
-        drain: (server, drainOpts) => drainHttpServer(server, lifecycle.view(), drainOpts),
+        drain: (server, drainOpts) => {
+          const d = drainHttpServer(server, lifecycle.view(), drainOpts);
+          drains.push(d);
+          return d;
+        },
       };
       log.debug(`starting app ${name} (${spec.type}, ${spec.entry})`);
       try {
