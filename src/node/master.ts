@@ -20,8 +20,7 @@
  * Worker output is read line by line and written through the master's own stdout, so a daemon
  * has one writer to its console.log.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
+import { fork, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +30,7 @@ import { planNode, type ForegroundOptions, type NodeHandle, type NodePlan } from
 import { installSignalHandlers, type ShutdownRequest } from './signals.js';
 import type { FromWorker, ToWorker } from './worker.js';
 import { adoptHandles, bindListener, type RawHandle } from './listeners.js';
+import { successorControl } from './successor.js';
 
 const BOOT = fileURLToPath(new URL('./boot.js', import.meta.url));
 /** Boot deaths in a row that trip the spawn-loop guard for a worker slot. */
@@ -154,6 +154,9 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     pipeLines(child.stdout, process.stdout);
     pipeLines(child.stderr, process.stderr);
     child.on('message', (msg: FromWorker) => void onMessage(w, msg));
+    // A send to a worker that is dying fails with EPIPE as an 'error' event: without a listener
+    // it would take the master down (its exit is handled below).
+    child.on('error', (err) => log.debug(`worker ${index} (pid ${child.pid}): ${describeError(err)}`));
     child.on('exit', (code, signal) => onExit(w, code, signal));
     log.debug(`worker ${index} spawned (pid ${child.pid})`);
     return w;
@@ -310,6 +313,7 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
   /** The pid of the other master on our sockets, while it runs: our USR2 successor, or the old master that started us. */
   const reexecParent = process.env.NODEREL_REEXEC ? process.ppid : undefined;
   const siblingMaster = (): number | undefined => {
+    const successor = succession.current();
     if (successor?.pid !== undefined && successor.exitCode === null && successor.signalCode === null) return successor.pid;
     if (reexecParent !== undefined && process.ppid === reexecParent) return reexecParent;
     return undefined;
@@ -358,58 +362,21 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     for (const w of live()) if (w.index >= target) retire(w);
   });
 
-  let successor: ChildProcess | undefined;
+  const succession = successorControl({
+    what: 'master',
+    retireWith: 'WINCH and QUIT',
+    pidFile: opts.pidFile,
+    launcher: path.join(plan.launch.root, 'bin', plan.manifest.name),
+    nodeType: nodeType.name,
+    nodeName: info.name,
+    log,
+    handles: () => listeners,
+    stopping: () => stopping,
+    onGone: () => opts.onSuccessorGone?.(),
+  });
   /** USR2: start a new master on our sockets; resolves with its pid once it is ready. */
-  const reexec = (): Promise<number> => {
-    if (successor) return Promise.reject(new Error(`a new master (pid ${successor.pid}) is already starting or running; QUIT one of the two first`));
-    const oldbin = `${opts.pidFile}.oldbin`;
-    fs.renameSync(opts.pidFile, oldbin);
-    const launcher = path.join(plan.launch.root, 'bin', plan.manifest.name);
-    const child = spawn(launcher, ['reexec'], {
-      env: { ...process.env, REL: nodeType.name, NODE_NAME: info.name, NODEREL_REEXEC: '1' },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      detached: true,
-    });
-    successor = child;
-    log.info(`USR2: starting a new master (pid ${child.pid}) from ${launcher}; ${opts.pidFile} is now ${path.basename(oldbin)}`);
-    for (const [key, h] of listeners) child.send({ t: 'listener', key }, h as unknown as net.Server);
-    child.send({ t: 'handover-done' });
-    return new Promise<number>((resolve, reject) => {
-      const failed = (why: string): void => {
-        successor = undefined;
-        // The pid file comes back to us (over the new master's, if it got as far as writing one).
-        if (fs.existsSync(oldbin)) fs.renameSync(oldbin, opts.pidFile);
-        log.error(`USR2: the new master failed (${why}); this master keeps serving`);
-        reject(new Error(`the new master failed to start (${why}); the old master (pid ${process.pid}) keeps serving`));
-      };
-      child.on('message', (msg: { t?: string }) => {
-        if (msg.t !== 'ready') return;
-        log.info(`USR2: the new master (pid ${child.pid}) is ready; both serve until this one gets WINCH and QUIT`);
-        child.removeAllListeners('exit');
-        child.on('exit', () => {
-          successor = undefined;
-          if (stopping) return;
-          // Rolled back (QUIT to the new master): the pid file is ours again, as in unicorn.
-          if (fs.existsSync(oldbin)) fs.renameSync(oldbin, opts.pidFile);
-          log.info(`the new master (pid ${child.pid}) exited; ${path.basename(opts.pidFile)} is this master's again`);
-          opts.onSuccessorGone?.();
-        });
-        resolve(child.pid!);
-      });
-      child.once('exit', (code, signal) => failed(signal ? `killed by ${signal}` : `exit code ${code}`));
-    });
-  };
-  /**
-   * After the successor is ready and this master has let go of the control socket path: tell
-   * the successor it may take the path, and let it go its own way.
-   */
-  const completeHandover = (): void => {
-    const child = successor;
-    if (!child?.connected) return;
-    child.send({ t: 'ctl-free' });
-    child.disconnect();
-    child.unref();
-  };
+  const reexec = (): Promise<number> => succession.reexec();
+  const completeHandover = (): void => succession.completeHandover();
   onSignal('SIGUSR2', () => {
     void reexec().then(
       (pid) => opts.onSuccessor?.(pid),
@@ -422,7 +389,7 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     process.env.NODEREL_REEXEC && process.send ? adoptHandles(listeners, log, 'the old master') : Promise.resolve();
 
   /** eval and the REPLs: the code runs in the first ready worker, where the apps are. */
-  const evaluateInWorker = (code: string): Promise<{ text: string; undefined: boolean; where: string }> => {
+  const evaluateInWorker = (code: string): Promise<{ text: string; undefined: boolean }> => {
     const w = [...workers].find((x) => x.state === 'ready');
     if (!w) return Promise.reject(new Error('no worker is ready to evaluate in; see status'));
     const id = nextStatusId++;
@@ -435,8 +402,7 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
       evalWaiters.set(id, (reply) => {
         evalWaiters.delete(id);
         w.child.off('exit', gone);
-        const where = `worker ${w.index} (pid ${w.child.pid})`;
-        if (reply.ok) resolve({ text: reply.text, undefined: reply.undefined === true, where });
+        if (reply.ok) resolve({ text: reply.text, undefined: reply.undefined === true });
         else {
           // the worker's message is the whole story: no stack of the master's
           const err = new Error(reply.text);

@@ -67,7 +67,7 @@ export interface NodeHandle {
    * Evaluates code where the apps are (a master: in a ready worker); absent where they are in
    * this process (evaluate.ts then runs it here).
    */
-  evaluate?(code: string): Promise<Evaluation & { where: string }>;
+  evaluate?(code: string): Promise<Evaluation>;
   /** Moves the node to a shutdown stage (as INT/TERM/QUIT do), or `exit`s at once. */
   advance(stage: Stage | 'exit'): void;
   /** A graceful stop, as one TERM: finish the work in flight, then stop the apps. */

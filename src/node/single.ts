@@ -1,16 +1,15 @@
 /**
  * USR2 for a node type without workers (SPEC §5), as unicorn does it for a master: the node holds
  * its apps' listening sockets (bound by noderel: listeners.ts), starts `bin/<name> reexec` (so the
- * new process may be another release version) and hands it those sockets over IPC; both serve
+ * new process may be another release version) and hands it those sockets over IPC (successor.ts,
+ * shared with masters); both serve
  * until the old one gets QUIT; a new node that fails to become ready exits and the old one keeps
  * its pid file; the new one exiting later gives it back (a rollback).
  */
-import type { ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import type net from 'node:net';
-import path from 'node:path';
 import { adoptHandles, bindListener, routeListens, type RawHandle } from './listeners.js';
 import type { Logger } from './log.js';
+import type { SuccessorControl } from './successor.js';
 
 export interface SingleProcessHandover {
   /** Starts the new node on our sockets; resolves with its pid once it is ready. */
@@ -55,53 +54,28 @@ export function holdListeningSockets(o: SingleProcessOptions): SingleProcessHand
     },
   );
 
-  let successor: ChildProcess | undefined;
+  // child_process and the rest are loaded only when a USR2 comes
+  let succession: SuccessorControl | undefined;
   return {
     async reexec() {
-      if (successor) throw new Error(`a new node (pid ${successor.pid}) is already starting or running; QUIT one of the two first`);
-      const { spawn } = await import('node:child_process'); // only when it is needed
-      const oldbin = `${o.pidFile}.oldbin`;
-      fs.renameSync(o.pidFile, oldbin);
-      const child = spawn(o.launcher, ['reexec'], {
-        env: { ...process.env, REL: o.nodeType, NODE_NAME: o.nodeName, NODEREL_REEXEC: '1' },
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        detached: true,
+      succession ??= (await import('./successor.js')).successorControl({
+        what: 'node',
+        retireWith: 'TERM or QUIT',
+        pidFile: o.pidFile,
+        launcher: o.launcher,
+        nodeType: o.nodeType,
+        nodeName: o.nodeName,
+        log: o.log,
+        handles: () => [...serving].flatMap(([server, key]) => {
+          const handle = (server as net.Server & { _handle?: unknown })._handle;
+          return handle ? [[key, handle] as [string, unknown]] : [];
+        }),
+        onGone: () => o.onSuccessorGone(),
       });
-      successor = child;
-      o.log.info(`USR2: starting a new node (pid ${child.pid}) from ${o.launcher}; ${o.pidFile} is now ${path.basename(oldbin)}`);
-      for (const [server, key] of serving) {
-        const handle = (server as net.Server & { _handle?: unknown })._handle;
-        if (handle) child.send({ t: 'listener', key }, handle as net.Server);
-      }
-      child.send({ t: 'handover-done' });
-      return new Promise<number>((resolve, reject) => {
-        child.once('exit', (code, signal) => {
-          successor = undefined;
-          if (fs.existsSync(oldbin)) fs.renameSync(oldbin, o.pidFile);
-          const why = signal ? `killed by ${signal}` : `exit code ${code}`;
-          o.log.error(`USR2: the new node failed (${why}); this node keeps serving`);
-          reject(new Error(`the new node failed to start (${why}); the old node (pid ${process.pid}) keeps serving`));
-        });
-        child.on('message', (msg: { t?: string }) => {
-          if (msg.t !== 'ready') return;
-          o.log.info(`USR2: the new node (pid ${child.pid}) is ready; both serve until this one gets QUIT`);
-          child.removeAllListeners('exit');
-          child.on('exit', () => {
-            successor = undefined;
-            if (fs.existsSync(oldbin)) fs.renameSync(oldbin, o.pidFile);
-            o.log.info(`the new node (pid ${child.pid}) exited; ${path.basename(o.pidFile)} is this node's again`);
-            o.onSuccessorGone();
-          });
-          resolve(child.pid!);
-        });
-      });
+      return succession.reexec();
     },
     completeHandover() {
-      const child = successor;
-      if (!child?.connected) return;
-      child.send({ t: 'ctl-free' });
-      child.disconnect();
-      child.unref();
+      succession?.completeHandover();
     },
   };
 }

@@ -30,7 +30,9 @@ interface Status {
   spawn_loop: number[];
 }
 function status(s: Awaited<ReturnType<typeof pool>>): Status {
-  return JSON.parse(s.run(['status', '--json']).stdout) as Status;
+  const r = s.run(['status', '--json']);
+  if (r.status !== 0) throw new Error(`status --json exited ${r.status}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Status;
 }
 const readyPids = (s: Awaited<ReturnType<typeof pool>>) =>
   status(s)
