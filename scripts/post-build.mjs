@@ -1,7 +1,8 @@
 // After tsc: make the CLI executable, and bundle the node runtime (dist/node, ES modules) into
 // the CommonJS files a release ships in lib/noderel-<vsn>/ (dist/runtime): boot.js, the node and
-// every command, and ctl.js, only the control commands' client (ctl.ts), which `bin/<name> ping`
-// runs and which is measured against `node -e 0`.
+// every command; ctl.js, only the control commands' client (ctl.ts), which `bin/<name> ping`
+// runs and which is measured against `node -e 0`; and worker-main.js, only what a worker of a
+// node type with workers runs (worker-main.ts).
 //
 // Why one CommonJS file (bench/README.md has the figures): an ES module import of a built-in
 // (`import fs from 'node:fs'`) evaluates every lazy export of it (fs/promises and readline,
@@ -16,7 +17,7 @@ fs.chmodSync(new URL('../dist/cli/main.js', import.meta.url), 0o755);
 const outDir = new URL('../dist/runtime/', import.meta.url);
 fs.rmSync(outDir, { recursive: true, force: true });
 fs.mkdirSync(outDir, { recursive: true });
-for (const entry of ['boot', 'ctl']) {
+for (const entry of ['boot', 'ctl', 'worker-main']) {
   const result = await build({
     entryPoints: [new URL(`../dist/node/${entry}.js`, import.meta.url).pathname],
     bundle: true,
@@ -28,8 +29,10 @@ for (const entry of ['boot', 'ctl']) {
     // Only Node built-ins may be imported (the release ships nothing else); esbuild fails the
     // build on anything it cannot resolve inside dist/node.
     external: ['node:*'],
-    define: { 'import.meta.url': '__noderel_import_meta_url' },
-    banner: { js: `'use strict';\nconst __noderel_import_meta_url = require('node:url').pathToFileURL(__filename).href;` },
+    // The runtime names its own files by path, never by URL: parsing a URL maps the URL parser
+    // (ada) and ICU's pages of the node binary into every process (bench/README.md).
+    define: { 'import.meta.filename': '__filename', 'import.meta.dirname': '__dirname' },
+    banner: { js: `'use strict';` },
     legalComments: 'none',
     logLevel: 'warning',
   });

@@ -4,14 +4,13 @@
  * command, and is the one place in the node runtime that prints errors and picks exit codes:
  * an expected error (BootError) is one line, anything else is a bug and keeps its stack.
  */
-import { fileURLToPath } from 'node:url';
 import { isMainModule } from './entry.js';
 import { isBootError } from './errors.js';
-import { consoleSink, createLogger, describeError, isLevel, LEVELS, type LogControl, type Logger } from './log.js';
+import { createLogger, describeError, isLevel, LEVELS, logControlFromEnv, type Logger } from './log.js';
 
 /** Commands that run a node, and the control commands that talk to one (client.ts). */
 export const NODE_COMMANDS = ['foreground', 'console', 'daemon'] as const;
-export const COMMANDS = [...NODE_COMMANDS, 'worker', 'spawn_daemon', 'escript', 'ping', 'status', 'eval', 'stop', 'restart', 'reload', 'reopen_logs', 'cookie', 'attach', 'remote_console', 'upgrade', 'downgrade'] as const;
+export const COMMANDS = [...NODE_COMMANDS, 'spawn_daemon', 'escript', 'ping', 'status', 'eval', 'stop', 'restart', 'reload', 'reopen_logs', 'cookie', 'attach', 'remote_console', 'upgrade', 'downgrade'] as const;
 const USAGE = `usage: boot.js ${COMMANDS.join(' | ')} [ARGS...]`;
 
 /**
@@ -21,7 +20,7 @@ const USAGE = `usage: boot.js ${COMMANDS.join(' | ')} [ARGS...]`;
  */
 export async function boot(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number | undefined> {
   const [command, ...rest] = argv;
-  const control = logControlFrom(env);
+  const control = logControlFromEnv(env);
   const log: Logger = createLogger(env.NODEREL_NODE_NAME || 'noderel', control);
   if (env.NODEREL_LOG_LEVEL && !isLevel(env.NODEREL_LOG_LEVEL)) {
     log.warn(`NODEREL_LOG_LEVEL=${env.NODEREL_LOG_LEVEL} is not a level; using ${control.level} (levels: ${LEVELS.join(', ')})`);
@@ -34,14 +33,10 @@ export async function boot(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         const { runNode } = await import('./services.js');
         return await runNode(command, control, env);
       }
-      case 'worker': {
-        const { runWorker } = await import('./worker.js');
-        return await runWorker(control, env);
-      }
       case 'spawn_daemon': {
         // Where the launcher finds no setsid(1): detach through Node (a new session), then leave.
         const { spawn } = await import('node:child_process');
-        const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), 'daemon'], {
+        const child = spawn(process.execPath, [...process.execArgv, import.meta.filename, 'daemon'], {
           detached: true,
           stdio: ['ignore', 'inherit', 'inherit'],
         });
@@ -88,12 +83,7 @@ export async function boot(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   }
 }
 
-function logControlFrom(env: NodeJS.ProcessEnv): LogControl {
-  const wanted = env.NODEREL_LOG_LEVEL;
-  return { level: wanted && isLevel(wanted) ? wanted : 'info', sink: consoleSink() };
-}
-
-if (isMainModule(import.meta.url)) {
+if (isMainModule(import.meta.filename)) {
   void boot(process.argv.slice(2)).then((code) => {
     if (code !== undefined) process.exit(code);
   });

@@ -8,7 +8,7 @@
 import { CLIENT_COMMANDS, runClient } from './client.js';
 import { isMainModule } from './entry.js';
 
-if (isMainModule(import.meta.url)) {
+if (isMainModule(import.meta.filename)) {
   const [command = '', ...args] = process.argv.slice(2);
   if (!(CLIENT_COMMANDS as readonly string[]).includes(command)) {
     process.stderr.write(`ctl.js: unknown control command ${JSON.stringify(command)}; known: ${CLIENT_COMMANDS.join(', ')}\n`);

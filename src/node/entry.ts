@@ -1,12 +1,11 @@
-/** Whether the module at `moduleUrl` (its `import.meta.url`) is the script Node was started with. */
+/** Whether `file` (a module's `import.meta.filename`) is the script Node was started with. */
 import fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
 
-export function isMainModule(moduleUrl: string): boolean {
+export function isMainModule(file: string): boolean {
   const main = process.argv[1];
   if (!main) return false;
   try {
-    return fs.realpathSync(main) === fs.realpathSync(fileURLToPath(moduleUrl));
+    return fs.realpathSync(main) === fs.realpathSync(file);
   } catch {
     return false;
   }

@@ -8,7 +8,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BootError } from './errors.js';
 
 export interface LaunchEnv {
@@ -27,7 +26,7 @@ export interface LaunchEnv {
 
 /** `<root>` for a boot.js at `<root>/lib/noderel-<vsn>/boot.js`. */
 export function defaultRoot(): string {
-  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  return path.resolve(import.meta.dirname, '..', '..');
 }
 
 export function readLaunchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv {

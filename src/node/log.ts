@@ -61,6 +61,12 @@ export function consoleSink(stdout?: NodeJS.WritableStream, stderr?: NodeJS.Writ
   };
 }
 
+/** The level `NODEREL_LOG_LEVEL` names (else info), writing to the console. */
+export function logControlFromEnv(env: NodeJS.ProcessEnv): LogControl {
+  const wanted = env.NODEREL_LOG_LEVEL;
+  return { level: wanted && isLevel(wanted) ? wanted : 'info', sink: consoleSink() };
+}
+
 export function createLogger(scope: string, control: LogControl): Logger {
   const make = (s: string): Logger => {
     const emit =
@@ -68,7 +74,7 @@ export function createLogger(scope: string, control: LogControl): Logger {
       (msg: unknown, ...args: unknown[]): void => {
         if (LEVELS.indexOf(level) > LEVELS.indexOf(control.level)) return;
         const text = format(msg, ...args);
-        const head = `${new Date().toISOString()} ${level} [${s}] `;
+        const head = `${isoTime(Date.now())} ${level} [${s}] `;
         control.sink.write(level, text.split('\n').map((l) => head + l).join('\n'));
       };
     return {
@@ -83,6 +89,18 @@ export function createLogger(scope: string, control: LogControl): Logger {
     };
   };
   return make(scope);
+}
+
+const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
+
+/**
+ * `Date#toISOString` without it: formatting a date as text makes V8 consult ICU's time zone
+ * data, which maps about 1 MiB of the node binary into the process (bench/README.md); the UTC
+ * fields alone do not.
+ */
+export function isoTime(ms: number): string {
+  const d = new Date(ms);
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.${pad(d.getUTCMilliseconds(), 3)}Z`;
 }
 
 /** One line for an error: its message, or its stack when `withStack` (bugs, app crashes). */

@@ -23,7 +23,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Lifecycle, type Stage } from './lifecycle.js';
 import { createLogger, describeError, type LogControl } from './log.js';
 import { planNode, type ForegroundOptions, type NodeHandle, type NodePlan } from './node.js';
@@ -32,7 +31,8 @@ import type { FromWorker, ToWorker } from './worker.js';
 import { adoptHandles, bindListener, type RawHandle } from './listeners.js';
 import { successorControl } from './successor.js';
 
-const BOOT = fileURLToPath(new URL('./boot.js', import.meta.url));
+/** A worker's own entry, beside boot.js: a bundle of only what a worker runs (worker-main.ts). */
+const WORKER_MAIN = path.join(import.meta.dirname, 'worker-main.js');
 /** Boot deaths in a row that trip the spawn-loop guard for a worker slot. */
 export const SPAWN_LOOP_LIMIT = 5;
 const BACKOFF_BASE_MS = 100;
@@ -142,7 +142,7 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
   };
 
   const spawnWorker = (index: number): WorkerProc => {
-    const child = fork(BOOT, ['worker'], {
+    const child = fork(WORKER_MAIN, [], {
       env: { ...process.env, NODEREL_WORKER_INDEX: String(index), NODEREL_LOG_LEVEL: control.level },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       execArgv: process.execArgv,

@@ -90,6 +90,8 @@ describe('workers', () => {
     const pgrep = spawnSync('pgrep', ['-x', 'ops_pool'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
     expect(pgrep).toContain(master);
     for (const w of st.workers) expect(pgrep).not.toContain(w.pid);
+    // A worker runs its own bundle, only what a worker needs (bench/README.md: memory).
+    expect(s.run(['eval', 'process.mainModule.filename']).stdout).toMatch(/\/lib\/noderel-[^/]+\/worker-main\.js\n$/);
     // Both workers serve (the kernel spreads connections over the accepting processes).
     const served = new Set<string>();
     for (let i = 0; i < 200 && served.size < 2; i++) served.add((await httpGet(s.port, `/log?id=${i}`)).body.trim());

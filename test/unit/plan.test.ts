@@ -201,10 +201,10 @@ describe('planRelease', () => {
     expect(ops.get('lib/web-1.2.3/bin/web')).toMatchObject({ kind: 'copy', from: path.join(project, 'apps/web/bin/web'), mode: 0o755 });
     expect(ops.get('lib/web-1.2.3/src/index.js')).toMatchObject({ mode: 0o644 });
 
-    // The noderel runtime: the bundled boot.js, plus a package.json that makes it CommonJS.
+    // The noderel runtime: the bundles (boot.js, ctl.js, worker-main.js), plus a package.json that makes them CommonJS.
     const runtimeOps = plan.operations.filter((op) => op.to.startsWith('lib/noderel-0.1.0/'));
     expect(runtimeOps.map((op) => op.to)).toContain('lib/noderel-0.1.0/boot.js');
-    expect(runtimeOps.map((op) => op.to).sort()).toEqual(['lib/noderel-0.1.0/boot.js', 'lib/noderel-0.1.0/ctl.js', 'lib/noderel-0.1.0/package.json']);
+    expect(runtimeOps.map((op) => op.to).sort()).toEqual(['lib/noderel-0.1.0/boot.js', 'lib/noderel-0.1.0/ctl.js', 'lib/noderel-0.1.0/package.json', 'lib/noderel-0.1.0/worker-main.js']);
     const pkgOp = ops.get('lib/noderel-0.1.0/package.json') as Extract<Operation, { kind: 'write' }>;
     expect(JSON.parse(pkgOp.data)).toEqual({ name: 'noderel-runtime', version: '0.1.0', type: 'commonjs', private: true });
 

@@ -1,0 +1,17 @@
+/**
+ * The entry of a worker process: `lib/noderel-<vsn>/worker-main.js`, forked by its master
+ * (master.ts) with the launcher environment. A bundle of its own, beside boot.js, holds only what
+ * a worker runs: every worker of every node type with workers pays for what it loads.
+ */
+import { isBootError } from './errors.js';
+import { createLogger, describeError, logControlFromEnv } from './log.js';
+import { runWorker } from './worker.js';
+
+const control = logControlFromEnv(process.env);
+runWorker(control).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    createLogger(process.env.NODEREL_NODE_NAME || 'noderel', control).error(describeError(err, !isBootError(err)));
+    process.exit(1);
+  },
+);
