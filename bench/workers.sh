@@ -108,6 +108,20 @@ wait_http() {
   done
   die "port $1 does not answer"
 }
+# GETs on fresh connections to 127.0.0.1:$1 until every pid of $2 has answered one (the app's
+# x-pid header; up to 400 tries): an app process that has served nothing has not yet mapped the
+# code of an HTTP answer (its Date header alone maps about 1 MiB of ICU), a bare node has.
+serve_each() { # serve_each PORT "PID..."
+  local seen=' ' pid p missing
+  for _ in $(seq 400); do
+    pid=$(curl -fsS -D - -o /dev/null --max-time 2 "http://127.0.0.1:$1/" | awk 'tolower($1) == "x-pid:" { print $2 + 0 }')
+    case $seen in *" $pid "*) ;; *) seen="$seen$pid " ;; esac
+    missing=
+    for p in $2; do case $seen in *" $p "*) ;; *) missing="$missing $p" ;; esac; done
+    [ -z "$missing" ] && return 0
+  done
+  die "port $1: pids$missing never answered"
+}
 rss_kb() { awk -v k="${2:-VmRSS}:" '$1 == k {print $2}' "/proc/$1/status"; }
 sum_rss() { # sum_rss FIELD PID...: VmRSS, or RssAnon (heap, stacks: not shared with anything)
   local t=0 f=$1 p
@@ -248,10 +262,30 @@ memory() { # memory LABEL
     put "mem_$1_bare_each" "$(for p in $bare; do printf '%s ' "$(rss_kb "$p")"; done)"
   }
 }
+read -r _ rel_workers <<<"$(noderel_pids "$B")"
+serve_each "$port_rel" "$rel_workers"
+serve_each "$port_pm2" "$(pm2 pid benchapp | tr '\n' ' ')"
+serve_each "$port_bare1" "$bare1"
+serve_each "$port_bare2" "$bare2"
 sleep 3
 phase memory
 memory idle
 say "memory (idle) read"
+# The same for noderel without its collection after boot (src/node/heap.ts), for the report;
+# then the node as it was for the rest.
+"$B" stop >/dev/null
+NODEREL_GC_AFTER_BOOT=0 PORT=$port_rel "$B" start >/dev/null
+wait_http "$port_rel"
+read -r _ rel_workers <<<"$(noderel_pids "$B")"
+serve_each "$port_rel" "$rel_workers"
+sleep 3
+# shellcheck disable=SC2046 # word splitting of the pid list is intended
+put mem_idle_nogc_noderel "$(sum_rss VmRSS $(noderel_pids "$B"))"
+put mem_idle_nogc_noderel_each "$(for p in $(noderel_pids "$B"); do printf '%s ' "$(rss_kb "$p")"; done)"
+"$B" stop >/dev/null
+PORT=$port_rel "$B" start >/dev/null
+wait_http "$port_rel"
+say "memory (idle, noderel without the collection after boot) read"
 
 # --- 2. Throughput: (a) Connection: close, (b) keep-alive; 2 rounds, the tools taking turns ----
 throughput() { # throughput TOOL MODE ROUND
@@ -442,6 +476,11 @@ for (const [when, what] of [['idle', 'idle'], ['loaded', 'after the load']]) {
   console.log(`| RSS, MiB, ${what}: master/daemon + workers | ${each(when, 'noderel')} | ${each(when, 'pm2')} | ${each(when, 'bare')} |`);
   const anon = (tool) => `${mib(mem(when, `${tool}_anon`))} anonymous + ${mib(mem(when, tool) - mem(when, `${tool}_anon`))} file-backed and shared`;
   console.log(`| RSS, MiB, ${what}: of the total | ${anon('noderel')} | ${anon('pm2')} | ${anon('bare')} |`);
+}
+{
+  const total = Number(r.mem_idle_nogc_noderel);
+  const o = (total - mem('idle', 'bare')) / over('idle', 'pm2');
+  console.log(`| RSS, MiB, idle: noderel without its collection after boot (\`NODEREL_GC_AFTER_BOOT=0\`, the node started again) | ${nums(r.mem_idle_nogc_noderel_each).map(mib).join(' + ')}: overhead **${mib(total - mem('idle', 'bare'))}**, ${ratio(o, 1)}× pm2's | | |`);
 }
 const tpBare = (mode) => tpCell('bare', mode);
 console.log(`| throughput, req/s, Connection: close / keep-alive | ${tpCell('noderel', 'close')} / ${tpCell('noderel', 'keepalive')} | ${tpCell('pm2', 'close')} / ${tpCell('pm2', 'keepalive')} | ${tpBare('close')} / ${tpBare('keepalive')} (2 wrk, -c25 -t1 each, one per port) |`);

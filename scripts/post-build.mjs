@@ -41,8 +41,9 @@ for (const entry of ['boot', 'ctl', 'worker-main']) {
   // esbuild wraps a default or namespace import of a CommonJS module in __toESM, which reads
   // every property descriptor; for node:util and node:fs that loads their lazy exports
   // (worker_threads, fs/dir, ...). For built-ins a view that reads through to the module is enough.
-  code = code.replace(/__toESM\((require\("node:[a-z_/]+"\)), 1\)/g, '__noderel_builtin($1)');
+  code = code.replace(/__toESM\((require\("node:[a-z0-9_/]+"\)), 1\)/g, '__noderel_builtin($1)');
   code = code.replace('"use strict";\n', '"use strict";\nconst __noderel_builtin = (mod) => ({ __proto__: mod, default: mod });\n');
+  if (code.includes('__toESM(require("node:')) throw new Error(`post-build: ${entry}.js wraps a built-in in __toESM (its lazy exports would load)`);
   if (/require\("(?!node:)/.test(code)) throw new Error(`post-build: ${entry}.js requires a module that is not a node: built-in`);
   if (code.includes('import.meta')) throw new Error(`post-build: import.meta left in the CommonJS bundle ${entry}.js`);
   fs.writeFileSync(new URL(`${entry}.js`, outDir), code);

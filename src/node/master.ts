@@ -23,6 +23,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { scheduleBootGc } from './heap.js';
 import { Lifecycle, type Stage } from './lifecycle.js';
 import { createLogger, describeError, type LogControl } from './log.js';
 import { planNode, type ForegroundOptions, type NodeHandle, type NodePlan } from './node.js';
@@ -268,6 +269,7 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     for (const w of old) if (w.index >= target) retire(w);
     const okCount = results.filter(Boolean).length;
     log.info(`${why}: ${okCount} of ${target} workers replaced`);
+    scheduleBootGc(log);
     return `${why}: ${okCount} of ${target} workers replaced`;
   };
 
@@ -458,6 +460,7 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     ready = true;
     log.info(`node ${info.name} ready (${plan.manifest.name} ${plan.manifest.version}, apps: ${nodeType.apps.join(', ')}; ${target} workers)`);
     opts.onReady?.(handle);
+    scheduleBootGc(log);
     // A master started by USR2 tells the old one; the old one answers 'ctl-free' (services.ts).
     if (process.env.NODEREL_REEXEC && process.send) process.send({ t: 'ready' });
   };

@@ -13,7 +13,8 @@
 import { routeListens, type RawHandle } from './listeners.js';
 import type { Stage } from './lifecycle.js';
 import { evaluate, isIncompleteInput } from './evaluate.js';
-import { isLevel, type LogControl } from './log.js';
+import { collectBootGarbage, describeBootGc } from './heap.js';
+import { createLogger, isLevel, type LogControl } from './log.js';
 import { planNode, runForeground, type NodeHandle } from './node.js';
 import { readLaunchEnv } from './launch-env.js';
 
@@ -106,6 +107,10 @@ export async function runWorker(control: LogControl, env: NodeJS.ProcessEnv = pr
         break;
     }
   });
+  // The runtime's boot garbage goes before the apps start (heap.ts): theirs is left to V8, as
+  // under bare node, and no request waits on the pause.
+  const gc = collectBootGarbage(env);
+  if (gc) createLogger(`${plan.info.name}/w${index}`, control).debug(describeBootGc(gc));
   const code = await runForeground(plan, control, {
     signals: false,
     processTitle: `${plan.nodeType.processName} worker[${index}]`,

@@ -42,13 +42,19 @@ describe('the kazoo demo release', () => {
     expect(listTree(rel)).toEqual(expect.arrayContaining(['bin/kazoo', 'bin/kazoo-4.3.0', 'lib/crossbar-4.3.0/package.json', 'lib/ecallmgr-4.3.0/src/app.js', 'etc/config.ini.example']));
   });
 
-  it('kazoo_apps serves crossbar GET / in the foreground', async () => {
+  it('kazoo_apps serves crossbar GET / in the foreground; master and workers collect their boot garbage', async () => {
     const port = await freePort();
-    const node = spawnChild(path.join(rel, 'bin/kazoo'), ['foreground'], { env: { ...process.env, REL: 'kazoo_apps', CROSSBAR_PORT: String(port) } });
-    await node.waitForOutput(/node kazoo_apps@\S+ ready \(kazoo 4\.3\.0, apps: crossbar\)/);
+    const node = spawnChild(path.join(rel, 'bin/kazoo'), ['foreground'], { env: { ...process.env, REL: 'kazoo_apps', CROSSBAR_PORT: String(port), NODEREL_LOG_LEVEL: 'debug' } });
+    await node.waitForOutput(/node kazoo_apps@\S+ ready \(kazoo 4\.3\.0, apps: crossbar; 2 workers\)/);
     const res = await get(port, '/');
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toMatchObject({ node: expect.stringMatching(/^kazoo_apps@/), release: 'kazoo', version: '4.3.0', uptime: expect.any(Number) });
+    // On the pinned Node 22 (V8 12: the 'last-resort' collection): each worker before its apps
+    // start, the master once its workers are ready; each gives back heap.
+    await node.waitForOutput(/\[kazoo_apps@[^\]/]+\] garbage collected after boot/);
+    const gcs = [...node.output.matchAll(/\[kazoo_apps@[^\]/]+(\/w\d)?\] garbage collected after boot in [\d.]+ ms: heap ([\d.]+) MiB -> ([\d.]+) MiB/g)];
+    expect(gcs.map((m) => m[1] ?? 'master').sort()).toEqual(['/w0', '/w1', 'master']);
+    for (const m of gcs) expect(Number(m[3]), m[0]).toBeLessThan(Number(m[2]));
     node.signal('SIGTERM');
     expect((await node.waitForExit()).code).toBe(0);
   });

@@ -244,6 +244,27 @@ describe('workers', () => {
     expect(s.run(['stop']).status).toBe(0);
   });
 
+  it('the master and each worker collect their boot garbage, unless NODEREL_GC_AFTER_BOOT=0', async () => {
+    const gcLines = (log: string) => [...log.matchAll(/\[pool@[^\]/]+(\/w\d)?\] garbage collected after boot in [\d.]+ ms: heap ([\d.]+) MiB -> ([\d.]+) MiB/g)];
+    const s = await pool({ NODEREL_LOG_LEVEL: 'debug' });
+    expect(s.run(['start']).status).toBe(0);
+    // the master's runs once its workers are ready (after `start` returns); the workers' before their apps start
+    await waitFor(() => gcLines(fs.readFileSync(s.logFile(), 'utf8')).length === 3, 'three collections');
+    const gcs = gcLines(fs.readFileSync(s.logFile(), 'utf8'));
+    expect(gcs.map((m) => m[1] ?? 'master').sort()).toEqual(['/w0', '/w1', 'master']);
+    for (const m of gcs) expect(Number(m[3]), m[0]).toBeLessThan(Number(m[2]));
+    expect((await httpGet(s.port)).status).toBe(200);
+    expect(s.run(['stop']).status).toBe(0);
+
+    const off = await pool({ NODEREL_LOG_LEVEL: 'debug', NODEREL_GC_AFTER_BOOT: '0' });
+    expect(off.run(['start']).status).toBe(0);
+    await waitFor(() => /\/w1\] app opsapp started/.test(fs.readFileSync(off.logFile(), 'utf8')), 'worker 1 to start its app');
+    // a status round-trip goes through the master and both workers after their boot
+    expect(status(off).workers.map((w) => w.state)).toEqual(['ready', 'ready']);
+    expect(fs.readFileSync(off.logFile(), 'utf8')).not.toMatch(/garbage collected|no garbage collection/);
+    expect(off.run(['stop']).status).toBe(0);
+  });
+
   it('ALRM toggles trace logging in the workers: trace lines appear, then stop', async () => {
     const s = await pool();
     expect(s.run(['start']).status).toBe(0);
