@@ -12,40 +12,61 @@ import type { Logger } from './log.js';
 export type RawHandle = { close(cb?: () => void): void; getsockname?(out: Record<string, unknown>): number };
 type CreateServerHandle = (address: string, port: number, addressType: number, fd?: number, flags?: number) => RawHandle | number;
 
-export interface ListenRequest {
-  port: number;
+/** What a bound socket is for: one per distinct address, shared by every server that asks for it. */
+export interface ListenAddress {
   host: string;
+  port: number;
+  /** `listen({ ipv6Only: true })`: an IPv6 socket that takes no IPv4 connections. */
+  ipv6Only: boolean;
+}
+
+export interface ListenRequest extends ListenAddress {
   backlog?: number;
   callback?: () => void;
 }
 
-/** The TCP part of `server.listen(...)`'s many forms; undefined for pipes, handles and fds. */
+/** The name of an address among the held sockets (and in a USR2 hand-over): `host:port`, `/ipv6only` added. */
+export function listenKey(a: ListenAddress): string {
+  return `${a.host}:${a.port}${a.ipv6Only ? '/ipv6only' : ''}`;
+}
+
+/**
+ * The TCP part of `server.listen(...)`'s many forms; undefined for pipes, handles and fds, and
+ * for `exclusive` and `reusePort` listens: a socket of the server's own, which it binds itself
+ * (with reusePort, the processes' sockets share the port and the kernel spreads connections).
+ */
 export function tcpListenArgs(args: unknown[]): ListenRequest | undefined {
   const callback = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as () => void) : undefined;
   const [first, second, third] = args;
   if (typeof first === 'object' && first !== null) {
-    const o = first as { port?: unknown; host?: unknown; backlog?: unknown; path?: unknown; fd?: unknown; _handle?: unknown };
+    const o = first as { port?: unknown; host?: unknown; backlog?: unknown; path?: unknown; fd?: unknown; _handle?: unknown; exclusive?: unknown; reusePort?: unknown; ipv6Only?: unknown };
     if (o.path !== undefined || o.fd !== undefined || o._handle !== undefined || o.port === undefined) return undefined;
-    return { port: Number(o.port), host: typeof o.host === 'string' ? o.host : '', backlog: typeof o.backlog === 'number' ? o.backlog : undefined, callback };
+    if (o.exclusive === true || o.reusePort === true) return undefined;
+    return { port: Number(o.port), host: typeof o.host === 'string' ? o.host : '', ipv6Only: o.ipv6Only === true, backlog: typeof o.backlog === 'number' ? o.backlog : undefined, callback };
   }
-  if (first === undefined || typeof first === 'function') return { port: 0, host: '', callback };
+  if (first === undefined || typeof first === 'function') return { port: 0, host: '', ipv6Only: false, callback };
   if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
-    return { port: Number(first), host: typeof second === 'string' ? second : '', backlog: typeof third === 'number' ? third : typeof second === 'number' ? second : undefined, callback };
+    return { port: Number(first), host: typeof second === 'string' ? second : '', ipv6Only: false, backlog: typeof third === 'number' ? third : typeof second === 'number' ? second : undefined, callback };
   }
   return undefined;
 }
 
-/** Binds (without listening) a TCP socket for `host:port` as `server.listen` would: '' is every address. */
-export async function bindListener(host: string, port: number): Promise<RawHandle> {
+/** libuv's UV_TCP_IPV6ONLY, the bind flag `listen({ ipv6Only: true })` passes. */
+const UV_TCP_IPV6ONLY = 1;
+
+/** Binds (without listening) a TCP socket for an address as `server.listen` would: host '' is every address. */
+export async function bindListener(a: ListenAddress): Promise<RawHandle> {
+  const { host, port } = a;
   const create = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
-  const attempts: [string, number][] = host === '' ? [['::', 6], ['0.0.0.0', 4]] : [[host, net.isIP(host) || 4]];
+  // as net.Server#listen: every address is '::' (with IPv4 too, unless ipv6Only), else 0.0.0.0
+  const attempts: [string, number][] = host === '' ? (a.ipv6Only ? [['::', 6]] : [['::', 6], ['0.0.0.0', 4]]) : [[host, net.isIP(host) || 4]];
   if (host !== '' && net.isIP(host) === 0) {
     const { address, family } = await import('node:dns').then((dns) => dns.promises.lookup(host));
     attempts.splice(0, 1, [address, family]);
   }
   let errno = 0;
   for (const [address, type] of attempts) {
-    const h = create(address, port, type);
+    const h = create(address, port, type, undefined, a.ipv6Only ? UV_TCP_IPV6ONLY : 0);
     if (typeof h !== 'number') return h;
     errno = h;
   }
@@ -59,7 +80,7 @@ export async function bindListener(host: string, port: number): Promise<RawHandl
  * made while `active()` is false go the usual way. `onListening` hears of each routed server.
  */
 export function routeListens(
-  get: (host: string, port: number) => Promise<RawHandle>,
+  get: (address: ListenAddress) => Promise<RawHandle>,
   opts: { active?: () => boolean; onListening?: (server: net.Server, key: string) => void } = {},
 ): void {
   const original = net.Server.prototype.listen;
@@ -67,10 +88,10 @@ export function routeListens(
     const req = tcpListenArgs(args);
     if (!req || (opts.active && !opts.active())) return (original as (...a: unknown[]) => net.Server).apply(this, args);
     if (req.callback) this.once('listening', req.callback);
-    get(req.host, req.port).then(
+    get({ host: req.host, port: req.port, ipv6Only: req.ipv6Only }).then(
       (handle) => {
         (original as (...a: unknown[]) => net.Server).call(this, { _handle: handle }, req.backlog);
-        opts.onListening?.(this, `${req.host}:${req.port}`);
+        opts.onListening?.(this, listenKey(req));
       },
       (err: unknown) => this.emit('error', err),
     );

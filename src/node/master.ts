@@ -29,7 +29,7 @@ import { createLogger, describeError, type LogControl } from './log.js';
 import { planNode, type ForegroundOptions, type NodeHandle, type NodePlan } from './node.js';
 import { installSignalHandlers, type ShutdownRequest } from './signals.js';
 import type { FromWorker, ToWorker } from './worker.js';
-import { adoptHandles, bindListener, type RawHandle } from './listeners.js';
+import { adoptHandles, bindListener, listenKey, type ListenAddress, type RawHandle } from './listeners.js';
 import { successorControl } from './successor.js';
 
 /** A worker's own entry, beside boot.js: a bundle of only what a worker runs (worker-main.ts). */
@@ -118,11 +118,11 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
   const live = (): WorkerProc[] => [...workers].filter((w) => w.state !== 'retiring');
 
   /** The bound (not listening) socket for an address, created once and shared by every worker. */
-  const listenerFor = async (host: string, port: number): Promise<RawHandle> => {
-    const key = `${host}:${port}`;
+  const listenerFor = async (address: ListenAddress): Promise<RawHandle> => {
+    const key = listenKey(address);
     const existing = listeners.get(key);
     if (existing) return existing;
-    const h = await bindListener(host, port);
+    const h = await bindListener(address);
     listeners.set(key, h);
     return h;
   };
@@ -171,7 +171,7 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     switch (msg.t) {
       case 'listen':
         try {
-          sendTo(w, { t: 'listen-ok', id: msg.id }, await listenerFor(msg.host, msg.port));
+          sendTo(w, { t: 'listen-ok', id: msg.id }, await listenerFor({ host: msg.host, port: msg.port, ipv6Only: msg.ipv6Only === true }));
         } catch (err) {
           sendTo(w, { t: 'listen-err', id: msg.id, message: (err as Error).message, code: (err as NodeJS.ErrnoException).code });
         }

@@ -7,7 +7,7 @@
  * its pid file; the new one exiting later gives it back (a rollback).
  */
 import type net from 'node:net';
-import { adoptHandles, bindListener, routeListens, type RawHandle } from './listeners.js';
+import { adoptHandles, bindListener, listenKey, routeListens, type RawHandle } from './listeners.js';
 import type { Logger } from './log.js';
 import type { SuccessorControl } from './successor.js';
 
@@ -36,15 +36,15 @@ export function holdListeningSockets(o: SingleProcessOptions): SingleProcessHand
   const adopted = o.successorOfOld && process.send ? adoptHandles(inherited, o.log, 'the old node') : Promise.resolve();
   const serving = new Map<net.Server, string>();
   routeListens(
-    async (host, port) => {
+    async (address) => {
       await adopted;
-      const key = `${host}:${port}`;
+      const key = listenKey(address);
       const h = inherited.get(key);
       if (h) {
         inherited.delete(key);
         return h;
       }
-      return bindListener(host, port);
+      return bindListener(address);
     },
     {
       onListening: (server, key) => {

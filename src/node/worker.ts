@@ -5,7 +5,7 @@
  * Stages, stop, status and trace come from the master over IPC; losing the master (even to
  * SIGKILL) ends the worker at once, so no worker is ever orphaned.
  *
- *   worker -> master   {t:'listen', id, host, port}  {t:'ready'}  {t:'failed', message}
+ *   worker -> master   {t:'listen', id, host, port, ipv6Only}  {t:'ready'}  {t:'failed', message}
  *                      {t:'status', id, ...}
  *   master -> worker   {t:'listen-ok', id} + handle | {t:'listen-err', id, message, code}
  *                      {t:'stage', stage}  {t:'stop'}  {t:'status', id}  {t:'level', level}
@@ -28,7 +28,7 @@ export type ToWorker =
   | { t: 'eval'; id: number; code: string };
 
 export type FromWorker =
-  | { t: 'listen'; id: number; host: string; port: number }
+  | { t: 'listen'; id: number; host: string; port: number; ipv6Only?: boolean }
   | { t: 'ready' }
   | { t: 'failed'; message: string }
   | { t: 'status'; id: number; stage: string; in_flight: number; rss: number; uptime_s: number }
@@ -50,11 +50,11 @@ function installListenBroker(): void {
     else done?.(Object.assign(new Error(msg.message), { code: msg.code, syscall: 'listen' }));
   });
   routeListens(
-    (host, port) =>
+    ({ host, port, ipv6Only }) =>
       new Promise((resolve, reject) => {
         const id = nextId++;
         pending.set(id, (err, handle) => (err ? reject(err) : resolve(handle!)));
-        send({ t: 'listen', id, host, port });
+        send({ t: 'listen', id, host, port, ipv6Only });
       }),
     { active: () => process.connected },
   );
