@@ -11,9 +11,9 @@
  * - a worker runs it before its apps start: their own garbage is theirs, as under bare node,
  *   and the pause (about 10 ms) delays its readiness, never a request;
  * - a single-process node does not: `start` waits on its boot.
- * Measured on the bench app with 2 workers: the master 0.9 MiB and each worker about 0.3 MiB
- * less RSS (bench/README.md). `NODEREL_GC_AFTER_BOOT=0` turns it off; a heap of over 64 MiB
- * (an app's, in a worker) is left alone.
+ * Measured by bench/workers.sh (2 workers, Node 22): the master 0.7 MiB and each worker
+ * 0.4-0.5 MiB less RSS, idle (bench/README.md). `NODEREL_GC_AFTER_BOOT=0` turns it off; a
+ * heap already over 64 MiB (a huge config, say) is left alone: the pause grows with it.
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';

@@ -109,12 +109,13 @@ export async function runWorker(control: LogControl, env: NodeJS.ProcessEnv = pr
   });
   // The runtime's boot garbage goes before the apps start (heap.ts): theirs is left to V8, as
   // under bare node, and no request waits on the pause.
+  const logScope = `${plan.info.name}/w${index}`;
   const gc = collectBootGarbage(env);
-  if (gc) createLogger(`${plan.info.name}/w${index}`, control).debug(describeBootGc(gc));
+  if (gc) createLogger(logScope, control).debug(describeBootGc(gc));
   const code = await runForeground(plan, control, {
     signals: false,
     processTitle: `${plan.nodeType.processName} worker[${index}]`,
-    logScope: `${plan.info.name}/w${index}`,
+    logScope,
     onStarting: (h) => (handle = h),
     onReady: () => send({ t: 'ready' }),
     onStartFailed: (message) => send({ t: 'failed', message }),
