@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { controlRequest, controlStream, ControlError } from './control.js';
+import { controlRequest, controlStream, ControlError, describeEndpoint, parseHostPort, type ControlEndpoint } from './control.js';
 import { readIniCookie, resolveCookie, type CookieResolution } from './cookie.js';
 import { BootError } from './errors.js';
 import { nodeNameFor, readLaunchEnv } from './launch-env.js';
@@ -18,19 +18,31 @@ import { isAlive, readPidFile } from './pid-file.js';
 export const CLIENT_COMMANDS = ['ping', 'status', 'eval', 'stop', 'restart', 'reload', 'reopen_logs', 'cookie', 'attach', 'remote_console'] as const;
 
 interface Target {
+  /** The node as messages name it: its name, or the host:port of `--remote`. */
   nodeName: string;
-  socketPath: string;
+  endpoint: ControlEndpoint;
+  /** The node's run directory on this host (absent for `--remote`). */
+  runDir?: string;
   cookie: CookieResolution;
 }
 
-/** Where a node of this launch environment listens, and the cookie to talk to it. */
-export function controlTarget(env: NodeJS.ProcessEnv = process.env): Target & { runDir: string } {
-  const launch = readLaunchEnv(env);
-  const nodeType = launch.nodeType ?? '';
-  const nodeName = nodeNameFor(launch, nodeType);
-  const runDir = env.NODEREL_RUN_DIR || path.join(launch.releaseTmp, nodeName);
+/** The commands `--remote HOST:PORT` takes: those SPEC §6 names, and the two that check a node. */
+export const REMOTE_COMMANDS = ['eval', 'remote_console', 'ping', 'status'] as const;
+
+/**
+ * Where a node of this launch environment listens, and the cookie to talk to it: its control
+ * socket, or with `remote` (`HOST:PORT`) the TCP control port of a node on another host.
+ */
+export function controlTarget(env: NodeJS.ProcessEnv = process.env, remote?: string): Target {
   const cookie = resolveCookie(cookieOptions(env));
-  return { nodeName, runDir, socketPath: path.join(runDir, 'ctl'), cookie };
+  if (remote !== undefined) {
+    const endpoint = parseHostPort(remote, '--remote');
+    return { nodeName: describeEndpoint(endpoint), endpoint, cookie };
+  }
+  const launch = readLaunchEnv(env);
+  const nodeName = nodeNameFor(launch, launch.nodeType ?? '');
+  const runDir = env.NODEREL_RUN_DIR || path.join(launch.releaseTmp, nodeName);
+  return { nodeName, endpoint: { path: path.join(runDir, 'ctl') }, runDir, cookie };
 }
 
 function cookieOptions(env: NodeJS.ProcessEnv) {
@@ -90,7 +102,7 @@ async function request(t: Target, command: string, args: unknown[] = [], timeout
   const deadline = Date.now() + HANDOVER_WAIT_MS;
   for (;;) {
     try {
-      return await controlRequest({ socketPath: t.socketPath, cookie: t.cookie.cookie, command, args, timeoutMs });
+      return await controlRequest({ endpoint: t.endpoint, cookie: t.cookie.cookie, command, args, timeoutMs });
     } catch (err) {
       // During a USR2 hand-over the socket path is briefly missing: libuv unlinks it when the old
       // master closes, and the new master renames its own into place right after. A node whose
@@ -102,7 +114,8 @@ async function request(t: Target, command: string, args: unknown[] = [], timeout
 }
 
 function liveNodePid(t: Target): boolean {
-  const dir = path.dirname(t.socketPath);
+  const dir = t.runDir;
+  if (dir === undefined) return false;
   return [path.join(dir, 'node.pid'), path.join(dir, 'node.pid.oldbin')].some((f) => {
     const pid = readPidFile(f);
     return pid !== undefined && isAlive(pid);
@@ -112,18 +125,22 @@ function liveNodePid(t: Target): boolean {
 /** Runs a client command; resolves with the exit code. */
 export async function runClient(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (command === 'cookie') return printCookie(args, env);
+  const { value: remote, rest } = parseFlag(args, '--remote');
+  if (remote !== undefined && !(REMOTE_COMMANDS as readonly string[]).includes(command)) {
+    return fail(`${command}: --remote is for ${REMOTE_COMMANDS.join(', ')}; run ${command} on the node's own host`);
+  }
   let t: Target;
   try {
-    t = controlTarget(env);
+    t = controlTarget(env, remote);
   } catch (err) {
     if (err instanceof BootError) return fail(err.message);
     throw err;
   }
   try {
-    return await dispatch(t, command, args);
+    return await dispatch(t, command, rest);
   } catch (err) {
     if (!(err instanceof ControlError)) throw err;
-    if (err.code === 'ENOTRUNNING') return fail(`Node ${t.nodeName} is not running!`);
+    if (err.code === 'ENOTRUNNING') return fail(remote === undefined ? `Node ${t.nodeName} is not running!` : `No node answers on ${t.nodeName} (is NODEREL_CONTROL_PORT set on it?)`);
     if (err.code === 'EAUTH') {
       return fail(`Node ${t.nodeName} refused the connection: wrong cookie (ours is from ${t.cookie.source}); use the node's cookie`);
     }
@@ -231,7 +248,7 @@ async function openConsole(t: Target, command: 'attach' | 'remote_console'): Pro
   const stdin = process.stdin;
   const stdout = process.stdout;
   const socket = await controlStream({
-    socketPath: t.socketPath,
+    endpoint: t.endpoint,
     cookie: t.cookie.cookie,
     command,
     args: [stdout.columns ?? 80, stdout.rows ?? 24],

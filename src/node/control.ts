@@ -2,6 +2,9 @@
  * The control channel (SPEC §6): commands (`ping`, `stop`, `status`, `eval`, `attach`, ...)
  * reach a running node over a per-node Unix socket, mode 0600 in a 0700 directory, after a
  * challenge-response on the cookie. The server lives in the node; the client in every command.
+ * A node may also listen on a TCP port (`NODEREL_CONTROL_PORT`), the same protocol, so that
+ * `eval` and `remote_console` reach it from another host: there the cookie alone admits a
+ * peer, and nothing is encrypted (as with Erlang's distribution).
  *
  * Protocol, version 1: newline-delimited JSON, one object per line, UTF-8.
  *
@@ -52,8 +55,8 @@ const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 export type RequestHandler = (args: unknown[]) => unknown | Promise<unknown>;
 export type StreamHandler = (socket: net.Socket, args: unknown[]) => void;
 
-export interface ControlServerOptions {
-  socketPath: string;
+/** What a control server answers, and to whom: the same on the Unix socket and the TCP port. */
+export interface ControlService {
   cookie: string;
   /** Commands answered with one result: `{"ok":true,"result":...}`, then close. */
   requests: Record<string, RequestHandler>;
@@ -63,6 +66,10 @@ export interface ControlServerOptions {
   onAuthFailure?(info: string): void;
   /** How long a peer has to answer the challenge (default 10 s). */
   authTimeoutMs?: number;
+}
+
+export interface ControlServerOptions extends ControlService {
+  socketPath: string;
   /**
    * Take the socket path over even while another process answers on it: a new master started
    * by USR2 replaces the old master's socket (the old one keeps serving its open connections).
@@ -92,8 +99,29 @@ export class ControlError extends Error {
   }
 }
 
+/** Where a control server listens: a node's Unix socket, or its TCP control port. */
+export type ControlEndpoint = { readonly path: string } | { readonly host: string; readonly port: number };
+
+/** The endpoint as messages name it: the socket's path, or host:port. */
+export function describeEndpoint(e: ControlEndpoint): string {
+  return 'path' in e ? e.path : `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
+}
+
+/**
+ * `PORT`, `HOST:PORT` or `[IPv6]:PORT` (the TCP control port's address, and `--remote`'s);
+ * `defaultHost` when only a port is given. Throws a BootError naming `what` and the forms.
+ */
+export function parseHostPort(text: string, what: string, defaultHost = '127.0.0.1'): { host: string; port: number } {
+  const m = /^(?:(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]+)):)?(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw new BootError('EADDRESS', `${what} is ${JSON.stringify(text)}: expected PORT, HOST:PORT or [IPv6]:PORT, with a port from 1 to 65535`);
+  }
+  return { host: m[1] ?? m[2] ?? defaultHost, port };
+}
+
 export interface ControlClientOptions {
-  socketPath: string;
+  endpoint: ControlEndpoint;
   cookie: string;
   command: string;
   args?: unknown[];
@@ -110,33 +138,69 @@ export async function startControlServer(o: ControlServerOptions): Promise<Contr
   if (o.takeover) removeSocketFile(o.socketPath);
   else await removeStaleSocket(o.socketPath);
 
+  const listening = await listenControl({ path: o.socketPath }, o, 'the control socket');
+  fs.chmodSync(o.socketPath, 0o600);
+  return {
+    socketPath: o.socketPath,
+    close(closeOpts = {}) {
+      return listening.close(() => {
+        if (!closeOpts.keepFile) removeSocketFile(o.socketPath);
+      });
+    },
+  };
+}
+
+export interface ControlTcpServer {
+  /** The address and port it listens on (the port the OS chose, for port 0). */
+  readonly host: string;
+  readonly port: number;
+  /** Stops listening and ends open connections (destroyed after 1 s). */
+  close(): Promise<void>;
+}
+
+/** The same control server on a TCP port (`NODEREL_CONTROL_PORT`), for clients on other hosts. */
+export async function startControlTcpServer(o: ControlService & { host: string; port: number }): Promise<ControlTcpServer> {
+  const listening = await listenControl({ host: o.host, port: o.port }, o, 'the control port');
+  const { address, port } = listening.server.address() as net.AddressInfo;
+  return { host: address, port, close: () => listening.close() };
+}
+
+/** A listening control server at `endpoint`, serving every connection with `o`; close() ends them all. */
+async function listenControl(
+  endpoint: ControlEndpoint,
+  o: ControlService,
+  what: string,
+): Promise<{ server: net.Server; close(before?: () => void): Promise<void> }> {
   const connections = new Set<net.Socket>();
+  // what the log calls this server: the port bound, once it is (port 0 lets the OS choose)
+  let where = describeEndpoint(endpoint);
   const server = net.createServer((socket) => {
     connections.add(socket);
     socket.on('close', () => connections.delete(socket));
     // A peer vanishing mid-exchange must never take the node down; stream handlers add their own.
     socket.on('error', () => {});
-    serveConnection(socket, o);
+    serveConnection(socket, o, where);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(o.socketPath, () => {
+    server.listen('path' in endpoint ? endpoint.path : { host: endpoint.host, port: endpoint.port, exclusive: true }, () => {
       server.off('error', reject);
       resolve();
     });
   }).catch((err: unknown) => {
-    throw new BootError('ESOCKET', `cannot listen on the control socket ${o.socketPath}: ${messageOf(err)}`, { cause: err });
+    throw new BootError('ESOCKET', `cannot listen on ${what} ${describeEndpoint(endpoint)}: ${messageOf(err)}`, { cause: err });
   });
   server.on('error', () => {});
-  fs.chmodSync(o.socketPath, 0o600);
+  const bound = server.address();
+  if (bound !== null && typeof bound === 'object') where = describeEndpoint({ host: bound.address, port: bound.port });
 
   let closing: Promise<void> | undefined;
   return {
-    socketPath: o.socketPath,
-    close(closeOpts = {}) {
+    server,
+    close(before) {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        if (!closeOpts.keepFile) removeSocketFile(o.socketPath);
+        before?.();
         for (const socket of connections) {
           socket.end();
           setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
@@ -147,7 +211,7 @@ export async function startControlServer(o: ControlServerOptions): Promise<Contr
   };
 }
 
-function serveConnection(socket: net.Socket, o: ControlServerOptions): void {
+function serveConnection(socket: net.Socket, o: ControlService, where: string): void {
   const reader = new LineReader(socket);
   const authTimeoutMs = o.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS;
   let answered = false;
@@ -176,7 +240,7 @@ function serveConnection(socket: net.Socket, o: ControlServerOptions): void {
   reader.next(MAX_AUTH_LINE_BYTES).then(
     (line) => {
       if (answered) return;
-      const peer = describePeer(socket, o.socketPath);
+      const peer = describePeer(socket, where);
       let msg: unknown;
       try {
         msg = JSON.parse(line);
@@ -220,7 +284,7 @@ function serveConnection(socket: net.Socket, o: ControlServerOptions): void {
     (err: unknown) => {
       if (answered) return; // refused already (timeout): its line is on the way out
       if (err instanceof LineTooLong) {
-        refuse('EPROTO', `first line longer than ${MAX_AUTH_LINE_BYTES} bytes`, `oversized first line from ${describePeer(socket, o.socketPath)}`);
+        refuse('EPROTO', `first line longer than ${MAX_AUTH_LINE_BYTES} bytes`, `oversized first line from ${describePeer(socket, where)}`);
       } else {
         // the peer left before answering: nothing to say to it
         answered = true;
@@ -261,8 +325,8 @@ function finishLine(socket: net.Socket, line: string): void {
   setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
-function describePeer(socket: net.Socket, socketPath: string): string {
-  return socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : `a local process on ${socketPath}`;
+function describePeer(socket: net.Socket, where: string): string {
+  return socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort} on ${where}` : `a local process on ${where}`;
 }
 
 /** The socket's directory: created 0700, or tightened to 0700 when it is ours and looser. */
@@ -332,7 +396,7 @@ function removeSocketFile(socketPath: string): void {
 // ---------------------------------------------------------------------------------------------
 // client
 
-/** Runs a request command in the node at `socketPath`; resolves with its result. */
+/** Runs a request command in the node at `endpoint`; resolves with its result. */
 export async function controlRequest(o: ControlClientOptions): Promise<unknown> {
   const { socket, reply } = await exchange(o, 'request', o.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
   socket.destroy();
@@ -354,10 +418,12 @@ function exchange(
   mode: 'request' | 'stream',
   timeoutMs: number,
 ): Promise<{ socket: net.Socket; reply: Record<string, unknown> }> {
-  checkSocketPath(o.socketPath);
+  const e = o.endpoint;
+  if ('path' in e) checkSocketPath(e.path);
+  const where = describeEndpoint(e);
   return new Promise((resolve, reject) => {
     let settled = false;
-    const socket = net.connect(o.socketPath);
+    const socket = 'path' in e ? net.connect(e.path) : net.connect({ host: e.host, port: e.port });
     const reader = new LineReader(socket);
     const fail = (err: ControlError): void => {
       if (settled) return;
@@ -366,9 +432,9 @@ function exchange(
       socket.destroy();
       reject(err);
     };
-    const onError = (err: Error): void => fail(socketError(err, o.socketPath));
+    const onError = (err: Error): void => fail(socketError(err, where));
     const timer = setTimeout(
-      () => fail(new ControlError('ETIMEOUT', `no answer from the node on ${o.socketPath} within ${timeoutMs} ms (command ${o.command})`)),
+      () => fail(new ControlError('ETIMEOUT', `no answer from the node on ${where} within ${timeoutMs} ms (command ${o.command})`)),
       timeoutMs,
     );
     socket.on('error', onError);
@@ -376,7 +442,7 @@ function exchange(
     const run = async (): Promise<void> => {
       const hello = parseLine(await reader.next(MAX_AUTH_LINE_BYTES));
       if (hello.v !== CONTROL_PROTOCOL_VERSION || typeof hello.challenge !== 'string') {
-        throw new ControlError('EPROTO', `the node on ${o.socketPath} speaks another control protocol (expected v${CONTROL_PROTOCOL_VERSION})`);
+        throw new ControlError('EPROTO', `the node on ${where} speaks another control protocol (expected v${CONTROL_PROTOCOL_VERSION})`);
       }
       const hmac = proof(o.cookie, hello.challenge).toString('base64');
       socket.write(JSON.stringify({ hmac, command: o.command, args: o.args ?? [] }) + '\n');
@@ -400,22 +466,22 @@ function exchange(
     run().catch((err: unknown) => {
       if (err instanceof ControlError) fail(err);
       else if (err instanceof LineClosed) {
-        fail(new ControlError('EPROTO', `the node on ${o.socketPath} closed the connection before answering ${o.command}`));
-      } else if (err instanceof LineTooLong) fail(new ControlError('EPROTO', `the node on ${o.socketPath} sent an oversized greeting`));
+        fail(new ControlError('EPROTO', `the node on ${where} closed the connection before answering ${o.command}`));
+      } else if (err instanceof LineTooLong) fail(new ControlError('EPROTO', `the node on ${where} sent an oversized greeting`));
       else fail(new ControlError('EPROTO', messageOf(err), { cause: err }));
     });
   });
 }
 
-function socketError(err: Error, socketPath: string): ControlError {
+function socketError(err: Error, where: string): ControlError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTSOCK') {
-    return new ControlError('ENOTRUNNING', `no node is listening on ${socketPath}`, { cause: err });
+    return new ControlError('ENOTRUNNING', `no node is listening on ${where}`, { cause: err });
   }
   if (code === 'EACCES' || code === 'EPERM') {
-    return new ControlError('EAUTH', `permission denied on ${socketPath}; run the command as the user the node runs as`, { cause: err });
+    return new ControlError('EAUTH', `permission denied on ${where}; run the command as the user the node runs as`, { cause: err });
   }
-  return new ControlError('EPROTO', `control connection to ${socketPath} failed: ${err.message}`, { cause: err });
+  return new ControlError('EPROTO', `control connection to ${where} failed: ${err.message}`, { cause: err });
 }
 
 function parseLine(line: string): Record<string, unknown> {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type net from 'node:net';
 import { captureStdio, ConsoleLog, consoleLogSink, logSettings } from './console-log.js';
-import { startControlServer, type ControlServer } from './control.js';
+import { parseHostPort, startControlServer, startControlTcpServer, type ControlServer, type ControlService, type ControlTcpServer } from './control.js';
 import { resolveCookie } from './cookie.js';
 import { BootError } from './errors.js';
 import type { LogControl, Logger } from './log.js';
@@ -154,6 +154,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
 
   let handle: NodeHandle | undefined;
   let server: ControlServer | undefined;
+  let tcpServer: ControlTcpServer | undefined;
   let handedOver = false;
   let renamedCtl: number | undefined;
   let single: SingleProcessHandover | undefined;
@@ -166,23 +167,15 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     // the old master has closed its server ('ctl-free').
     const ctlPath = path.join(runDir, 'ctl');
     const ownPath = reexec ? path.join(runDir, `ctl.${process.pid}`) : ctlPath;
-    if (reexec) {
-      process.on('message', (msg: { t?: string }) => {
-        if (msg.t !== 'ctl-free') return;
-        fs.renameSync(ownPath, ctlPath);
-        renamedCtl = fs.statSync(ctlPath).ino;
-        log.info('took over the control socket from the old process');
-      });
-    }
     const handOver = async (): Promise<void> => {
       handedOver = true;
       await server?.close({ keepFile: true });
+      await tcpServer?.close();
+      tcpServer = undefined;
       handle?.completeHandover?.();
       single?.completeHandover();
     };
-    const listen = (socketPath: string, takeover: boolean) => startControlServer({
-      takeover,
-      socketPath,
+    const service: ControlService = {
       cookie: cookie.cookie,
       onAuthFailure: (who) => log.warn(`refused a control connection: wrong cookie (${who})`),
       requests: {
@@ -230,16 +223,36 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
         },
         remote_console: (socket, args) => void socketRepl(handle, socket, args),
       },
-    });
+    };
+    const listen = (socketPath: string, takeover: boolean) => startControlServer({ ...service, takeover, socketPath });
     server = await listen(ownPath, reexec);
+    // The TCP control port (SPEC §6), when NODEREL_CONTROL_PORT asks for one: like the socket
+    // path, it passes to a USR2 successor once this node lets it go ('ctl-free').
+    const tcpAddress = env.NODEREL_CONTROL_PORT ? parseHostPort(env.NODEREL_CONTROL_PORT, 'NODEREL_CONTROL_PORT') : undefined;
+    const listenTcp = async (): Promise<void> => {
+      if (!tcpAddress) return;
+      tcpServer = await startControlTcpServer({ ...service, ...tcpAddress });
+      log.info(`control port listening on ${tcpServer.host}:${tcpServer.port} (cookie-authenticated, not encrypted)`);
+    };
+    if (reexec) {
+      process.on('message', (msg: { t?: string }) => {
+        if (msg.t !== 'ctl-free') return;
+        fs.renameSync(ownPath, ctlPath);
+        renamedCtl = fs.statSync(ctlPath).ino;
+        log.info('took over the control socket from the old process');
+        listenTcp().catch((err: unknown) => log.error(err instanceof Error ? err.message : String(err)));
+      });
+    }
+    if (!reexec) await listenTcp();
     // The new master or node left after it was ready (a rollback): the control socket path is ours again.
     const successorGone = (): void => {
       if (!handedOver) return;
       handedOver = false;
       void listen(ctlPath, true).then(
-        (s2) => {
+        async (s2) => {
           server = s2;
           log.info('the new master or node is gone: this one answers on the control socket again');
+          await listenTcp();
         },
         (err: unknown) => log.error(`cannot listen on ${ctlPath} again: ${err instanceof Error ? err.message : String(err)}`),
       );
@@ -324,6 +337,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     removePidFile(`${pidFile}.oldbin`);
     // After a USR2 hand-over the socket path belongs to the new master.
     await server?.close({ keepFile: handedOver });
+    await tcpServer?.close();
     if (renamedCtl !== undefined && fs.statSync(path.join(runDir, 'ctl'), { throwIfNoEntry: false })?.ino === renamedCtl) {
       fs.rmSync(path.join(runDir, 'ctl'), { force: true });
     }

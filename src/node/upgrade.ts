@@ -108,7 +108,7 @@ export async function runUpgrade(command: 'upgrade' | 'downgrade', vsn: string, 
   const t = controlTarget(env);
   let answer: { old_pid: number; new_pid: number; single?: boolean };
   try {
-    answer = (await controlRequest({ socketPath: t.socketPath, cookie: t.cookie.cookie, command: 'reexec', timeoutMs: 180_000 })) as typeof answer;
+    answer = (await controlRequest({ endpoint: t.endpoint, cookie: t.cookie.cookie, command: 'reexec', timeoutMs: 180_000 })) as typeof answer;
   } catch (err) {
     if (err instanceof ControlError && err.code === 'ENOTRUNNING') {
       say(`${name} ${vsn} is now the current version; node ${t.nodeName} is not running (start it to run ${vsn})`);

@@ -64,7 +64,7 @@ Commands:
   console                foreground plus an interactive REPL inside the node; leaving it stops the node
   start [--timeout S]    start the node as a daemon; returns once every app has started (alias: daemon)
   attach                 join a started node's console: live output and a REPL; Ctrl-D detaches (alias: daemon_attach)
-  remote_console         a new REPL inside any running node (aliases: remote, remsh)
+  remote_console         a new REPL inside any running node (aliases: remote, remsh); --remote HOST:PORT
   stop [--timeout S]     stop the node gracefully; returns once it is gone
   restart                stop and start the node's apps again, in the same process
   reload                 reload sys.config and app.config and hand the changes to the apps
@@ -90,14 +90,14 @@ command_help() {
         console) echo "console: run the node in the foreground with a REPL inside it (apps, config, lifecycle, node in scope); Ctrl-D or .exit stops the node gracefully." ;;
         start | daemon) echo "start [--timeout SECONDS]: start the node detached (new session, output to \$RUNNER_LOG_DIR/<node>/console.log). Exits 0 once every app has started; 1 if it is already running or fails to boot (the error and the log's last lines are printed); 2 if it is not ready within the timeout (default 60)." ;;
         attach | daemon_attach) echo "attach: join the console of a started node: its live output and a REPL inside it. Ctrl-D detaches and the node keeps running; Ctrl-C never stops it." ;;
-        remote_console | remote | remsh) echo "remote_console: open a new REPL evaluated inside the running node, however it was started. Ctrl-D leaves it." ;;
+        remote_console | remote | remsh) echo "remote_console [--remote HOST:PORT]: open a new REPL evaluated inside the running node, however it was started. Ctrl-D leaves it. --remote reaches a node on another host through its TCP control port (NODEREL_CONTROL_PORT on that node; the cookie must match)." ;;
         stop) echo "stop [--timeout SECONDS]: ask the node to stop gracefully (one shutdown stage, like TERM) and wait until the process is gone (default 60 s). Run it again to move to the next stage." ;;
         restart) echo "restart: stop the node type's apps in reverse order and start them again, in the same process." ;;
         reload) echo "reload: reload sys.config and /etc/$REL_NAME/app.config; apps exporting configChange(config, state, ctx) are told." ;;
         pid) echo "pid: print the OS pid of the running node (no Node process is started)." ;;
-        ping) echo "ping: print pong when the node answers on its control socket." ;;
-        status) echo "status [--json]: node, release version, pid, uptime, memory, workers, in-flight work and lifecycle stage." ;;
-        eval) echo "eval EXPR: evaluate EXPR (JavaScript, await allowed; node, apps, config, lifecycle in scope) inside the running node and print the result." ;;
+        ping) echo "ping [--remote HOST:PORT]: print pong when the node answers on its control socket (or on its TCP control port)." ;;
+        status) echo "status [--json] [--remote HOST:PORT]: node, release version, pid, uptime, memory, workers, in-flight work and lifecycle stage." ;;
+        eval) echo "eval [--remote HOST:PORT] EXPR: evaluate EXPR (JavaScript, await allowed; node, apps, config, lifecycle in scope) inside the running node and print the result. --remote: a node on another host, through its TCP control port." ;;
         escript) echo "escript FILE [ARGS]: run FILE as the main module with the release's runtime, sys.config and -env variables; exits with its code." ;;
         cookie) echo "cookie [--ini]: print the cookie of \$REL: \$${prefix}_COOKIE, then the INI file (\$${prefix}_CONFIG or /etc/$REL_NAME/config.ini, section [\$REL]), then vm.args -setcookie, then releases/COOKIE. --ini reads only the INI file." ;;
         reopen_logs) echo "reopen_logs: reopen console.log (as SIGUSR1 does), after an external rotation." ;;

@@ -109,6 +109,46 @@ describe('remote_console', () => {
     expect((await node.waitForExit()).code).toBe(0);
   });
 
+  it('reaches a node on its TCP control port from elsewhere (--remote): eval, ping, status and a REPL; only with its cookie', async () => {
+    const e = await env();
+    const port = await freePort();
+    expect(run({ ...e, NODEREL_CONTROL_PORT: `127.0.0.1:${port}` }, ['start']).status).toBe(0);
+    const pid = Number(run(e, ['pid']).stdout);
+    // "another host": a run directory of its own, so no control socket to find; the same release (cookie)
+    const there = await env();
+    const remote = `127.0.0.1:${port}`;
+    expect(run(there, ['ping'])).toMatchObject({ status: 1, stderr: expect.stringMatching(/is not running!/) });
+    expect(run(there, ['ping', '--remote', remote])).toMatchObject({ status: 0, stdout: 'pong\n' });
+    expect(run(there, ['eval', '--remote', remote, 'process.pid'])).toMatchObject({ status: 0, stdout: `${pid}\n` });
+    expect(JSON.parse(run(there, ['status', '--json', '--remote', remote]).stdout)).toMatchObject({ pid, stage: 'running' });
+    const t = term(`${bin} remote_console --remote ${remote}`, there);
+    await t.waitFor(new RegExp(`Remote console on 127\\.0\\.0\\.1:${port}`));
+    await t.waitFor(/web@\S+> $/m);
+    t.type('process.pid');
+    await t.waitFor(new RegExp(`^${pid}$`, 'm'));
+    t.press('C-d');
+    await t.waitFor(/\[exit 0\]/);
+    // another cookie is refused, and the node logs who tried
+    const wrong = run({ ...there, OPS_COOKIE: 'not-the-cookie' }, ['eval', '--remote', remote, 'process.pid']);
+    expect(wrong).toMatchObject({ status: 1, stderr: `Node ${remote} refused the connection: wrong cookie (ours is from OPS_COOKIE); use the node's cookie\n` });
+    const log = fs.readFileSync(path.join(e.RUNNER_LOG_DIR!, fs.readdirSync(e.RUNNER_LOG_DIR!)[0]!, 'console.log'), 'utf8');
+    expect(log).toMatch(new RegExp(`control port listening on 127\\.0\\.0\\.1:${port}`));
+    expect(log).toMatch(new RegExp(`refused a control connection: wrong cookie \\(wrong cookie from 127\\.0\\.0\\.1:\\d+ on 127\\.0\\.0\\.1:${port}`));
+    // what --remote is not for, and where nothing listens
+    expect(run(there, ['stop', '--remote', remote])).toMatchObject({ status: 1, stderr: 'stop: --remote is for eval, remote_console, ping, status; run stop on the node\'s own host\n' });
+    expect(run(there, ['ping', '--remote', `127.0.0.1:${await freePort()}`])).toMatchObject({ status: 1, stderr: expect.stringMatching(/^No node answers on 127\.0\.0\.1:\d+ \(is NODEREL_CONTROL_PORT set on it\?\)\n$/) });
+    expect(run(e, ['stop']).status).toBe(0);
+    expect(run(there, ['ping', '--remote', remote]).status).toBe(1);
+  });
+
+  it('a NODEREL_CONTROL_PORT that is no address: start fails with one line naming it', async () => {
+    const e = await env();
+    const r = run({ ...e, NODEREL_CONTROL_PORT: 'everywhere' }, ['start']);
+    expect(r.status).toBe(1);
+    expect(r.stderr.split('\n')[0]).toMatch(/^Node web@\S+ failed to start: NODEREL_CONTROL_PORT is "everywhere": expected PORT, HOST:PORT or \[IPv6\]:PORT, with a port from 1 to 65535$/);
+    expect(run(e, ['ping']).status).toBe(1);
+  });
+
   it('also works on a daemon, alongside an attached console', async () => {
     const e = await env();
     expect(run(e, ['start']).status).toBe(0);

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { noderel, repoRoot, tempDir } from '../helpers/project.js';
+import { freePort } from '../helpers/ports.js';
 import { alive, cleanupSandboxes, httpGet, sandbox, waitFor, type Sandbox } from '../helpers/sandbox.js';
 
 let project: { dir: string; cleanup: () => void };
@@ -182,24 +183,28 @@ describe('upgrade and downgrade', () => {
     expect(s.run(['stop']).status).toBe(0);
   });
 
-  it('a single-process node by hand: USR2, then the rollback: QUIT the new node and the old one takes its pid file and control socket back', async () => {
-    const s = await sandbox(bin, 'ecallmgr', 'ECALLMGR_PORT');
+  it('a single-process node by hand: USR2, then the rollback: QUIT the new node and the old one takes its pid file, control socket and control port back', async () => {
+    const controlPort = `127.0.0.1:${await freePort()}`;
+    const s = await sandbox(bin, 'ecallmgr', 'ECALLMGR_PORT', { NODEREL_CONTROL_PORT: controlPort });
     expect(s.run(['start']).status).toBe(0);
     const oldPid = s.pid()!;
     const pidFile = path.join(s.tmp, fs.readdirSync(s.tmp).find((d) => d.startsWith('ecallmgr@'))!, 'node.pid');
-    const statusPid = (): number | undefined => {
-      const r = s.run(['status', '--json']);
+    const statusPid = (...args: string[]): number | undefined => {
+      const r = s.run(['status', '--json', ...args]);
       return r.status === 0 ? (JSON.parse(r.stdout) as { pid: number }).pid : undefined;
     };
+    expect(statusPid('--remote', controlPort)).toBe(oldPid);
     process.kill(oldPid, 'SIGUSR2');
     await waitFor(() => fs.existsSync(`${pidFile}.oldbin`) && fs.existsSync(pidFile) && Number(fs.readFileSync(pidFile, 'utf8')) !== oldPid, 'the new node');
     const newPid = Number(fs.readFileSync(pidFile, 'utf8'));
     await waitFor(() => statusPid() === newPid, 'the new node to answer on the control socket');
+    await waitFor(() => statusPid('--remote', controlPort) === newPid, 'the new node to answer on the control port');
     expect((await httpGet(s.port, '/health')).status).toBe(200);
     process.kill(newPid, 'SIGQUIT');
     await waitFor(() => !alive(newPid), 'the new node to leave');
     await waitFor(() => !fs.existsSync(`${pidFile}.oldbin`) && Number(fs.readFileSync(pidFile, 'utf8')) === oldPid, 'the pid file back');
     await waitFor(() => statusPid() === oldPid, 'the old node to answer on the control socket again');
+    await waitFor(() => statusPid('--remote', controlPort) === oldPid, 'the old node to answer on the control port again');
     expect((await httpGet(s.port, '/health')).status).toBe(200);
     expect(s.run(['stop']).status).toBe(0);
   });

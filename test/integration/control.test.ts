@@ -11,7 +11,9 @@ import {
   ControlError,
   controlRequest,
   controlStream,
+  parseHostPort,
   startControlServer,
+  startControlTcpServer,
   type ControlServer,
   type ControlServerOptions,
 } from '../../src/node/control.js';
@@ -157,48 +159,48 @@ function makeStaleSocket(p: string): void {
 describe('requests', () => {
   it('answers a request with its result', async () => {
     await start();
-    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
-    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'echo', args: [1, 'two', { three: 3 }] })).resolves.toEqual({
+    await expect(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
+    await expect(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'echo', args: [1, 'two', { three: 3 }] })).resolves.toEqual({
       args: [1, 'two', { three: 3 }],
     });
   });
 
   it('waits for an async handler; undefined comes back as null', async () => {
     await start();
-    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'slow', args: [100] })).resolves.toEqual({ waited: 100 });
-    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'nothing' })).resolves.toBeNull();
+    await expect(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'slow', args: [100] })).resolves.toEqual({ waited: 100 });
+    await expect(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'nothing' })).resolves.toBeNull();
   });
 
   it('a handler that throws: ECOMMAND with its message', async () => {
     await start();
-    const err = await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'fail' }), 'ECOMMAND');
+    const err = await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'fail' }), 'ECOMMAND');
     expect(err.message).toBe('the app said no');
   });
 
   it('an unknown command: EUNKNOWN listing the known ones', async () => {
     await start();
-    const err = await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'toString' }), 'EUNKNOWN');
+    const err = await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'toString' }), 'EUNKNOWN');
     expect(err.message).toBe('unknown command toString; known: echo, echo_stream, fail, hang, late_stream, nothing, ping, pipe_stream, slow');
   });
 
   it('answers 50 concurrent requests, each with its own result', async () => {
     await start();
     const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => controlRequest({ socketPath, cookie: COOKIE, command: 'echo', args: [i] })),
+      Array.from({ length: 50 }, (_, i) => controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'echo', args: [i] })),
     );
     expect(results).toEqual(Array.from({ length: 50 }, (_, i) => ({ args: [i] })));
   });
 
   it('the client gives up after timeoutMs: ETIMEOUT', async () => {
     await start();
-    const err = await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'hang', timeoutMs: 200 }), 'ETIMEOUT');
+    const err = await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'hang', timeoutMs: 200 }), 'ETIMEOUT');
     expect(err.message).toContain('within 200 ms');
   });
 
   it('a stream command asked as a request (and the reverse) is EPROTO', async () => {
     await start();
-    await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'echo_stream' }), 'EPROTO');
-    await controlFailure(controlStream({ socketPath, cookie: COOKIE, command: 'ping' }), 'EPROTO');
+    await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'echo_stream' }), 'EPROTO');
+    await controlFailure(controlStream({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' }), 'EPROTO');
   });
 });
 
@@ -215,14 +217,14 @@ describe('authentication', () => {
         },
       },
     });
-    const err = await controlFailure(controlRequest({ socketPath, cookie: 'wrong', command: 'ping' }), 'EAUTH');
+    const err = await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: 'wrong', command: 'ping' }), 'EAUTH');
     expect(err.message).toBe('wrong cookie');
     expect(ran).toBe(false);
     expect(failures).toHaveLength(1);
     expect(failures[0]).toContain('wrong cookie');
     expect(failures[0]).toContain('"ping"');
     // an unknown command with a wrong cookie is still EAUTH: nothing is told before authentication
-    await controlFailure(controlRequest({ socketPath, cookie: 'wrong', command: 'nope' }), 'EAUTH');
+    await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: 'wrong', command: 'nope' }), 'EAUTH');
   });
 
   it('speaks the documented wire protocol', async () => {
@@ -287,7 +289,7 @@ describe('authentication', () => {
     await c.closed;
     expect(Date.now() - t0).toBeLessThan(3_000);
     // the server is still fine
-    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
+    await expect(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
   });
 });
 
@@ -326,7 +328,7 @@ describe('streams', () => {
 
   it('controlStream resolves with the socket; bytes the node sent after its ack come first', async () => {
     await start();
-    const socket = await controlStream({ socketPath, cookie: COOKIE, command: 'echo_stream', args: ['tty'] });
+    const socket = await controlStream({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'echo_stream', args: ['tty'] });
     sockets.push(socket);
     const got = readUntil(socket, (t) => t.includes('ping!'));
     socket.write('ping!');
@@ -335,7 +337,7 @@ describe('streams', () => {
 
   it('controlStream with a wrong cookie is EAUTH', async () => {
     await start();
-    await controlFailure(controlStream({ socketPath, cookie: 'nope', command: 'echo_stream' }), 'EAUTH');
+    await controlFailure(controlStream({ endpoint: { path: socketPath }, cookie: 'nope', command: 'echo_stream' }), 'EAUTH');
   });
 });
 
@@ -367,7 +369,7 @@ describe('the socket file and its directory', () => {
   it('replaces a stale socket file left by a dead node', async () => {
     makeStaleSocket(socketPath);
     await start();
-    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
+    await expect(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
   });
 
   it('never takes over a socket that still answers (a second node on the same path)', async () => {
@@ -375,7 +377,7 @@ describe('the socket file and its directory', () => {
     const err = await startControlServer({ socketPath, cookie: COOKIE, requests: {} }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BootError);
     expect((err as BootError).message).toBe(`another process is listening on the control socket ${socketPath}; is this node already running?`);
-    await expect(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
+    await expect(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
   });
 
   it('leaves a file that is not a socket alone, and says so', async () => {
@@ -389,7 +391,7 @@ describe('the socket file and its directory', () => {
 
   it('close() removes the socket file, ends open streams, and then nothing is running', async () => {
     const server = await start();
-    const stream = await controlStream({ socketPath, cookie: COOKIE, command: 'echo_stream' });
+    const stream = await controlStream({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'echo_stream' });
     sockets.push(stream);
     stream.on('error', () => {});
     stream.resume();
@@ -397,13 +399,13 @@ describe('the socket file and its directory', () => {
     await server.close();
     await ended;
     expect(fs.existsSync(socketPath)).toBe(false);
-    await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' }), 'ENOTRUNNING');
+    await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' }), 'ENOTRUNNING');
     await server.close(); // twice is fine
   });
 
   it('too long a socket path: a BootError naming it and RELEASE_TMP, from server and client', async () => {
     const long = path.join(tmp, 'x'.repeat(120), 'control.sock');
-    for (const p of [startControlServer({ socketPath: long, cookie: COOKIE, requests: {} }), controlRequest({ socketPath: long, cookie: COOKIE, command: 'ping' })]) {
+    for (const p of [startControlServer({ socketPath: long, cookie: COOKIE, requests: {} }), controlRequest({ endpoint: { path: long }, cookie: COOKIE, command: 'ping' })]) {
       const err = await p.catch((e: unknown) => e);
       expect(err).toBeInstanceOf(BootError);
       expect((err as BootError).code).toBe('ESOCKET');
@@ -415,14 +417,14 @@ describe('the socket file and its directory', () => {
 
 describe('no node running', () => {
   it('no socket file: ENOTRUNNING', async () => {
-    const err = await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' }), 'ENOTRUNNING');
+    const err = await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' }), 'ENOTRUNNING');
     expect(err.message).toBe(`no node is listening on ${socketPath}`);
   });
 
   it('a stale socket file: ENOTRUNNING', async () => {
     makeStaleSocket(socketPath);
-    await controlFailure(controlRequest({ socketPath, cookie: COOKIE, command: 'ping' }), 'ENOTRUNNING');
-    await controlFailure(controlStream({ socketPath, cookie: COOKIE, command: 'attach' }), 'ENOTRUNNING');
+    await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' }), 'ENOTRUNNING');
+    await controlFailure(controlStream({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'attach' }), 'ENOTRUNNING');
   });
 });
 
@@ -463,5 +465,67 @@ describe('a control command while a USR2 hand-over moves the socket', () => {
     const started = Date.now();
     expect(await runClient('ping', [], clientEnv(runDir))).toBe(1);
     expect(Date.now() - started).toBeLessThan(1_500);
+  });
+});
+
+describe('the TCP control port', () => {
+  it('the same protocol on a TCP port: requests and streams with the cookie, a wrong one refused and reported with the peer', async () => {
+    const failures: string[] = [];
+    const tcp = await startControlTcpServer({
+      host: '127.0.0.1',
+      port: 0,
+      cookie: COOKIE,
+      requests: { ping: () => 'pong', echo: (args) => ({ args }) },
+      streams: { echo_stream: (socket) => socket.pipe(socket) },
+      onAuthFailure: (info) => failures.push(info),
+    });
+    try {
+      expect(tcp.host).toBe('127.0.0.1');
+      expect(tcp.port).toBeGreaterThan(0);
+      const endpoint = { host: '127.0.0.1', port: tcp.port };
+      await expect(controlRequest({ endpoint, cookie: COOKIE, command: 'echo', args: ['over tcp'] })).resolves.toEqual({ args: ['over tcp'] });
+      const stream = await controlStream({ endpoint, cookie: COOKIE, command: 'echo_stream' });
+      sockets.push(stream);
+      stream.write('round trip\n');
+      await new Promise<void>((resolve) => stream.once('data', (d) => (expect(String(d)).toBe('round trip\n'), resolve())));
+      const err = await controlFailure(controlRequest({ endpoint, cookie: 'wrong', command: 'ping' }), 'EAUTH');
+      expect(err.message).toBe('wrong cookie');
+      expect(failures).toHaveLength(1);
+      expect(failures[0]).toMatch(new RegExp(`from 127\\.0\\.0\\.1:\\d+ on 127\\.0\\.0\\.1:${tcp.port} `));
+    } finally {
+      await tcp.close();
+    }
+    const gone = await controlFailure(controlRequest({ endpoint: { host: '127.0.0.1', port: tcp.port }, cookie: COOKIE, command: 'ping' }), 'ENOTRUNNING');
+    expect(gone.message).toBe(`no node is listening on 127.0.0.1:${tcp.port}`);
+  });
+
+  it('a port in use: a BootError naming the control port', async () => {
+    const first = await startControlTcpServer({ host: '127.0.0.1', port: 0, cookie: COOKIE, requests: {} });
+    try {
+      const err = await startControlTcpServer({ host: '127.0.0.1', port: first.port, cookie: COOKIE, requests: {} }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BootError);
+      expect((err as BootError).message).toMatch(new RegExp(`^cannot listen on the control port 127\\.0\\.0\\.1:${first.port}: .*EADDRINUSE`));
+    } finally {
+      await first.close();
+    }
+  });
+
+  it('parseHostPort: PORT (on 127.0.0.1), HOST:PORT, [IPv6]:PORT; anything else names the setting and the forms', () => {
+    expect(parseHostPort('4370', 'X')).toEqual({ host: '127.0.0.1', port: 4370 });
+    expect(parseHostPort('0.0.0.0:4370', 'X')).toEqual({ host: '0.0.0.0', port: 4370 });
+    expect(parseHostPort('node1.example:4370', 'X')).toEqual({ host: 'node1.example', port: 4370 });
+    expect(parseHostPort('[::1]:4370', 'X')).toEqual({ host: '::1', port: 4370 });
+    for (const bad of ['', 'abc', '4370x', ':4370', 'host:', 'host:0', 'host:65536', '::1:4370', 'a b:1']) {
+      const err = (() => {
+        try {
+          parseHostPort(bad, 'NODEREL_CONTROL_PORT');
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(err, bad).toBeInstanceOf(BootError);
+      expect((err as BootError).message).toBe(`NODEREL_CONTROL_PORT is ${JSON.stringify(bad)}: expected PORT, HOST:PORT or [IPv6]:PORT, with a port from 1 to 65535`);
+    }
   });
 });
