@@ -119,41 +119,33 @@ export async function runUpgrade(command: 'upgrade' | 'downgrade', vsn: string, 
     process.stderr.write(`${command} to ${vsn} failed: ${why}; ${fromVsn} stays current\n`);
     return 1;
   }
-  if (answer.single) {
-    // A single-process node: the old one stops gracefully (TERM, stage 1: it keeps taking work
-    // on the shared socket until it stops listening, then leaves once its work is done).
-    say(`new node of ${vsn} is ready (pid ${answer.new_pid}); retiring the old node (pid ${answer.old_pid})`);
-    try {
-      process.kill(answer.old_pid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-    if (!(await waitGone(answer.old_pid, 120_000))) {
-      process.stderr.write(`the old node (pid ${answer.old_pid}) is still running after TERM; check its log\n`);
-      return 1;
-    }
-    say(`node ${t.nodeName} ${command}d from ${fromVsn} to ${vsn} (pid ${answer.new_pid})`);
-    return 0;
+  // The old one is retired as its kind is: a single-process node stops gracefully on TERM
+  // (stage 1: it keeps taking work on the shared socket until it stops listening, then leaves
+  // once its work is done); a master the unicorn way: WINCH (its workers finish what they hold
+  // and stop), then QUIT.
+  const what = answer.single ? 'node' : 'master';
+  say(`new ${what} of ${vsn} is ready (pid ${answer.new_pid}); retiring the old ${what} (pid ${answer.old_pid})`);
+  if (!answer.single) {
+    signal(answer.old_pid, 'SIGWINCH');
+    await waitWorkersGone(answer.old_pid, answer.new_pid, 120_000);
   }
-  say(`new master of ${vsn} is ready (pid ${answer.new_pid}); retiring the old master (pid ${answer.old_pid})`);
-  try {
-    process.kill(answer.old_pid, 'SIGWINCH');
-  } catch {
-    // already gone
-  }
-  // The old workers finish what they hold; then the old master leaves.
-  await waitWorkersGone(answer.old_pid, answer.new_pid, 120_000);
-  try {
-    process.kill(answer.old_pid, 'SIGQUIT');
-  } catch {
-    // already gone
-  }
+  const last = answer.single ? 'SIGTERM' : 'SIGQUIT';
+  signal(answer.old_pid, last);
   if (!(await waitGone(answer.old_pid, 120_000))) {
-    process.stderr.write(`the old master (pid ${answer.old_pid}) is still running after QUIT; check its log\n`);
+    process.stderr.write(`the old ${what} (pid ${answer.old_pid}) is still running after ${last.slice(3)}; check its log\n`);
     return 1;
   }
   say(`node ${t.nodeName} ${command}d from ${fromVsn} to ${vsn} (pid ${answer.new_pid})`);
   return 0;
+}
+
+/** Sends `sig` to `pid`, which may be gone already. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
 }
 
 /** Children of `pid` (its workers), from /proc; empty where /proc is not there. */
