@@ -248,8 +248,15 @@ process_name() {
 # Print the pid of the running node, or fail. A pid file whose process is gone, or whose pid
 # now belongs to another program, is stale and does not count. Starts no Node process.
 running_pid() {
-    [ -f "$PID_FILE" ] || return 1
-    read -r pid <"$PID_FILE" || return 1
+    # During a USR2 the old node's pid file is <pid file>.oldbin until the new node writes its
+    # own: the old node is running all along.
+    pid_in "$PID_FILE" || pid_in "$PID_FILE.oldbin"
+}
+
+# The pid in FILE when it names a live node of this node type (process name), else false.
+pid_in() {
+    [ -f "$1" ] || return 1
+    read -r pid <"$1" || return 1
     case $pid in '' | *[!0-9]*) return 1 ;; esac
     kill -0 "$pid" 2>/dev/null || return 1
     if [ -r "/proc/$pid/comm" ]; then

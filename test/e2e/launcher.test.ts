@@ -119,6 +119,23 @@ describe('start, the control commands and stop', () => {
     expect(s.run(['stop']).status).toBe(0);
   });
 
+  it('mid-USR2, with the pid file moved to node.pid.oldbin and no new one yet, pid names the old node and start refuses', async () => {
+    const s = await sandbox();
+    expect(s.run(['start']).status).toBe(0);
+    const pid = s.pid()!;
+    const node = JSON.parse(s.run(['status', '--json']).stdout).node as string;
+    const pidFile = path.join(s.tmp, node, 'node.pid');
+    // the state between the old node's rename (successor.ts) and the new node's first write
+    fs.renameSync(pidFile, `${pidFile}.oldbin`);
+    expect(s.run(['pid'])).toMatchObject({ status: 0, stdout: `${pid}\n` });
+    expect(s.run(['start'])).toMatchObject({ status: 1, stderr: expect.stringMatching(new RegExp(`is already running \\(pid ${pid}\\)`)) });
+    // a new node's pid file, once written, comes first
+    fs.writeFileSync(pidFile, `${pid}\n`);
+    expect(s.run(['pid']).stdout).toBe(`${pid}\n`);
+    fs.rmSync(`${pidFile}.oldbin`);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
   it('a stale pid file (dead pid, or a pid now used by another program) does not block a start', async () => {
     const s = await sandbox();
     expect(s.run(['start']).status).toBe(0);
