@@ -167,6 +167,9 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     // the old master has closed its server ('ctl-free').
     const ctlPath = path.join(runDir, 'ctl');
     const ownPath = reexec ? path.join(runDir, `ctl.${process.pid}`) : ctlPath;
+    // The TCP control port (SPEC §6), when NODEREL_CONTROL_PORT asks for one: like the socket
+    // path, it passes to a USR2 successor once this node lets it go ('ctl-free').
+    const tcpAddress = env.NODEREL_CONTROL_PORT ? parseHostPort(env.NODEREL_CONTROL_PORT, 'NODEREL_CONTROL_PORT') : undefined;
     const handOver = async (): Promise<void> => {
       handedOver = true;
       await server?.close({ keepFile: true });
@@ -226,33 +229,34 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     };
     const listen = (socketPath: string, takeover: boolean) => startControlServer({ ...service, takeover, socketPath });
     server = await listen(ownPath, reexec);
-    // The TCP control port (SPEC §6), when NODEREL_CONTROL_PORT asks for one: like the socket
-    // path, it passes to a USR2 successor once this node lets it go ('ctl-free').
-    const tcpAddress = env.NODEREL_CONTROL_PORT ? parseHostPort(env.NODEREL_CONTROL_PORT, 'NODEREL_CONTROL_PORT') : undefined;
     const listenTcp = async (): Promise<void> => {
       if (!tcpAddress) return;
       tcpServer = await startControlTcpServer({ ...service, ...tcpAddress });
       log.info(`control port listening on ${tcpServer.host}:${tcpServer.port} (cookie-authenticated, not encrypted)`);
     };
+    // Taking the port over from the other node (USR2 or a rollback): a failure is logged, the
+    // node runs on with its control socket.
+    const takeTcp = (): void => void listenTcp().catch((err: unknown) => log.error(err instanceof Error ? err.message : String(err)));
     if (reexec) {
       process.on('message', (msg: { t?: string }) => {
         if (msg.t !== 'ctl-free') return;
         fs.renameSync(ownPath, ctlPath);
         renamedCtl = fs.statSync(ctlPath).ino;
         log.info('took over the control socket from the old process');
-        listenTcp().catch((err: unknown) => log.error(err instanceof Error ? err.message : String(err)));
+        takeTcp();
       });
+    } else {
+      await listenTcp(); // a port in use fails the start, with the address
     }
-    if (!reexec) await listenTcp();
     // The new master or node left after it was ready (a rollback): the control socket path is ours again.
     const successorGone = (): void => {
       if (!handedOver) return;
       handedOver = false;
       void listen(ctlPath, true).then(
-        async (s2) => {
+        (s2) => {
           server = s2;
           log.info('the new master or node is gone: this one answers on the control socket again');
-          await listenTcp();
+          takeTcp();
         },
         (err: unknown) => log.error(`cannot listen on ${ctlPath} again: ${err instanceof Error ? err.message : String(err)}`),
       );

@@ -4,6 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { builtFixture, tempDir } from '../helpers/project.js';
@@ -141,12 +142,23 @@ describe('remote_console', () => {
     expect(run(there, ['ping', '--remote', remote]).status).toBe(1);
   });
 
-  it('a NODEREL_CONTROL_PORT that is no address: start fails with one line naming it', async () => {
+  it('a NODEREL_CONTROL_PORT that is no address, or a port in use: start fails with one line naming it', async () => {
     const e = await env();
     const r = run({ ...e, NODEREL_CONTROL_PORT: 'everywhere' }, ['start']);
     expect(r.status).toBe(1);
     expect(r.stderr.split('\n')[0]).toMatch(/^Node web@\S+ failed to start: NODEREL_CONTROL_PORT is "everywhere": expected PORT, HOST:PORT or \[IPv6\]:PORT, with a port from 1 to 65535$/);
     expect(run(e, ['ping']).status).toBe(1);
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const busy = run({ ...e, NODEREL_CONTROL_PORT: `127.0.0.1:${port}` }, ['start']);
+      expect(busy.status).toBe(1);
+      expect(busy.stderr.split('\n')[0]).toMatch(new RegExp(`^Node web@\\S+ failed to start: cannot listen on the control port 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+      expect(run(e, ['ping']).status).toBe(1);
+    } finally {
+      taken.close();
+    }
   });
 
   it('also works on a daemon, alongside an attached console', async () => {
