@@ -34,11 +34,9 @@ export const REMOTE_COMMANDS = ['eval', 'remote_console', 'ping', 'status'] as c
  * socket, or with `remote` (`HOST:PORT`) the TCP control port of a node on another host.
  */
 export function controlTarget(env: NodeJS.ProcessEnv = process.env, remote?: string): Target {
+  const endpoint = remote === undefined ? undefined : parseHostPort(remote, '--remote'); // a typo is told before any I/O
   const cookie = resolveCookie(cookieOptions(env));
-  if (remote !== undefined) {
-    const endpoint = parseHostPort(remote, '--remote');
-    return { nodeName: describeEndpoint(endpoint), endpoint, cookie };
-  }
+  if (endpoint) return { nodeName: describeEndpoint(endpoint), endpoint, cookie };
   const launch = readLaunchEnv(env);
   const nodeName = nodeNameFor(launch, launch.nodeType ?? '');
   const runDir = env.NODEREL_RUN_DIR || path.join(launch.releaseTmp, nodeName);

@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { builtFixture } from '../helpers/project.js';
@@ -98,6 +99,21 @@ describe('workers', () => {
     expect([...served].map(Number).sort()).toEqual(st.workers.map((w) => w.pid).sort());
     expect(s.run(['stop']).status).toBe(0);
     for (const w of st.workers) expect(alive(w.pid)).toBe(false);
+  });
+
+  it("an app's ipv6Only listen reaches the socket the master binds for its workers", async () => {
+    const s = await pool({ OPS_IPV6ONLY: '1' });
+    expect(s.run(['start']).status).toBe(0);
+    const connects = (host: string) =>
+      new Promise<boolean>((resolve) => {
+        const c = net.connect({ host, port: s.port });
+        c.once('connect', () => (c.destroy(), resolve(true)));
+        c.once('error', () => resolve(false));
+      });
+    expect(await connects('::1')).toBe(true);
+    expect(await connects('127.0.0.1')).toBe(false);
+    expect(readyPids(s)).toHaveLength(2);
+    expect(s.run(['stop']).status).toBe(0);
   });
 
   it('a worker killed with SIGKILL is respawned', async () => {
