@@ -25,6 +25,16 @@ export interface ResolvedApp {
   readonly entry: string;
   readonly ready: Ready;
   readonly startTimeoutMs: number;
+  /**
+   * A program's arguments (`process.argv.slice(2)`), `${VAR}` / `${VAR:-default}` substituted
+   * when the node starts; empty for module apps.
+   */
+  readonly args: readonly string[];
+  /**
+   * A program's working directory, relative to its own directory in the release (`.`, as
+   * `npm start` runs it) or absolute; `${VAR}` substituted when the node starts.
+   */
+  readonly cwd: string;
 }
 
 export interface ResolvedNodeType {
@@ -123,6 +133,27 @@ function resolveReady(raw: unknown, at: string, problems: Problems): Ready {
   return { type: 'at_once' };
 }
 
+/** A program app's `args` (a list of strings) and `cwd` (a path); module apps take neither. */
+function resolveProgramRun(spec: Obj, type: unknown, at: string, problems: Problems): { args: string[]; cwd: string } {
+  let args: string[] = [];
+  if (spec.args !== undefined) {
+    if (!Array.isArray(spec.args) || spec.args.some((a) => a === null || typeof a === 'object')) {
+      problems.add(`${at}.args`, `expected a list of arguments, e.g. args: [public, -p, "\${PORT:-8080}"], found ${describe(spec.args)}`);
+    } else args = spec.args.map(String);
+  }
+  let cwd = '.';
+  if (spec.cwd !== undefined) {
+    if (typeof spec.cwd !== 'string' || spec.cwd === '') problems.add(`${at}.cwd`, `expected a directory (relative to the app's directory in the release, or absolute), found ${describe(spec.cwd)}`);
+    else cwd = spec.cwd;
+  }
+  if (type === 'module') {
+    for (const key of ['args', 'cwd'] as const) {
+      if (spec[key] !== undefined) problems.add(`${at}.${key}`, `only a program app takes ${key} (a module app is started by its start(ctx)); set type: program or remove ${key}`);
+    }
+  }
+  return { args, cwd };
+}
+
 function resolveApps(raw: unknown, root: string, problems: Problems): ResolvedApp[] {
   if (!Array.isArray(raw) || raw.length === 0) {
     problems.add('apps', `expected a non-empty list of app paths, found ${describe(raw)}; e.g. apps: [apps/myapp]`);
@@ -153,6 +184,7 @@ function resolveApps(raw: unknown, root: string, problems: Problems): ResolvedAp
     const timeout = spec.start_timeout === undefined ? DEFAULT_START_TIMEOUT_MS : Number(spec.start_timeout);
     if (!Number.isFinite(timeout) || timeout <= 0) problems.add(`${at}.start_timeout`, `expected milliseconds > 0, found ${describe(spec.start_timeout)}`);
     if (apps.some((a) => a.name === name)) problems.add(`${at}.name`, `duplicate app "${name}"; every app may be listed once`);
+    const { args, cwd } = resolveProgramRun(spec, type, at, problems);
     apps.push({
       name,
       version,
@@ -161,6 +193,8 @@ function resolveApps(raw: unknown, root: string, problems: Problems): ResolvedAp
       entry,
       ready: resolveReady(spec.ready, `${at}.ready`, problems),
       startTimeoutMs: timeout,
+      args,
+      cwd,
     });
   });
   return apps;
@@ -339,6 +373,7 @@ export function configToPlain(c: ResolvedConfig): UserConfig {
       entry: a.entry,
       ready: a.ready.type === 'at_once' ? 'at_once' : a.ready.type === 'port' ? { port: a.ready.port, host: a.ready.host } : { output: a.ready.pattern },
       start_timeout: a.startTimeoutMs,
+      ...(a.type === 'program' ? { args: [...a.args], cwd: a.cwd } : {}),
     })),
     node_types: Object.fromEntries(c.nodeTypes.map((t) => [t.name, { apps: [...t.apps], workers: t.workers, process_name: t.processName }])),
     default_node_type: c.defaultNodeType,

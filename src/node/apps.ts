@@ -8,7 +8,9 @@
  * The order of apps, logging and what to do on failure belong to the node (`node.ts`).
  */
 import type http from 'node:http';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { DrainOptions, HttpDrain } from './http-drain.js';
 import { BootError } from './errors.js';
@@ -17,6 +19,7 @@ import type { Logger } from './log.js';
 import type { AppSpec } from './manifest.js';
 import { waitForPort, watchOutput } from './readiness.js';
 import { runAsMain } from './run-main.js';
+import { substituteString } from './sys-config.js';
 
 export interface NodeInfo {
   /** Node name, e.g. `kazoo_apps@host`. */
@@ -63,15 +66,18 @@ interface AppModule {
   configChange?(config: Readonly<Record<string, unknown>>, state: unknown, ctx: AppContext): unknown;
 }
 
-/** Starts `spec`; rejects when it throws, rejects, or is not ready within its start timeout. */
-export async function startApp(spec: AppSpec, ctx: AppContext): Promise<RunningApp> {
+/**
+ * Starts `spec`; rejects when it throws, rejects, or is not ready within its start timeout.
+ * `extraArgs` (the operator's `-- ARGS`) follow a program's configured args.
+ */
+export async function startApp(spec: AppSpec, ctx: AppContext, extraArgs: readonly string[] = []): Promise<RunningApp> {
   const abort = new AbortController();
   const timer = setTimeout(
     () => abort.abort(new BootError('EAPPSTART', `not ready within ${spec.startTimeoutMs} ms (start_timeout_ms)`)),
     spec.startTimeoutMs,
   );
   try {
-    return spec.type === 'module' ? await startModule(spec, ctx, abort.signal) : await startProgram(spec, ctx, abort.signal);
+    return spec.type === 'module' ? await startModule(spec, ctx, abort.signal) : await startProgram(spec, ctx, abort.signal, extraArgs);
   } finally {
     clearTimeout(timer);
     abort.abort(new Error('start finished'));
@@ -99,8 +105,32 @@ async function startModule(spec: AppSpec, ctx: AppContext, signal: AbortSignal):
   };
 }
 
-async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal): Promise<RunningApp> {
+/**
+ * A program's working directory and argv, as `npm start` would run it: in its own directory in
+ * the release unless `cwd` says otherwise (never the operator's directory or the release root
+ * by accident), `${VAR}` / `${VAR:-default}` substituted from the node's environment.
+ */
+export function programLaunch(spec: AppSpec, extraArgs: readonly string[], env: NodeJS.ProcessEnv = process.env): { cwd: string; args: string[] } {
+  const unset: string[] = [];
+  const sub = (text: string, at: string): string => substituteString(text, env, (name) => unset.push(`\${${name}} in ${at}`));
+  const args = spec.args.map((a, i) => sub(a, `args[${i}]`));
+  const cwd = path.resolve(spec.dir, sub(spec.cwd, 'cwd'));
+  if (unset.length > 0) {
+    throw new BootError('EAPPSTART', `environment variable not set and no default: ${unset.join(', ')}; set it, or write \${VAR:-default} in the app's args/cwd in rel/relx.config`);
+  }
+  let isDir = false;
+  try {
+    isDir = fs.statSync(cwd).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir) throw new BootError('EAPPSTART', `cwd ${cwd} is not a directory; fix the app's cwd in rel/relx.config (relative to ${spec.dir})`);
+  return { cwd, args: [...args, ...extraArgs] };
+}
+
+async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal, extraArgs: readonly string[]): Promise<RunningApp> {
   const ready = spec.ready;
+  const launch = programLaunch(spec, extraArgs);
   // Watch before the program runs: its first lines may be the ones that say it is ready.
   const output = ready.type === 'output' ? watchOutput(ready.pattern, signal) : undefined;
   // An ES module loads asynchronously: what it throws while starting arrives as an uncaught
@@ -118,8 +148,9 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal)
   const port = ready.type === 'port' ? portReady(ready.host, ready.port, signal) : undefined;
   port?.catch(() => {});
   try {
-    ctx.log.debug(`running ${spec.entry} as the main module`);
-    runAsMain(spec.entry);
+    ctx.log.debug(`running ${spec.entry} as the main module in ${launch.cwd}${launch.args.length ? ` with ${JSON.stringify(launch.args)}` : ''}`);
+    process.chdir(launch.cwd);
+    runAsMain(spec.entry, launch.args);
     if (port) await Promise.race([port, crashed]);
     else if (output) await Promise.race([output.matched, crashed]);
   } finally {

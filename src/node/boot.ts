@@ -30,13 +30,21 @@ export async function boot(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       case 'foreground':
       case 'console':
       case 'daemon': {
+        // A program's extra arguments come after `--`; anything else is refused, never dropped.
+        if (rest.length > 0) {
+          if (rest[0] !== '--') {
+            process.stderr.write(`${command}: unexpected argument ${JSON.stringify(rest[0])}; a program app's arguments go after --, e.g. bin/<name> ${command === 'daemon' ? 'start' : command} -- ${rest.join(' ')} (or set args for the app in rel/relx.config)\n`);
+            return 1;
+          }
+          env.NODEREL_PROGRAM_ARGS = JSON.stringify(rest.slice(1));
+        }
         const { runNode } = await import('./services.js');
         return await runNode(command, control, env);
       }
       case 'spawn_daemon': {
         // Where the launcher finds no setsid(1): detach through Node (a new session), then leave.
         const { spawn } = await import('node:child_process');
-        const child = spawn(process.execPath, [...process.execArgv, import.meta.filename, 'daemon'], {
+        const child = spawn(process.execPath, [...process.execArgv, import.meta.filename, 'daemon', ...rest], {
           detached: true,
           stdio: ['ignore', 'inherit', 'inherit'],
         });

@@ -22,6 +22,12 @@ export interface LaunchEnv {
   readonly nodeName: string | undefined;
   readonly releaseTmp: string;
   readonly logDir: string;
+  /**
+   * `NODEREL_PROGRAM_ARGS` (a JSON list): what the operator gave after `--` (`bin/<name>
+   * foreground -- ARGS`), appended to the program app's configured args. Kept in the
+   * environment so that a USR2 successor and a master's workers run the program the same way.
+   */
+  readonly programArgs: readonly string[];
 }
 
 /** `<root>` for a boot.js at `<root>/lib/noderel-<vsn>/boot.js`. */
@@ -39,12 +45,27 @@ export function readLaunchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv {
     nodeName: nonEmpty(env.NODEREL_NODE_NAME),
     releaseTmp: path.resolve(nonEmpty(env.RELEASE_TMP) ?? path.join(root, 'tmp')),
     logDir: path.resolve(nonEmpty(env.RUNNER_LOG_DIR) ?? path.join(root, 'log')),
+    programArgs: parseProgramArgs(env.NODEREL_PROGRAM_ARGS),
   };
 }
 
 /** The node name when the launcher gave none: `<node type>@<short hostname>`. */
 export function nodeNameFor(launch: LaunchEnv, nodeType: string): string {
   return launch.nodeName ?? `${nodeType}@${os.hostname().split('.')[0]}`;
+}
+
+function parseProgramArgs(raw: string | undefined): string[] {
+  if (raw === undefined || raw === '') return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    value = undefined;
+  }
+  if (!Array.isArray(value) || !value.every((a) => typeof a === 'string')) {
+    throw new BootError('EENV', `NODEREL_PROGRAM_ARGS must be a JSON list of strings, found ${JSON.stringify(raw)}; pass a program's arguments after --: bin/<name> foreground -- ARGS`);
+  }
+  return value as string[];
 }
 
 function readStartDataVsn(root: string): string {

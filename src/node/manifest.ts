@@ -24,6 +24,10 @@ export interface AppSpec {
   /** How a program app says it is ready (module apps: their `start` resolves). */
   readonly ready: Readiness;
   readonly startTimeoutMs: number;
+  /** A program's arguments, `${VAR}` not yet substituted (empty for module apps). */
+  readonly args: readonly string[];
+  /** A program's working directory as configured: relative to `dir`, or absolute; `${VAR}` not yet substituted. */
+  readonly cwd: string;
 }
 
 export interface NodeTypeSpec {
@@ -101,6 +105,8 @@ export function parseManifest(raw: unknown, root: string, file: string): Manifes
         entry: path.resolve(dir, str(a, 'entry', `${p}.entry`)),
         ready: parseReadiness(a.ready, `${p}.ready`, at),
         startTimeoutMs: typeof timeout === 'number' ? timeout : DEFAULT_START_TIMEOUT_MS,
+        args: parseArgs(a.args, `${p}.args`, at),
+        cwd: a.cwd === undefined ? '.' : typeof a.cwd === 'string' && a.cwd !== '' ? a.cwd : (at(`${p}.cwd`, 'expected a directory'), '.'),
       });
     }
   }
@@ -166,6 +172,13 @@ export function selectNodeType(manifest: Manifest, requested: string | undefined
     );
   }
   return spec;
+}
+
+function parseArgs(raw: unknown, p: string, at: (p: string, msg: string) => void): string[] {
+  if (raw === undefined) return [];
+  if (Array.isArray(raw) && raw.every((a) => typeof a === 'string')) return raw as string[];
+  at(p, 'expected a list of strings');
+  return [];
 }
 
 function parseReadiness(raw: unknown, p: string, at: (p: string, msg: string) => void): Readiness {

@@ -10,7 +10,7 @@
  */
 import { startApp, type AppContext, type NodeInfo, type RunningApp } from './apps.js';
 import { drainHttpServer, type HttpDrain } from './http-drain.js';
-import { isBootError } from './errors.js';
+import { BootError, isBootError } from './errors.js';
 import { nodeNameFor, type LaunchEnv } from './launch-env.js';
 import { Lifecycle, type Stage } from './lifecycle.js';
 import type { Evaluation } from './evaluate.js';
@@ -28,6 +28,8 @@ export interface NodePlan {
   readonly info: NodeInfo;
   readonly sysConfig: SysConfig;
   readonly configSources: readonly string[];
+  /** The program app that takes the operator's extra arguments (`-- ARGS`), when any were given. */
+  readonly extraArgsFor?: string;
 }
 
 export function planNode(launch: LaunchEnv, env: NodeJS.ProcessEnv = process.env): NodePlan {
@@ -45,10 +47,26 @@ export function planNode(launch: LaunchEnv, env: NodeJS.ProcessEnv = process.env
     launch,
     manifest,
     nodeType,
+    extraArgsFor: extraArgsTarget(launch, manifest, nodeType),
     info: { name: nodeNameFor(launch, nodeType.name), type: nodeType.name, release: relName, version: manifest.version, root: launch.root },
     sysConfig: config,
     configSources: sources,
   };
+}
+
+/**
+ * Extra arguments (`bin/<name> foreground -- ARGS`) go to the node type's one program app; with
+ * no program app, or several, they are refused rather than dropped.
+ */
+function extraArgsTarget(launch: LaunchEnv, manifest: Manifest, nodeType: NodeTypeSpec): string | undefined {
+  if (launch.programArgs.length === 0) return undefined;
+  const programs = nodeType.apps.filter((a) => manifest.apps.get(a)?.type === 'program');
+  const given = `-- ${launch.programArgs.join(' ')}`;
+  if (programs.length === 1) return programs[0];
+  if (programs.length === 0) {
+    throw new BootError('EARGS', `extra arguments (${given}) go to a program app, and node type ${nodeType.name} runs none (${nodeType.apps.join(', ')}: module apps take their settings from sys.config)`);
+  }
+  throw new BootError('EARGS', `extra arguments (${given}) would be ambiguous: node type ${nodeType.name} runs several program apps (${programs.join(', ')}); set each one's args in rel/relx.config instead`);
 }
 
 /** What a running node offers to its REPLs and to the control channel. */
@@ -255,7 +273,7 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
       };
       log.debug(`starting app ${name} (${spec.type}, ${spec.entry})`);
       try {
-        running.push(await startApp(spec, ctx));
+        running.push(await startApp(spec, ctx, name === plan.extraArgsFor ? plan.launch.programArgs : []));
       } catch (err) {
         log.error(`app ${name} failed to start: ${describeError(err, !isBootError(err))}`);
         opts.onStartFailed?.(`app ${name} failed to start: ${describeError(err, false)}`);

@@ -99,14 +99,21 @@ function lockLater(runDir: string): NodeLock {
 
 /**
  * A single-process node's answers to the unicorn signals: HUP reloads the config (or reopens the
- * logs with NODEREL_HUP=reopen_logs), USR2 starts a new node on the same sockets (single.ts); the
+ * logs with NODEREL_HUP=reopen_logs; a node running a program app is replaced instead, `replace`), USR2 starts a new node on the same sockets (single.ts); the
  * ones that only make sense with workers are logged and ignored rather than left to their default
  * action (TT* would stop the node).
  */
-function singleProcessSignals(log: Logger, handle: () => NodeHandle | undefined, reopenLogs: () => void, usr2: () => void): void {
+function singleProcessSignals(
+  log: Logger,
+  handle: () => NodeHandle | undefined,
+  reopenLogs: () => void,
+  replace: (() => Promise<unknown>) | undefined,
+  usr2: () => void,
+): void {
   process.on('SIGHUP', () => {
     log.info('received SIGHUP');
     if (process.env.NODEREL_HUP === 'reopen_logs') return reopenLogs();
+    if (replace) return void replace();
     void handle()
       ?.reloadConfig()
       .catch((err: unknown) => log.error(`HUP: reload failed: ${err instanceof Error ? err.message : String(err)}`));
@@ -159,6 +166,10 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
   let renamedCtl: number | undefined;
   let single: SingleProcessHandover | undefined;
   const pidFile = path.join(runDir, 'node.pid');
+  const programApps = plan.nodeType.apps.filter((a) => plan.manifest.apps.get(a)?.type === 'program');
+  // With workers, the master replaces its workers on restart, reload and HUP, programs or not.
+  const replacesItself = plan.nodeType.workers === 0 && programApps.length > 0;
+  let replaceSelf: (what: string) => Promise<string> = () => Promise.reject(new Error('the node is still starting'));
   try {
     ensureReleaseCookie(launch.root);
     const cookie = resolveCookie({ relName: plan.info.release, nodeType: plan.nodeType.name, root: launch.root, vmArgsFile: env.NODEREL_VM_ARGS || undefined, env });
@@ -196,11 +207,11 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
         },
         restart: () => {
           if (!handle) throw new Error('the node is still starting');
-          return handle.restartApps();
+          return replacesItself ? replaceSelf('restart') : handle.restartApps();
         },
         reload: () => {
           if (!handle) throw new Error('the node is still starting');
-          return handle.reloadConfig();
+          return replacesItself ? replaceSelf('reload') : handle.reloadConfig();
         },
         reexec: async () => {
           const start = handle?.reexec ?? single?.reexec;
@@ -274,6 +285,30 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
             onSuccessorGone: successorGone,
           })
         : undefined;
+    /**
+     * restart, reload and HUP of a single-process node running a program app: a program cannot
+     * be unloaded from its process, so the node is replaced the way USR2 replaces it (a new node
+     * of this same version on the same sockets; this one drains once it is ready).
+     */
+    replaceSelf = async (what: string): Promise<string> => {
+      if (!handle?.ready || !single) throw new Error('the node is still starting; try again once it is ready');
+      if (mode !== 'daemon') {
+        throw new Error(
+          `${what}: node ${plan.info.name} runs a program app (${programApps.join(', ')}), which cannot restart inside its process, and a node in the ${mode} cannot hand its process over; `
+          + 'start it with `start` (then restart replaces the node on the same sockets), give its node type workers: 1 (the master replaces the worker), or restart the service',
+        );
+      }
+      const launcher = path.join(launch.root, 'bin', `${plan.manifest.name}-${plan.manifest.version}`);
+      log.info(`${what}: replacing this node (program apps cannot restart in their process)`);
+      const newPid = await single.reexec(fs.existsSync(launcher) ? launcher : undefined);
+      setImmediate(() => {
+        void handOver().then(() => {
+          log.info(`${what}: the new node (pid ${newPid}) is ready and serving; this one finishes its work in flight and exits`);
+          handle?.advance('draining');
+        });
+      });
+      return `${what === 'reload' ? 'reloaded' : 'restarted'} ${plan.nodeType.apps.join(', ')}: node ${plan.info.name} now runs as pid ${newPid} (it replaced pid ${process.pid}, which finishes its work in flight and exits)`;
+    };
     writePidFile(pidFile);
     fs.writeFileSync(path.join(runDir, 'node.vsn'), `${plan.manifest.version}\n`);
     const reopenLogs = (): void => {
@@ -298,7 +333,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       log.info(`ALRM: log level ${control.level}`);
     });
     if (plan.nodeType.workers === 0) {
-      singleProcessSignals(log, () => handle, () => reopenLogs(), () => {
+      singleProcessSignals(log, () => handle, () => reopenLogs(), replacesItself ? () => replaceSelf('HUP').catch((err: unknown) => log.error(`HUP: ${err instanceof Error ? err.message : String(err)}`)) : undefined, () => {
         log.info('received SIGUSR2');
         void single?.reexec().then(() => handOver(), () => {});
       });

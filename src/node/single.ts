@@ -12,8 +12,8 @@ import type { Logger } from './log.js';
 import type { SuccessorControl } from './successor.js';
 
 export interface SingleProcessHandover {
-  /** Starts the new node on our sockets; resolves with its pid once it is ready. */
-  reexec(): Promise<number>;
+  /** Starts the new node on our sockets (through `launcher`, default bin/<name>); resolves with its pid once it is ready. */
+  reexec(launcher?: string): Promise<number>;
   /** After this node let go of the control socket path: the new node may take it. */
   completeHandover(): void;
 }
@@ -57,7 +57,7 @@ export function holdListeningSockets(o: SingleProcessOptions): SingleProcessHand
   // child_process and the rest are loaded only when a USR2 comes
   let succession: SuccessorControl | undefined;
   return {
-    async reexec() {
+    async reexec(launcher?: string) {
       succession ??= (await import('./successor.js')).successorControl({
         what: 'node',
         retireWith: 'TERM or QUIT',
@@ -72,7 +72,7 @@ export function holdListeningSockets(o: SingleProcessOptions): SingleProcessHand
         }),
         onGone: () => o.onSuccessorGone(),
       });
-      return succession.reexec();
+      return succession.reexec(launcher);
     },
     completeHandover() {
       succession?.completeHandover();

@@ -33,8 +33,11 @@ export interface SuccessorOptions {
 }
 
 export interface SuccessorControl {
-  /** Starts the new process on our sockets; resolves with its pid once it is ready. */
-  reexec(): Promise<number>;
+  /**
+   * Starts the new process on our sockets (through `launcher`, default the release's current
+   * `bin/<name>`); resolves with its pid once it is ready.
+   */
+  reexec(launcher?: string): Promise<number>;
   completeHandover(): void;
   /** The new process, while there is one. */
   current(): ChildProcess | undefined;
@@ -48,16 +51,16 @@ export function successorControl(o: SuccessorOptions): SuccessorControl {
   };
   return {
     current: () => successor,
-    reexec() {
+    reexec(launcher = o.launcher) {
       if (successor) return Promise.reject(new Error(`a new ${o.what} (pid ${successor.pid}) is already starting or running; QUIT one of the two first`));
       fs.renameSync(o.pidFile, oldbin);
-      const child = spawn(o.launcher, ['reexec'], {
+      const child = spawn(launcher, ['reexec'], {
         env: { ...process.env, REL: o.nodeType, NODE_NAME: o.nodeName, NODEREL_REEXEC: '1' },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         detached: true,
       });
       successor = child;
-      o.log.info(`USR2: starting a new ${o.what} (pid ${child.pid}) from ${o.launcher}; ${o.pidFile} is now ${path.basename(oldbin)}`);
+      o.log.info(`USR2: starting a new ${o.what} (pid ${child.pid}) from ${launcher}; ${o.pidFile} is now ${path.basename(oldbin)}`);
       for (const [key, h] of o.handles()) child.send({ t: 'listener', key }, h as net.Server);
       child.send({ t: 'handover-done' });
       return new Promise<number>((resolve, reject) => {

@@ -60,13 +60,14 @@ Usage: ${0##*/} COMMAND [ARGS]
 Release $REL_NAME $REL_VSN (node $NODE_VSN). Node type from REL (default $DEFAULT_NODE_TYPE; known: $NODE_TYPES).
 
 Commands:
-  foreground             run the node in the foreground, logging to stdout/stderr (systemd, containers)
+  foreground [-- ARGS]   run the node in the foreground, logging to stdout/stderr (systemd, containers)
   console                foreground plus an interactive REPL inside the node; leaving it stops the node
-  start [--timeout S]    start the node as a daemon; returns once every app has started (alias: daemon)
+  start [--timeout S] [-- ARGS]
+                         start the node as a daemon; returns once every app has started (alias: daemon)
   attach                 join a started node's console: live output and a REPL; Ctrl-D detaches (alias: daemon_attach)
   remote_console         a new REPL inside any running node (aliases: remote, remsh); --remote HOST:PORT
   stop [--timeout S]     stop the node gracefully; returns once it is gone
-  restart                stop and start the node's apps again, in the same process
+  restart                restart the node's apps; returns once they are ready again
   reload                 reload sys.config and app.config and hand the changes to the apps
   pid                    print the node's OS pid
   ping                   print pong if the node answers
@@ -86,14 +87,14 @@ EOF
 command_help() {
     prefix=$(echo "$REL_NAME" | tr '[:lower:]' '[:upper:]' | tr -c '[:alnum:]\n' '_')
     case $1 in
-        foreground) echo "foreground: exec the node with its vm.args flags; exits with the node's exit code. INT/TERM stop it in stages (SPEC 5)." ;;
+        foreground) echo "foreground [-- ARGS]: exec the node with its vm.args flags; exits with the node's exit code. INT/TERM stop it in stages (1st: finish the work in flight, 2nd: refuse new work, 3rd: hang up, 4th: exit now). ARGS after -- go to the node type's program app, after its configured args." ;;
         console) echo "console: run the node in the foreground with a REPL inside it (apps, config, lifecycle, node in scope); Ctrl-D or .exit stops the node gracefully." ;;
-        start | daemon) echo "start [--timeout SECONDS]: start the node detached (new session, output to \$RUNNER_LOG_DIR/<node>/console.log). Exits 0 once every app has started; 1 if it is already running or fails to boot (the error and the log's last lines are printed); 2 if it is not ready within the timeout (default 60)." ;;
+        start | daemon) echo "start [--timeout SECONDS] [-- ARGS]: start the node detached (new session, output to \$RUNNER_LOG_DIR/<node>/console.log). Exits 0 once every app has started; 1 if it is already running or fails to boot (the error and the log's last lines are printed); 2 if it is not ready within the timeout (default 60)." ;;
         attach | daemon_attach) echo "attach: join the console of a started node: its live output and a REPL inside it. Ctrl-D detaches and the node keeps running; Ctrl-C never stops it." ;;
         remote_console | remote | remsh) echo "remote_console [--remote HOST:PORT]: open a new REPL evaluated inside the running node, however it was started. Ctrl-D leaves it. --remote reaches a node on another host through its TCP control port (NODEREL_CONTROL_PORT on that node; the cookie must match)." ;;
         stop) echo "stop [--timeout SECONDS]: ask the node to stop gracefully (one shutdown stage, like TERM) and wait until the process is gone (default 60 s). Run it again to move to the next stage." ;;
-        restart) echo "restart: stop the node type's apps in reverse order and start them again, in the same process." ;;
-        reload) echo "reload: reload sys.config and /etc/$REL_NAME/app.config; apps exporting configChange(config, state, ctx) are told." ;;
+        restart) echo "restart: restart the node type's apps and return once they are ready again. Module apps stop in reverse order and start again in the same process; a node running a program app (which cannot be unloaded from its process) is replaced the way USR2 replaces it: a new node on the same sockets, ready before the old one drains and exits, so no request fails (with workers, the workers are replaced)." ;;
+        reload) echo "reload: reload sys.config and /etc/$REL_NAME/app.config; apps exporting configChange(config, state, ctx) are told. A node running a program app is replaced as by restart." ;;
         pid) echo "pid: print the OS pid of the running node (no Node process is started)." ;;
         ping) echo "ping [--remote HOST:PORT]: print pong when the node answers on its control socket (or on its TCP control port)." ;;
         status) echo "status [--json] [--remote HOST:PORT]: node, release version, pid, uptime, memory, workers, in-flight work and lifecycle stage." ;;
@@ -293,7 +294,8 @@ start_daemon() {
                 timeout=${1#*=}
                 shift
                 ;;
-            *) die "start: unknown option $1; usage: start [--timeout SECONDS]" ;;
+            --) break ;;
+            *) die "start: unknown option $1; usage: start [--timeout SECONDS] [-- PROGRAM ARGS]" ;;
         esac
     done
     case $timeout in '' | *[!0-9]*) die "start: --timeout must be a whole number of seconds, found \"$timeout\"" ;; esac
@@ -308,10 +310,10 @@ start_daemon() {
     set -f
     if command -v setsid >/dev/null 2>&1; then
         # shellcheck disable=SC2086
-        setsid "$NODE_BIN" $NODE_FLAGS "$BOOT" daemon </dev/null >>"$NODE_LOG_DIR/console.log" 2>&1 &
+        setsid "$NODE_BIN" $NODE_FLAGS "$BOOT" daemon "$@" </dev/null >>"$NODE_LOG_DIR/console.log" 2>&1 &
     else
         # shellcheck disable=SC2086
-        "$NODE_BIN" $NODE_FLAGS "$BOOT" spawn_daemon </dev/null >>"$NODE_LOG_DIR/console.log" 2>&1 &
+        "$NODE_BIN" $NODE_FLAGS "$BOOT" spawn_daemon "$@" </dev/null >>"$NODE_LOG_DIR/console.log" 2>&1 &
     fi
     set +f
     daemon_pid=$!

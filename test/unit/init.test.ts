@@ -167,7 +167,7 @@ describe('initProject: what it writes', () => {
     expect(c.name).toBe('shop');
     expect(c.version).toBe('2.1.0');
     expect(c.apps).toEqual([
-      { name: 'shop', version: '2.1.0', dir: project, type: 'program', entry: 'server.js', ready: { type: 'port', port: 4000, host: '127.0.0.1' }, startTimeoutMs: 60_000 },
+      { name: 'shop', version: '2.1.0', dir: project, type: 'program', entry: 'server.js', ready: { type: 'port', port: 4000, host: '127.0.0.1' }, startTimeoutMs: 60_000, args: [], cwd: '.' },
     ]);
     expect(c.nodeTypes).toEqual([{ name: 'shop', apps: ['shop'], workers: 0, processName: 'shop' }]);
     expect(c.defaultNodeType).toBe('shop');

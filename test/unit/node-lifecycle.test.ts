@@ -419,6 +419,8 @@ describe('manifest: parseManifest', () => {
       entry: '/opt/shop/lib/web-1.2.3/src/index.js',
       ready: { type: 'port', port: 8080, host: '127.0.0.1' },
       startTimeoutMs: 5000,
+      args: [],
+      cwd: '.',
     });
     const log = m.apps.get('log')!;
     expect(log.type).toBe('module');

@@ -65,6 +65,8 @@ describe('resolveConfig: apps and defaults', () => {
         entry: 'src/index.js',
         ready: { type: 'at_once' },
         startTimeoutMs: 60_000,
+        args: [],
+        cwd: '.',
       },
       {
         name: 'worker',
@@ -74,6 +76,8 @@ describe('resolveConfig: apps and defaults', () => {
         entry: 'index.js',
         ready: { type: 'at_once' },
         startTimeoutMs: 60_000,
+        args: [],
+        cwd: '.',
       },
     ]);
     expect(c.nodeTypes).toEqual([{ name: 'web', apps: ['web', 'worker'], workers: 0, processName: 'web' }]);
@@ -105,7 +109,15 @@ describe('resolveConfig: apps and defaults', () => {
       entry: 'src/other.js',
       ready: { type: 'port', port: 8080, host: '127.0.0.1' },
       startTimeoutMs: 5000,
+      args: [],
+      cwd: '.',
     });
+  });
+
+  it("keeps a program's args (as strings) and cwd for launch time", () => {
+    const c = resolve(base({ apps: [{ path: 'apps/web', type: 'program', args: ['public', '-p', 8080, '${PORT:-1}'], cwd: '${DATA_DIR:-data}' }, 'apps/worker'] }));
+    expect(c.apps[0]).toMatchObject({ args: ['public', '-p', '8080', '${PORT:-1}'], cwd: '${DATA_DIR:-data}' });
+    expect(configToPlain(c).apps![0]).toMatchObject({ args: ['public', '-p', '8080', '${PORT:-1}'], cwd: '${DATA_DIR:-data}' });
   });
 
   it('accepts an app at the project root (path ".")', () => {
@@ -240,6 +252,9 @@ describe('resolveConfig: one message per problem, with its key path', () => {
     ['a bad app type', () => base({ apps: [{ path: 'apps/web', type: 'daemon' }, 'apps/worker'] }), 'apps[0].type: expected module or program, found "daemon"'],
     ['a missing entry file', () => base({ apps: [{ path: 'apps/web', entry: 'src/missing.js' }, 'apps/worker'] }), 'apps[0].entry: apps/web/src/missing.js does not exist; set entry (or "main" in package.json)'],
     ['a bad start timeout', () => base({ apps: [{ path: 'apps/web', start_timeout: 0 }, 'apps/worker'] }), 'apps[0].start_timeout: expected milliseconds > 0, found 0'],
+    ['program args that are not a list', () => base({ apps: [{ path: 'apps/web', type: 'program', args: '-p 80' }, 'apps/worker'] }), 'apps[0].args: expected a list of arguments, e.g. args: [public, -p, "${PORT:-8080}"], found "-p 80"'],
+    ['an empty program cwd', () => base({ apps: [{ path: 'apps/web', type: 'program', cwd: '' }, 'apps/worker'] }), "apps[0].cwd: expected a directory (relative to the app's directory in the release, or absolute), found \"\""],
+    ['cwd on a module app', () => base({ apps: [{ path: 'apps/web', cwd: 'public' }, 'apps/worker'] }), 'apps[0].cwd: only a program app takes cwd (a module app is started by its start(ctx)); set type: program or remove cwd'],
     ['a duplicate app', () => base({ apps: ['apps/web', 'apps/worker', 'apps/web'] }), 'apps[2].name: duplicate app "web"; every app may be listed once'],
     ['no node types', () => base({ node_types: undefined }), 'node_types: expected at least one node type, e.g. node_types: {web: {apps: [web, worker]}}'],
     ['a bad node type name', () => base({ node_types: { 'web node': ['web'] } }), 'node_types.web node: invalid node type name "web node"; use letters, digits, _ and -'],
@@ -459,8 +474,8 @@ describe('configToPlain', () => {
     expect(configToPlain(full())).toEqual({
       release: { name: 'shop', version: '1.0.0' },
       apps: [
-        { name: 'web', version: '1.2.3', path: 'apps/web', type: 'program', entry: 'src/index.js', ready: { port: 8080, host: '0.0.0.0' }, start_timeout: 3000 },
-        { name: 'worker', version: '0.4.0', path: 'apps/worker', type: 'program', entry: 'index.js', ready: { output: 'ready' }, start_timeout: 60_000 },
+        { name: 'web', version: '1.2.3', path: 'apps/web', type: 'program', entry: 'src/index.js', ready: { port: 8080, host: '0.0.0.0' }, start_timeout: 3000, args: [], cwd: '.' },
+        { name: 'worker', version: '0.4.0', path: 'apps/worker', type: 'program', entry: 'index.js', ready: { output: 'ready' }, start_timeout: 60_000, args: [], cwd: '.' },
       ],
       node_types: {
         front: { apps: ['web'], workers: 2, process_name: 'shop-front' },
