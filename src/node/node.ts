@@ -8,6 +8,7 @@
  *   INT/TERM 4                                 1 at once
  *   an app fails to stop                       logged, the others still stop, 1
  */
+import { containModuleResolution, hermeticApps } from './hermetic.js';
 import { startApp, type AppContext, type NodeInfo, type RunningApp } from './apps.js';
 import { drainHttpServer, type HttpDrain } from './http-drain.js';
 import { BootError, isBootError } from './errors.js';
@@ -255,6 +256,8 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
   opts.onStarting?.(handle);
 
   const startAll = async (): Promise<void> => {
+    // Package lookups of the apps stay inside the release (hermetic.ts).
+    containModuleResolution(plan.launch.root, hermeticApps(nodeType.apps.map((n) => manifest.apps.get(n)!)));
     log.debug(`release ${manifest.name} ${manifest.version}, node type ${nodeType.name}, config from ${plan.configSources.join(', ') || '(none)'}`);
     for (const name of nodeType.apps) {
       const spec = manifest.apps.get(name)!;

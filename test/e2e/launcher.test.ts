@@ -227,8 +227,9 @@ describe('the cookie and the control channel', () => {
     const r = s.run(['ping'], { OPS_COOKIE: 'not-the-cookie' });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^Node web@\S+ refused the connection: wrong cookie \(ours is from OPS_COOKIE\)/);
-    const log = fs.readFileSync(path.join(s.logs, fs.readdirSync(s.logs)[0]!, 'console.log'), 'utf8');
-    expect(log).toMatch(/warn .*refused a control connection: wrong cookie/);
+    // The node answers the refusal first and logs it after: wait for the line.
+    const logFile = path.join(s.logs, fs.readdirSync(s.logs)[0]!, 'console.log');
+    await waitFor(() => /warn .*refused a control connection: wrong cookie/.test(fs.readFileSync(logFile, 'utf8')), 'the refusal in the log');
     expect(s.run(['stop']).status).toBe(0);
   });
 
