@@ -160,6 +160,32 @@ describe('initProject: what it writes', () => {
     ]);
   });
 
+  it('makes the workspace package that holds --entry the app (a monorepo built from its root)', async () => {
+    pkg({ name: 'mono', version: '3.0.0', private: true, workspaces: ['packages/*'] }, {
+      'packages/api/package.json': JSON.stringify({ name: '@mono/api', version: '1.4.0', main: 'server.js' }),
+      'packages/api/server.js': '',
+    });
+    init({ entry: 'packages/api/server.js', port: 4100 });
+    expect(written().apps).toEqual([{ path: 'packages/api', name: 'api', version: '1.4.0', type: 'program', entry: 'server.js', ready: { port: 4100 } }]);
+    expect(written().node_types).toEqual({ mono: { apps: ['api'] } });
+    const c = await resolved();
+    expect(c.apps[0]).toMatchObject({ name: 'api', dir: path.join(project, 'packages/api'), entry: 'server.js' });
+  });
+
+  it("keeps a dependency's bin at the project (it ships in the app's node_modules)", () => {
+    pkg({ name: 'static', version: '1.0.0' }, {
+      'node_modules/http-server/package.json': JSON.stringify({ name: 'http-server', version: '14.1.1' }),
+      'node_modules/http-server/bin/http-server': '',
+    });
+    init({ entry: 'node_modules/http-server/bin/http-server' });
+    expect(written().apps[0]).toMatchObject({ path: '.', name: 'static', entry: 'node_modules/http-server/bin/http-server' });
+  });
+
+  it('refuses an --entry that does not exist', () => {
+    pkg({ name: 'shop', version: '1.0.0' });
+    expect(failure(() => init({ entry: 'nope.js' })).message).toMatch(/^--entry nope\.js: nope\.js does not exist; pass the program's entry file/);
+  });
+
   it('writes a config that loads and resolves', async () => {
     pkg({ name: '@acme/shop', version: '2.1.0', main: 'server.js' }, { 'server.js': '' });
     init({ port: 4000 });
