@@ -11,7 +11,7 @@ import type { ResolvedApp, ResolvedConfig } from '../config/resolve.js';
 import { checkVmArgFlags, flattenVmArgs, loadVmArgs, type VmArgs } from '../config/vm-args.js';
 import { loadSysConfig, type SysConfig } from '../config/sys-config.js';
 import { isKnownFlag, resolveRuntime, runtimeFlags, type Runtime } from './runtime.js';
-import { productionDependencies, type DependencyPackage } from './deps.js';
+import { dependencyTrees, productionDependencies, type DependencyPackage } from './deps.js';
 
 export interface ReleaseApp extends ResolvedApp {
   readonly deps: readonly DependencyPackage[];
@@ -85,16 +85,19 @@ export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): 
     ? loadSysConfig(config.sysConfig, { knownApps: config.apps.map((a) => a.name) })
     : { config: {}, isSrc: false };
 
-  const apps: ReleaseApp[] = config.apps.map((a) => {
+  // One loaded npm tree per project root, shared by the apps it holds (a workspaces monorepo).
+  const trees = dependencyTrees();
+  const apps: ReleaseApp[] = [];
+  for (const a of config.apps) {
     let deps: DependencyPackage[] = [];
     try {
-      deps = productionDependencies(a.dir, a.name);
+      deps = await productionDependencies(a.dir, a.name, trees);
     } catch (err) {
       if (!(err instanceof NoderelError)) throw err;
       problems.add('', err.message);
     }
-    return { ...a, deps, libDir: `lib/${a.name}-${a.version}` };
-  });
+    apps.push({ ...a, deps, libDir: `lib/${a.name}-${a.version}` });
+  }
 
   problems.throwIfAny('EBUILD', `release ${config.name}-${config.version} cannot be built`);
 
