@@ -54,7 +54,10 @@ function manifestOf(c: ResolvedConfig, runtime: Runtime, apps: readonly ReleaseA
     apps: Object.fromEntries(
       apps.map((a) => [
         a.name,
-        { version: a.version, dir: a.libDir, type: a.type, entry: a.entry, ready: a.ready, start_timeout_ms: a.startTimeoutMs },
+        {
+          version: a.version, dir: a.libDir, type: a.type, entry: a.entry, ready: a.ready, start_timeout_ms: a.startTimeoutMs,
+          ...(a.type === 'program' ? { args: [...a.args], cwd: a.cwd } : {}),
+        },
       ]),
     ),
     node_types: Object.fromEntries(
