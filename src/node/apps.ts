@@ -17,7 +17,7 @@ import { BootError } from './errors.js';
 import type { LifecycleView } from './lifecycle.js';
 import type { Logger } from './log.js';
 import type { AppSpec } from './manifest.js';
-import { waitForPort, watchOutput } from './readiness.js';
+import { watchOutput } from './readiness.js';
 import { runAsMain } from './run-main.js';
 import { substituteString } from './sys-config.js';
 
@@ -145,7 +145,7 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal,
   const drains: HttpDrain[] = [];
   onHttpListen((server) => drains.push(ctx.drain(server)));
   // Before the program runs too: a CommonJS program listens while it loads.
-  const port = ready.type === 'port' ? portReady(ready.host, ready.port, signal) : undefined;
+  const port = ready.type === 'port' ? portReady(ready.port, signal) : undefined;
   port?.catch(() => {});
   try {
     ctx.log.debug(`running ${spec.entry} as the main module in ${launch.cwd}${launch.args.length ? ` with ${JSON.stringify(launch.args)}` : ''}`);
@@ -168,13 +168,11 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal,
 }
 
 /**
- * Port readiness. A worker, or a node started by USR2, shares its listening sockets with other
- * processes that already answer on the port: there, ready means a server of this process
- * listens on it. Elsewhere, the port answering.
+ * Port readiness: a server of this process listens on the port. Not "the port answers": another
+ * process may hold the port (the program's own listen then failed), and a worker or a node
+ * started by USR2 shares its listening sockets with processes that already answer on it.
  */
-function portReady(host: string, port: number, signal: AbortSignal): Promise<void> {
-  const shared = process.env.NODEREL_WORKER_INDEX !== undefined || Boolean(process.env.NODEREL_REEXEC);
-  if (!shared) return waitForPort(host, port, signal);
+function portReady(port: number, signal: AbortSignal): Promise<void> {
   return untilAborted(
     new Promise<void>((resolve) => {
       const previous = net.Server.prototype.listen;

@@ -5,11 +5,12 @@
  * new process that USR2 starts (the same socket, never closed: no connection refused meanwhile).
  */
 import net from 'node:net';
+import { constants } from 'node:os';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import type { Logger } from './log.js';
 
 /** A bound TCP handle (net's internal TCP wrap), not yet listening. */
-export type RawHandle = { close(cb?: () => void): void; getsockname?(out: Record<string, unknown>): number };
+export type RawHandle = { close(cb?: () => void): void; getsockname?(out: Record<string, unknown>): number; listen?(backlog: number): number };
 type CreateServerHandle = (address: string, port: number, addressType: number, fd?: number, flags?: number) => RawHandle | number;
 
 /** What a bound socket is for: one per distinct address, shared by every server that asks for it. */
@@ -53,6 +54,8 @@ export function tcpListenArgs(args: unknown[]): ListenRequest | undefined {
 
 /** libuv's UV_TCP_IPV6ONLY, the bind flag `listen({ ipv6Only: true })` passes. */
 const UV_TCP_IPV6ONLY = 1;
+/** libuv's EADDRINUSE: the negated errno. */
+const UV_EADDRINUSE = -constants.errno.EADDRINUSE;
 
 /** Binds (without listening) a TCP socket for an address as `server.listen` would: host '' is every address. */
 export async function bindListener(a: ListenAddress): Promise<RawHandle> {
@@ -67,11 +70,28 @@ export async function bindListener(a: ListenAddress): Promise<RawHandle> {
   let errno = 0;
   for (const [address, type] of attempts) {
     const h = create(address, port, type, undefined, a.ipv6Only ? UV_TCP_IPV6ONLY : 0);
-    if (typeof h !== 'number') return h;
-    errno = h;
+    if (typeof h === 'number') {
+      errno = h;
+      continue;
+    }
+    // libuv keeps a bind's EADDRINUSE until listen, and a process given this socket would then
+    // listen on an unbound one: the kernel picks a random port. A socket not bound to the
+    // port asked for is that error.
+    const name: { port?: number } = {};
+    if (port !== 0 && h.getsockname && (h.getsockname(name) !== 0 || name.port !== port)) {
+      h.close();
+      errno = UV_EADDRINUSE;
+      continue;
+    }
+    return h;
   }
+  throw listenError(errno, host, port);
+}
+
+/** The error a plain `server.listen(port, host)` gives: `listen EADDRINUSE: address already in use 127.0.0.1:8000`. */
+function listenError(errno: number, host: string, port: number): Error {
   const [code, description] = getSystemErrorMap().get(errno) ?? [getSystemErrorName(errno), 'error'];
-  throw Object.assign(new Error(`listen ${code}: ${description} ${host || '::'}:${port}`), { code });
+  return Object.assign(new Error(`listen ${code}: ${description} ${host || '::'}:${port}`), { code, errno, syscall: 'listen', address: host || '::', port });
 }
 
 /**
@@ -90,6 +110,15 @@ export function routeListens(
     if (req.callback) this.once('listening', req.callback);
     get({ host: req.host, port: req.port, ipv6Only: req.ipv6Only }).then(
       (handle) => {
+        // A bind's EADDRINUSE shows only at listen (libuv defers it), and a listen on a handle
+        // names no address: listen here first, so that the error says host:port as a plain
+        // listen's would. Node's listen on the same socket then only sets its backlog again.
+        const errno = typeof handle.listen === 'function' ? handle.listen(req.backlog ?? 511) : 0;
+        if (errno < 0) {
+          handle.close();
+          process.nextTick(() => this.emit('error', listenError(errno, req.host, req.port)));
+          return;
+        }
         (original as (...a: unknown[]) => net.Server).call(this, { _handle: handle }, req.backlog);
         opts.onListening?.(this, listenKey(req));
       },

@@ -1,47 +1,13 @@
 /**
  * How the node learns that a `program` app (a plain Node program, run in this process) is
- * ready: when a TCP port answers, or when its output matches a pattern (Servolux's
- * `look_for`). Both stop when their AbortSignal fires; the start timeout lives with the caller.
+ * ready when its output matches a pattern (Servolux's `look_for`); it stops when its AbortSignal
+ * fires, and the start timeout lives with the caller. Port readiness (a server of this process
+ * listens on the port) is in apps.ts, beside the other listen hooks.
  */
-import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 
-const POLL_INTERVAL_MS = 100;
-const CONNECT_ATTEMPT_TIMEOUT_MS = 2_000;
 /** How much recent output a pattern is matched against (it may span writes and lines). */
 const OUTPUT_WINDOW = 64 * 1024;
-
-/** Resolves once a TCP connection to host:port succeeds; retries until `signal` aborts (then rejects). */
-export function waitForPort(host: string, port: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined;
-    let socket: net.Socket | undefined;
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      socket?.destroy();
-      reject(signal.reason);
-    };
-    const attempt = (): void => {
-      const s = net.connect({ host, port });
-      socket = s;
-      s.setTimeout(CONNECT_ATTEMPT_TIMEOUT_MS);
-      const retry = (): void => {
-        s.destroy();
-        if (!signal.aborted) timer = setTimeout(attempt, POLL_INTERVAL_MS);
-      };
-      s.once('connect', () => {
-        s.destroy();
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      });
-      s.once('timeout', retry);
-      s.once('error', retry);
-    };
-    if (signal.aborted) return reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    attempt();
-  });
-}
 
 export interface OutputWatch {
   /** Resolves on the first match; rejects when the signal aborts first. */

@@ -137,6 +137,11 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     // launcher opened, which is the old one after a rename and reopen.
     control.sink = consoleLogSink(consoleLog);
   }
+  // Whatever ends the process before it reported (an app calling process.exit while booting, even
+  // with code 0), `start` hears of it at once, with the code.
+  process.on('exit', (code) => {
+    if (env.NODEREL_START_STATUS) reportStart(env, 'failed', `the node exited with code ${code} before it was ready (an app called process.exit or crashed while starting)`);
+  });
   let plan;
   try {
     plan = planNode(launch, env);

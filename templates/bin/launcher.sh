@@ -308,7 +308,9 @@ start_daemon() {
     [ ! -e "$status_file" ] || rm -f "$status_file"
     export NODEREL_START_STATUS="$status_file"
     set -f
+    spawner=node
     if command -v setsid >/dev/null 2>&1; then
+        spawner=setsid
         # shellcheck disable=SC2086
         setsid "$NODE_BIN" $NODE_FLAGS "$BOOT" daemon "$@" </dev/null >>"$NODE_LOG_DIR/console.log" 2>&1 &
     else
@@ -319,21 +321,28 @@ start_daemon() {
     daemon_pid=$!
     step=0.01
     sleep "$step" 2>/dev/null || step=1
-    deadline=$(($(date +%s) + timeout))
+    # The deadline in milliseconds where date has %N (GNU, busybox), else in whole seconds plus
+    # one: never before the timeout, at most a poll (or a second) after it.
+    case $(date +%3N 2>/dev/null) in
+        '' | *[!0-9]*) deadline=$(($(date +%s) + timeout + 1)) clock=+%s ;;
+        *) deadline=$(($(date +%s%3N) + timeout * 1000)) clock=+%s%3N ;;
+    esac
     n=0
     while [ ! -f "$status_file" ]; do
         if [ -n "$daemon_pid" ] && ! kill -0 "$daemon_pid" 2>/dev/null; then
             code=0
             wait "$daemon_pid" || code=$?
             daemon_pid=
-            if [ ! -f "$status_file" ] && [ "$code" -ne 0 ]; then
+            # setsid execs the node itself: any exit before it reported is a failed boot, even
+            # with code 0 (a program that exits while booting). spawn_daemon exits 0 by design.
+            if [ ! -f "$status_file" ] && { [ "$code" -ne 0 ] || [ "$spawner" = setsid ]; }; then
                 echo "Node $NODE_NAME exited with code $code while booting" >&2
                 log_tail
                 exit 1
             fi
         fi
         n=$((n + 1))
-        if [ $((n % 20)) -eq 0 ] && [ "$(date +%s)" -ge "$deadline" ]; then
+        if [ $((n % 5)) -eq 0 ] && [ "$(date "$clock")" -ge "$deadline" ]; then
             echo "Node $NODE_NAME did not report ready within ${timeout}s; it may still be starting: see $NODE_LOG_DIR/console.log" >&2
             exit 2
         fi

@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { noderel, tempDir, writeFiles } from '../helpers/project.js';
@@ -247,5 +248,67 @@ describe('a node type with workers running a program', () => {
     expect(s.pid()).toBe(master);
     expect((await ask(b.port)).pid).not.toBe(before);
     expect(s.run(['stop']).status).toBe(0);
+  });
+});
+
+describe('start tells the truth about a program', () => {
+  /** A release whose program is `server` (its readiness: port `port`, start timeout 60 s). */
+  async function release(name: string, server: string): Promise<Built> {
+    const b = await buildProgram(name);
+    fs.writeFileSync(path.join(b.rel, 'lib', `${name}-1.0.0`, 'server.js'), server);
+    return b;
+  }
+
+  it('fails when another process holds the port (ready means this node listens), naming the error', async () => {
+    const b = await release('takenweb', SERVER);
+    const holder = net.createServer().listen(b.port, '127.0.0.1');
+    await new Promise((r) => holder.once('listening', r));
+    try {
+      const s = await sandbox(b.bin, 'takenweb', 'PORT');
+      s.env.PORT = String(b.port);
+      const start = s.run(['start']);
+      expect(start.status).toBe(1);
+      expect(start.stderr).toMatch(/failed to start: .*EADDRINUSE/);
+      expect(s.pid()).toBeUndefined();
+    } finally {
+      holder.close();
+    }
+  });
+
+  it('with workers too: a taken port fails start, naming host:port, instead of serving elsewhere', async () => {
+    const b = await buildProgram('takenpool', (c) => c.replace(/apps:\n {6}- takenpool\n/, 'apps:\n      - takenpool\n    workers: 2\n'));
+    const holder = net.createServer().listen(b.port, '127.0.0.1');
+    await new Promise((r) => holder.once('listening', r));
+    try {
+      const s = await sandbox(b.bin, 'takenpool', 'PORT');
+      s.env.PORT = String(b.port);
+      const start = s.run(['start', '--timeout', '30']);
+      expect(start.status, start.stdout).toBe(1);
+      expect(start.stderr).toContain(`EADDRINUSE: address already in use 127.0.0.1:${b.port}`);
+      await waitFor(() => s.pid() === undefined, 'the master to leave');
+    } finally {
+      holder.close();
+    }
+  });
+
+  it('fails at once, with the code, when the program exits while booting, even with code 0', async () => {
+    const b = await release('quitter', "console.log('nothing to do'); process.exit(0);\n");
+    const s = await sandbox(b.bin, 'quitter', 'PORT');
+    const start = s.run(['start']); // start's own timeout is 60 s: exiting 1 here means it did not wait for it
+    expect(start.status).toBe(1);
+    expect(start.stderr).toMatch(/exited with code 0 before it was ready|exited with code 0 while booting/);
+  });
+
+  it('start --timeout S gives up no earlier than S seconds, with exit 2', async () => {
+    const b = await release('sleeper', 'setInterval(() => {}, 1000);\n');
+    const s = await sandbox(b.bin, 'sleeper', 'PORT');
+    const t0 = process.hrtime.bigint();
+    const start = s.run(['start', '--timeout', '2']);
+    const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    expect(start.status).toBe(2);
+    expect(start.stderr).toMatch(/did not report ready within 2s/);
+    expect(elapsedMs).toBeGreaterThanOrEqual(2000);
+    const pid = s.pid();
+    if (pid) process.kill(pid, 'SIGKILL');
   });
 });
