@@ -4,12 +4,19 @@
  * release root, each replacing the old one as a whole. A failure removes the staging
  * directory and leaves the release as it was. Nothing outside the output directory is
  * ever deleted.
+ *
+ * After the swap, what no installed version uses any more is removed (SPEC §3: one runtime,
+ * nothing stale): a version is installed when `releases/<vsn>/release.json` exists, and it
+ * uses `node-<node_version>/`, its apps' `dir`s, `lib/noderel-<noderel_version>/` and
+ * `bin/<name>-<vsn>`. Only `node-X.Y.Z/` directories, directories of `lib/` and
+ * `bin/<name>-*` launchers are ever candidates; run state (`tmp/`), logs (`log/`), `releases/`
+ * and anything else are left alone, and nothing is removed while a manifest cannot be read.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { NoderelError } from '../errors.js';
 import { isInside } from '../config/resolve.js';
-import { COOKIE } from './layout.js';
+import { COOKIE, nodeDir, noderelDir, versionedLauncher } from './layout.js';
 import type { Plan } from './plan.js';
 
 function inRelease(root: string, rel: string): string {
@@ -65,8 +72,77 @@ function ensureCookie(releaseDir: string, cookie: string): void {
   fs.renameSync(tmp, file);
 }
 
-/** Applies a plan; on any failure the staging directory is removed and the error rethrown. */
-export function applyPlan(plan: Plan, outputDir: string): void {
+/** What applying a plan removed as stale, and what it could not judge. */
+export interface ApplyResult {
+  /** Paths relative to the release root, sorted. */
+  removed: string[];
+  /** Why nothing stale was removed, when a manifest could not be read. */
+  skipped?: string;
+}
+
+const NODE_DIR_RE = /^node-\d+\.\d+\.\d+$/;
+
+/** The paths the installed versions use, or why they cannot be known. */
+function pathsInUse(releaseDir: string, name: string): { used: Set<string> } | { problem: string } {
+  const used = new Set<string>();
+  const releases = path.join(releaseDir, 'releases');
+  for (const vsn of fs.existsSync(releases) ? fs.readdirSync(releases) : []) {
+    const file = path.join(releases, vsn, 'release.json');
+    if (!fs.existsSync(file)) continue;
+    let m: { node_version?: unknown; noderel_version?: unknown; apps?: unknown };
+    try {
+      m = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof m;
+    } catch (err) {
+      return { problem: `releases/${vsn}/release.json is not readable JSON (${(err as Error).message})` };
+    }
+    if (typeof m.node_version !== 'string' || typeof m.noderel_version !== 'string' || typeof m.apps !== 'object' || m.apps === null) {
+      return { problem: `releases/${vsn}/release.json lacks node_version, noderel_version or apps` };
+    }
+    used.add(nodeDir(m.node_version));
+    used.add(noderelDir(m.noderel_version));
+    used.add(versionedLauncher(name, vsn));
+    for (const app of Object.values(m.apps as Record<string, { dir?: unknown }>)) {
+      if (typeof app?.dir === 'string') used.add(path.posix.normalize(app.dir.split(path.sep).join('/')).replace(/\/+$/, ''));
+    }
+  }
+  return { used };
+}
+
+/**
+ * Removes the runtimes, lib/ directories and versioned launchers that neither the plan nor an
+ * installed version uses (see the module comment). A launcher is removed only when it is one
+ * (a script setting `REL_NAME="<name>"`, as every launcher of this release does).
+ */
+export function removeStale(plan: Plan, releaseDir: string = plan.releaseDir): ApplyResult {
+  const name = path.basename(plan.releaseDir);
+  const inUse = pathsInUse(releaseDir, name);
+  if ('problem' in inUse) return { removed: [], skipped: inUse.problem };
+  const used = new Set([...inUse.used, ...plan.units.map((u) => u.replace(/\/+$/, ''))]);
+  const candidates: string[] = [];
+  const list = (dir: string) => {
+    try {
+      return fs.readdirSync(path.join(releaseDir, dir), { withFileTypes: true });
+    } catch {
+      return [];
+    }
+  };
+  for (const e of list('.')) if (e.isDirectory() && NODE_DIR_RE.test(e.name)) candidates.push(e.name);
+  for (const e of list('lib')) if (e.isDirectory() || e.isSymbolicLink()) candidates.push(`lib/${e.name}`);
+  for (const e of list('bin')) {
+    if (!e.isFile() || !e.name.startsWith(`${name}-`)) continue;
+    const text = fs.readFileSync(path.join(releaseDir, 'bin', e.name), 'latin1');
+    if (text.startsWith('#!') && text.includes(`\nREL_NAME="${name}"\n`)) candidates.push(`bin/${e.name}`);
+  }
+  const removed = candidates.filter((c) => !used.has(c)).sort();
+  for (const rel of removed) fs.rmSync(inRelease(releaseDir, rel), { recursive: true, force: true });
+  return { removed };
+}
+
+/**
+ * Applies a plan, then removes what it made stale ({@link removeStale}); on any failure before
+ * the swap the staging directory is removed and the error rethrown.
+ */
+export function applyPlan(plan: Plan, outputDir: string): ApplyResult {
   if (!isInside(outputDir, plan.releaseDir) || plan.releaseDir === outputDir) {
     throw new NoderelError('EPLAN', `release directory ${plan.releaseDir} is not inside the output directory ${outputDir}`);
   }
@@ -80,4 +156,5 @@ export function applyPlan(plan: Plan, outputDir: string): void {
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
+  return removeStale(plan);
 }

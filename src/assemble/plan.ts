@@ -5,10 +5,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { configToPlain } from '../config/resolve.js';
+import { configToPlain, isInside } from '../config/resolve.js';
+import { NoderelError } from '../errors.js';
 import { shippedRuntimeDir, templatesDir } from '../paths.js';
 import type { Release } from '../release/model.js';
 import * as layout from './layout.js';
+import { buildLeftovers } from './leftovers.js';
 
 export type Operation =
   | { readonly kind: 'copy'; readonly from: string; readonly to: string; readonly mode: number }
@@ -26,6 +28,8 @@ export interface Plan {
   readonly operations: readonly Operation[];
   /** Written only when absent, so a rebuild keeps the cookie running nodes use. */
   readonly cookie: string;
+  /** Source files left out as build leftovers (absolute; see leftovers.ts). */
+  readonly omitted?: readonly string[];
 }
 
 const SKIP_DIRS = new Set(['node_modules', '.git']);
@@ -76,6 +80,58 @@ function copyTree(ops: Operation[], from: string, to: string, keep?: (rel: strin
   }
 }
 
+/**
+ * The files of a package (an app or a dependency) at `from`, to be copied to `to`: all of them
+ * that `keep` accepts, without nested node_modules, the `skip` directories and the build
+ * leftovers (recorded in `omitted`).
+ */
+function copyPackage(ops: Operation[], omitted: string[], from: string, to: string, keep: (rel: string) => boolean = () => true, skip?: readonly string[]): void {
+  const leftover = buildLeftovers(from);
+  copyTree(ops, from, to, (rel) => {
+    if (!keep(rel)) return false;
+    if (!leftover(rel)) return true;
+    omitted.push(path.join(from, rel));
+    return false;
+  }, skip);
+}
+
+/**
+ * Fails when two operations would write the same path (the second would silently replace the
+ * first): each file of the release comes from exactly one source.
+ */
+export function checkDistinctTargets(ops: readonly Operation[]): void {
+  const seen = new Map<string, Operation>();
+  for (const op of ops) {
+    const key = op.to.replace(/\/+$/, '');
+    const first = seen.get(key);
+    if (first && !(first.kind === 'mkdir' && op.kind === 'mkdir')) {
+      const what = (o: Operation) => (o.kind === 'copy' ? o.from : o.kind === 'write' ? 'generated text' : 'a directory');
+      throw new NoderelError('EPLAN', `two sources would be written to ${key} in the release: ${what(first)} and ${what(op)}`, {
+        hint: 'each path of the release must come from one place; check apps whose directories overlap and overlay destinations',
+      });
+    }
+    if (!first) seen.set(key, op);
+  }
+}
+
+/**
+ * The plan with the package copied to `toDir` (`lib/web-1.0.0/node_modules/better-sqlite3`)
+ * taken from `fromDir` instead (its rebuilt copy); its nested node_modules are other packages
+ * and stay as they were.
+ */
+export function withPackageFrom(plan: Plan, toDir: string, fromDir: string): Plan {
+  const prefix = `${toDir.replace(/\/+$/, '')}/`;
+  const own = (op: Operation) => op.to.startsWith(prefix) && !op.to.slice(prefix.length).split('/').slice(0, -1).includes('node_modules');
+  const at = plan.operations.findIndex(own);
+  const fresh: Operation[] = [];
+  const omitted: string[] = [];
+  copyPackage(fresh, omitted, fromDir, prefix.slice(0, -1));
+  const kept = plan.operations.filter((op) => !own(op));
+  const operations = at === -1 ? [...kept, ...fresh] : [...kept.slice(0, at), ...fresh, ...kept.slice(at)];
+  checkDistinctTargets(operations);
+  return { ...plan, operations, omitted: [...(plan.omitted ?? []), ...omitted] };
+}
+
 /** The launcher script with this release's constants filled in. */
 export function renderLauncher(r: Release): string {
   const template = fs.readFileSync(path.join(templatesDir, 'bin', 'launcher.sh'), 'utf8');
@@ -117,12 +173,15 @@ export function planRelease(r: Release, cookie: string): Plan {
   ops.push({ kind: 'copy', from: r.runtime.binaryPath, to: `${nodeDir}/bin/node`, mode: 0o755 });
   if (r.runtime.licensePath) ops.push({ kind: 'copy', from: r.runtime.licensePath, to: `${nodeDir}/LICENSE`, mode: 0o644 });
 
+  const omitted: string[] = [];
   for (const app of r.apps) {
     units.add(app.libDir);
     // An app at the project root must not ship the project's rel/ or its releases (_rel, or
-    // --output elsewhere).
-    copyTree(ops, app.dir, app.libDir, appFileFilter(app.dir), [r.config.outputDir, path.join(r.config.root, '_rel'), path.join(r.config.root, 'rel')]);
-    for (const dep of app.deps) copyTree(ops, dep.source, `${app.libDir}/${dep.dest.split(path.sep).join('/')}`);
+    // --output elsewhere), nor the directories of the other apps inside it (they ship as
+    // themselves, in their own lib/ directories).
+    const nested = r.apps.filter((o) => o !== app && o.dir !== app.dir && isInside(app.dir, o.dir)).map((o) => o.dir);
+    copyPackage(ops, omitted, app.dir, app.libDir, appFileFilter(app.dir), [r.config.outputDir, path.join(r.config.root, '_rel'), path.join(r.config.root, 'rel'), ...nested]);
+    for (const dep of app.deps) copyPackage(ops, omitted, dep.source, `${app.libDir}/${dep.dest.split(path.sep).join('/')}`);
   }
 
   const runtimeDir = layout.noderelDir(r.noderelVersion);
@@ -153,7 +212,8 @@ export function planRelease(r: Release, cookie: string): Plan {
     else ops.push({ kind: 'write', to: o.to, data: renderOverlay(r, fs.readFileSync(o.from, 'utf8')), mode: modeOf(o.from) });
   }
 
-  return { releaseDir: r.releaseDir, units: [...units], operations: ops, cookie };
+  checkDistinctTargets(ops);
+  return { releaseDir: r.releaseDir, units: [...units], operations: ops, cookie, omitted };
 }
 
 /** One line per operation, for `noderel build --dry-run`. */

@@ -24,6 +24,7 @@ interface CommonOptions {
   target?: string;
   cacheDir?: string;
   dryRun?: boolean;
+  rebuildAddons?: boolean;
 }
 
 function overrides(o: CommonOptions): CliOverrides {
@@ -42,24 +43,29 @@ function withCommon(cmd: Command): Command {
     .option('-q, --quiet', 'print nothing but errors');
 }
 
+/** The options of the commands that build the release (build, tar). */
+function withBuild(cmd: Command): Command {
+  return withCommon(cmd).option('--rebuild-addons', "rebuild the native addons the release ships against the pinned runtime's headers (never in the project's node_modules)");
+}
+
 export function program(): Command {
   const prog = new Command('noderel')
     .description('Build self-contained Node.js releases: your apps, their production dependencies, a pinned Node runtime and a launcher.')
     .version(noderelVersion)
     .showHelpAfterError();
 
-  withCommon(prog.command('build', { isDefault: true }).description('assemble _rel/<name>/ (SPEC §3)'))
+  withBuild(prog.command('build', { isDefault: true }).description('assemble _rel/<name>/ (SPEC §3)'))
     .option('--dry-run', 'print the plan, write nothing')
     .action(async (o: CommonOptions) => {
       const reporter = createReporter({ quiet: o.quiet });
-      const { release } = await assemble({ root: path.resolve(o.root), flags: overrides(o), reporter, cacheDir: o.cacheDir, dryRun: o.dryRun });
+      const { release } = await assemble({ root: path.resolve(o.root), flags: overrides(o), reporter, cacheDir: o.cacheDir, dryRun: o.dryRun, rebuildAddons: o.rebuildAddons });
       if (!o.dryRun) reporter.block(closingBlock(release));
     });
 
-  withCommon(prog.command('tar').description('build the release and write _rel/<name>-<vsn>.tar.gz (reproducible)')).action(
+  withBuild(prog.command('tar').description('build the release and write _rel/<name>-<vsn>.tar.gz (reproducible)')).action(
     async (o: CommonOptions) => {
       const reporter = createReporter({ quiet: o.quiet });
-      const { tarball } = await tarRelease({ root: path.resolve(o.root), flags: overrides(o), reporter, cacheDir: o.cacheDir });
+      const { tarball } = await tarRelease({ root: path.resolve(o.root), flags: overrides(o), reporter, cacheDir: o.cacheDir, rebuildAddons: o.rebuildAddons });
       if (!o.quiet) process.stdout.write(`${tarball}\n`);
     },
   );

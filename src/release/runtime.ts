@@ -6,7 +6,13 @@
  * The fetch goes through the user's own `npm` so registry, proxy and auth settings apply. A
  * valid cache entry is used without running npm at all, so builds work offline once the
  * runtime has been fetched. Also here: the set of command-line flags a runtime accepts, used
- * to check vm.args at build time.
+ * to check vm.args at build time, and the runtime's C/C++ headers (`include/node/`), which
+ * `--rebuild-addons` compiles against.
+ *
+ * A cache entry holds `bin/node`, `LICENSE` and `meta.json`; `include/` (about 60 MB, 2700
+ * files) is added to it the first time headers are needed ({@link runtimeHeaders}), from the
+ * same verified package, so builds that never rebuild addons never store them, and entries
+ * written before headers were kept stay valid.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -41,6 +47,8 @@ export interface Runtime {
   /** True when the target is this host's, so the binary can be executed here. */
   runnable: boolean;
   source: 'system' | 'registry';
+  /** The cache entry directory of a registry runtime. */
+  cacheEntry?: string;
 }
 
 export interface ResolveRuntimeOptions {
@@ -209,7 +217,74 @@ function registryRuntime(entry: string, meta: RuntimeMeta): Runtime {
     modulesAbi: meta.modulesAbi,
     runnable: meta.target === hostTarget(),
     source: 'registry',
+    cacheEntry: entry,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// headers (include/node), for node-gyp's --nodedir
+
+/**
+ * A directory holding the runtime's `include/node/` (with `node_version.h` and `common.gypi`),
+ * to give node-gyp as `--nodedir`. For a registry runtime: its cache entry, where the headers of
+ * its npm package are extracted on first need (the package comes again through `npm pack`,
+ * from npm's own cache when it is still there, and is verified against the integrity recorded
+ * at the first fetch). For `system`: the installation prefix of the running Node when it has
+ * headers there; undefined when it has none (node-gyp then uses npm's `nodedir` setting or
+ * downloads them).
+ */
+export async function runtimeHeaders(rt: Runtime, opts: ResolveRuntimeOptions): Promise<string | undefined> {
+  if (rt.source === 'system') {
+    const prefix = path.resolve(path.dirname(rt.binaryPath), '..');
+    return (await headersProblem(prefix, rt.modulesAbi)) === undefined ? prefix : undefined;
+  }
+  const entry = rt.cacheEntry ?? path.resolve(path.dirname(rt.binaryPath), '..');
+  if ((await headersProblem(entry, rt.modulesAbi)) === undefined) return entry;
+  const meta = await readMeta(path.join(entry, 'meta.json'));
+  if (!meta) throw new NoderelError('ERUNTIME', `runtime: the cache entry ${displayPath(entry)} has no meta.json`, { hint: 'remove it and build again' });
+  if (opts.offline) {
+    throw new NoderelError('ERUNTIME', `runtime: the headers of node ${rt.version} (${rt.target}) are not in the runtime cache (${displayPath(entry)}) and offline mode is on`, {
+      hint: 'build once online with --rebuild-addons to fetch them',
+    });
+  }
+  const pkg = `node-${rt.target}`;
+  const ctx: NpmContext = { npm: opts.npm ?? 'npm', cwd: opts.cwd ?? process.cwd(), entry, reporter: opts.reporter };
+  opts.reporter.step(`fetching the headers of node ${rt.version} (${rt.target})`);
+  const tmp = await fs.mkdtemp(path.join(path.dirname(entry), `.tmp-${path.basename(entry)}-include-`));
+  try {
+    const tgz = await npmPack(ctx, pkg, rt.version, tmp);
+    await verifyIntegrity(tgz, meta.integrity, `${pkg}@${rt.version}`);
+    const stage = path.join(tmp, 'stage');
+    await fs.mkdir(stage);
+    await tar.x({ file: tgz, cwd: stage, strip: 1, filter: (p) => p.split('/')[1] === 'include' });
+    const problem = await headersProblem(stage, rt.modulesAbi);
+    if (problem) throw new NoderelError('ERUNTIME', `runtime: ${pkg}@${rt.version} ${problem}`, { hint: 'rebuilding addons needs a runtime package that ships its headers; pin another version' });
+    try {
+      await fs.rename(path.join(stage, 'include'), path.join(entry, 'include'));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // Another build put them there first; a broken copy is replaced.
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+      if ((await headersProblem(entry, rt.modulesAbi)) !== undefined) {
+        await fs.rm(path.join(entry, 'include'), { recursive: true, force: true });
+        await fs.rename(path.join(stage, 'include'), path.join(entry, 'include'));
+      }
+    }
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+  return entry;
+}
+
+/** Why `dir/include/node` is not usable headers for a runtime of `modulesAbi`; undefined when it is. */
+async function headersProblem(dir: string, modulesAbi: number): Promise<string | undefined> {
+  const inc = path.join(dir, 'include', 'node');
+  const version = await fs.readFile(path.join(inc, 'node_version.h'), 'utf8').catch(() => undefined);
+  if (version === undefined) return 'has no include/node/node_version.h';
+  if (!existsSync(path.join(inc, 'common.gypi'))) return 'has no include/node/common.gypi';
+  const m = /^#define NODE_MODULE_VERSION (\d+)\s*$/m.exec(version);
+  if (!m || Number(m[1]) !== modulesAbi) return `has headers of another NODE_MODULE_VERSION (${m?.[1] ?? 'none'}, expected ${modulesAbi})`;
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

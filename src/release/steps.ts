@@ -13,8 +13,7 @@ import * as layout from '../assemble/layout.js';
 import { makeTar } from '../archive/tar.js';
 import { displayPath, type Reporter } from '../reporter.js';
 import { buildRelease, type Release } from './model.js';
-import { checkAddonAbi, readAddonAbi, type NativeAddon } from './native-addons.js';
-import { NoderelError } from '../errors.js';
+import { checkShippedAddons, rebuildAddons } from './shipped-addons.js';
 
 export interface StepOptions {
   root: string;
@@ -22,26 +21,13 @@ export interface StepOptions {
   reporter: Reporter;
   cacheDir?: string;
   dryRun?: boolean;
+  /** `--rebuild-addons`: compile the shipped native addons against the pinned runtime's headers. */
+  rebuildAddons?: boolean;
 }
 
 /** A fresh random cookie: 32 bytes, URL-safe base64 (no characters a shell or INI file minds). */
 export function newCookie(): string {
   return crypto.randomBytes(32).toString('base64url');
-}
-
-/**
- * Native addons among the files the plan ships (not devDependencies left in node_modules)
- * must match the pinned runtime's ABI; a mismatch fails the build naming each module.
- */
-async function checkShippedAddons(plan: Plan, modulesAbi: number): Promise<void> {
-  const addons: NativeAddon[] = [];
-  for (const op of plan.operations) {
-    if (op.kind !== 'copy' || !op.from.endsWith('.node')) continue;
-    const pkg = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*\/node_modules\/)/.exec(op.to)?.[1] ?? op.to.split('/')[1] ?? op.to;
-    addons.push({ file: op.from, packageName: pkg, abi: await readAddonAbi(op.from) });
-  }
-  const problems = checkAddonAbi(addons, modulesAbi);
-  if (problems.length > 0) throw new NoderelError('EADDON', problems[0]!, { problems: problems.slice(1) });
 }
 
 /** Loads and resolves the final config (what `noderel config` prints). */
@@ -55,23 +41,46 @@ export async function assemble(opts: StepOptions): Promise<{ release: Release; p
   const { reporter } = opts;
   reporter.step(`assembling ${config.name}-${config.version}`);
   const release = await buildRelease(config, { reporter, cacheDir: opts.cacheDir });
-  const plan = planRelease(release, newCookie());
-  await checkShippedAddons(plan, release.runtime.modulesAbi);
-  if (opts.dryRun) {
-    for (const line of describePlan(plan)) reporter.info(line);
-    return { release, plan };
+  let plan = planRelease(release, newCookie());
+  let cleanup = () => {};
+  let rebuilt: ReadonlySet<string> | undefined;
+  if (opts.rebuildAddons) {
+    const r = await rebuildAddons(plan, release, { reporter, cacheDir: opts.cacheDir, cwd: config.root, dryRun: opts.dryRun });
+    ({ plan, cleanup, rebuilt } = r);
   }
-  const outputExisted = fs.existsSync(config.outputDir);
   try {
-    applyPlan(plan, config.outputDir);
-  } catch (err) {
-    // Leave no empty output directory behind that this build created.
-    if (!outputExisted && fs.existsSync(config.outputDir) && fs.readdirSync(config.outputDir).length === 0) {
-      fs.rmdirSync(config.outputDir);
+    // A dry run rebuilt nothing: the packages it would rebuild are not checked.
+    await checkShippedAddons(plan, release, opts.dryRun ? { skip: rebuilt } : { rebuilt, rebuildRequested: opts.rebuildAddons });
+    reportLeftovers(plan, reporter);
+    if (opts.dryRun) {
+      for (const line of describePlan(plan)) reporter.info(line);
+      return { release, plan };
     }
-    throw err;
+    const outputExisted = fs.existsSync(config.outputDir);
+    try {
+      const { removed, skipped } = applyPlan(plan, config.outputDir);
+      if (removed.length > 0) reporter.step(`removed what no installed version uses: ${removed.join(', ')}`);
+      if (skipped) reporter.warn(`nothing stale was removed from ${displayPath(release.releaseDir)}: ${skipped}`);
+    } catch (err) {
+      // Leave no empty output directory behind that this build created.
+      if (!outputExisted && fs.existsSync(config.outputDir) && fs.readdirSync(config.outputDir).length === 0) {
+        fs.rmdirSync(config.outputDir);
+      }
+      throw err;
+    }
+    return { release, plan };
+  } finally {
+    cleanup();
   }
-  return { release, plan };
+}
+
+/** One line for the build leftovers the plan leaves out (see assemble/leftovers.ts). */
+function reportLeftovers(plan: Plan, reporter: Reporter): void {
+  const omitted = plan.omitted ?? [];
+  if (omitted.length === 0) return;
+  let bytes = 0;
+  for (const f of omitted) bytes += fs.statSync(f, { throwIfNoEntry: false })?.size ?? 0;
+  reporter.step(`leaving out ${omitted.length} build leftover${omitted.length === 1 ? '' : 's'} of native addons (object files, static libraries, node-gyp's intermediate files; ${(bytes / 1048576).toFixed(1)} MiB)`);
 }
 
 /** The closing block: where the release is and how to start, attach to and stop it. */

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NoderelError } from '../../src/errors.js';
 import { createSilentReporter } from '../../src/reporter.js';
 import {
-  defaultCacheDir, describePublished, hostTarget, isKnownFlag, parseNodeHelp, parseV8Options, resolveRuntime, runtimeFlags, type Runtime,
+  defaultCacheDir, describePublished, hostTarget, isKnownFlag, parseNodeHelp, parseV8Options, resolveRuntime, runtimeFlags, runtimeHeaders, type Runtime,
 } from '../../src/release/runtime.js';
 
 const PIN = { version: '22.23.3', target: 'linux-x64' };
@@ -30,10 +30,11 @@ function tmpDir(prefix: string): string {
 }
 afterAll(() => temps.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
-/** A private cache dir holding a copy of the shared runtime entry. */
+/** A private cache dir holding a copy of the shared runtime entry (without the headers a rebuild may have added). */
 function privateCacheCopy(): string {
   const dir = tmpDir('noderel-cache-');
-  fs.cpSync(path.join(SHARED_CACHE, ENTRY), path.join(dir, ENTRY), { recursive: true });
+  const from = path.join(SHARED_CACHE, ENTRY);
+  fs.cpSync(from, path.join(dir, ENTRY), { recursive: true, filter: (src) => src !== path.join(from, 'include') });
   return dir;
 }
 
@@ -70,7 +71,8 @@ describe('resolveRuntime with an exact version', () => {
     const meta = JSON.parse(fs.readFileSync(path.join(SHARED_CACHE, ENTRY, 'meta.json'), 'utf8'));
     expect(meta).toMatchObject({ version: '22.23.3', target: 'linux-x64', modulesAbi: 127, binarySha256: sha256(rt.binaryPath) });
     expect(meta.integrity).toMatch(/^sha512-/);
-    expect(fs.readdirSync(path.join(SHARED_CACHE, ENTRY)).sort()).toEqual(['LICENSE', 'bin', 'meta.json']);
+    // include/ appears once a build needed the headers (runtimeHeaders below).
+    expect(fs.readdirSync(path.join(SHARED_CACHE, ENTRY)).filter((e) => e !== 'include').sort()).toEqual(['LICENSE', 'bin', 'meta.json']);
   });
 
   it.runIf(ON_LINUX_X64)('the fetched binary runs and is v22.23.3', () => {
@@ -112,6 +114,47 @@ describe('resolveRuntime with an exact version', () => {
     const err = await rejection(resolveRuntime(PIN, { cacheDir: tmpDir('noderel-empty-'), reporter: createSilentReporter(), offline: true }));
     expect(err.code).toBe('ERUNTIME');
     expect(err.hint).toMatch(/build once online/);
+  });
+});
+
+describe('runtimeHeaders', () => {
+  it('adds the headers of the verified package to a cache entry on first need, then reuses them', async () => {
+    const cacheDir = privateCacheCopy();
+    const cached = await resolveRuntime(PIN, { cacheDir, reporter: createSilentReporter(), offline: true });
+    const offline = await rejection(runtimeHeaders(cached, { reporter: createSilentReporter(), offline: true }));
+    expect(offline.message).toMatch(/the headers of node 22\.23\.3 \(linux-x64\) are not in the runtime cache .* offline mode is on/);
+
+    const reporter = createSilentReporter();
+    const dir = await runtimeHeaders(cached, { reporter });
+    expect(dir).toBe(path.join(cacheDir, ENTRY));
+    expect(reporter.lines).toEqual(['* fetching the headers of node 22.23.3 (linux-x64)']);
+    expect(fs.readFileSync(path.join(dir!, 'include/node/node_version.h'), 'utf8')).toMatch(/^#define NODE_MODULE_VERSION 127$/m);
+    expect(fs.existsSync(path.join(dir!, 'include/node/common.gypi'))).toBe(true);
+    expect(fs.readdirSync(path.join(cacheDir, 'runtimes'))).toEqual(['node-v22.23.3-linux-x64']); // no temp dir left
+
+    const again = createSilentReporter();
+    expect(await runtimeHeaders(cached, { reporter: again, npm: '/nonexistent/npm', offline: true })).toBe(dir);
+    expect(again.lines).toEqual([]);
+    // The entry is still a valid runtime with its headers in it.
+    expect(await resolveRuntime(PIN, { cacheDir, reporter: createSilentReporter(), offline: true })).toEqual(cached);
+  });
+
+  it('headers of another NODE_MODULE_VERSION are fetched again', async () => {
+    const cacheDir = privateCacheCopy();
+    const cached = await resolveRuntime(PIN, { cacheDir, reporter: createSilentReporter(), offline: true });
+    fs.mkdirSync(path.join(cacheDir, ENTRY, 'include/node'), { recursive: true });
+    fs.writeFileSync(path.join(cacheDir, ENTRY, 'include/node/node_version.h'), '#define NODE_MODULE_VERSION 115\n');
+    fs.writeFileSync(path.join(cacheDir, ENTRY, 'include/node/common.gypi'), '{}');
+    await runtimeHeaders(cached, { reporter: createSilentReporter() });
+    expect(fs.readFileSync(path.join(cacheDir, ENTRY, 'include/node/node_version.h'), 'utf8')).toMatch(/^#define NODE_MODULE_VERSION 127$/m);
+  });
+
+  it("system: the running Node's install prefix when it has headers there", async () => {
+    const sys = await resolveRuntime({ version: 'system' }, { reporter: createSilentReporter() });
+    const dir = await runtimeHeaders(sys, { reporter: createSilentReporter(), npm: '/nonexistent/npm' });
+    const prefix = path.resolve(path.dirname(process.execPath), '..');
+    if (fs.existsSync(path.join(prefix, 'include/node/common.gypi'))) expect(dir).toBe(prefix);
+    else expect(dir).toBeUndefined();
   });
 });
 

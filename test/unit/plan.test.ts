@@ -3,7 +3,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as layout from '../../src/assemble/layout.js';
-import { describePlan, listFiles, planRelease, renderLauncher, type Operation, type Plan } from '../../src/assemble/plan.js';
+import { checkDistinctTargets, describePlan, listFiles, planRelease, renderLauncher, withPackageFrom, type Operation, type Plan } from '../../src/assemble/plan.js';
 import { configToPlain, resolveConfig } from '../../src/config/resolve.js';
 import { templatesDir } from '../../src/paths.js';
 import type { Release } from '../../src/release/model.js';
@@ -244,6 +244,75 @@ describe('planRelease', () => {
     expect(appFiles).toContain('server.js');
     expect(appFiles).toContain('apps/web/src/index.js');
     expect(appFiles.some((f) => f.startsWith('_rel/') || f.startsWith('rel/'))).toBe(false);
+  });
+
+  it('copies a module app in a subfolder of a `path: .` app once, as itself (regression: it was also copied inside the root app)', () => {
+    writeFiles(project, {
+      'package.json': JSON.stringify({ name: 'shop', version: '2.0.0', main: 'server.js' }),
+      'server.js': '',
+      'lib/util.js': '',
+    });
+    const r = fakeRelease({ apps: ['.', 'apps/web'], node_types: { shop: ['shop', 'web'] }, overlays: [], hooks: {} });
+    const plan = planRelease(r, 'c');
+    const files = (lib: string) => plan.operations.filter((op) => op.to.startsWith(`${lib}/`)).map((op) => op.to.slice(lib.length + 1));
+    expect(files('lib/shop-2.0.0')).toContain('server.js');
+    expect(files('lib/shop-2.0.0')).toContain('lib/util.js');
+    expect(files('lib/shop-2.0.0').filter((f) => f.startsWith('apps/'))).toEqual([]);
+    expect(files('lib/web-1.2.3')).toContain('src/index.js');
+    // No source file is copied twice into the release, and no path is written twice.
+    const appOps = plan.operations.filter((op) => /^lib\/(shop|web)-/.test(op.to) && !op.to.includes('/node_modules/'));
+    const sources = appOps.flatMap((op) => (op.kind === 'copy' ? [op.from] : []));
+    expect(sources.some((f) => f.endsWith(path.join('apps', 'web', 'src', 'index.js')))).toBe(true);
+    expect(new Set(sources).size).toBe(sources.length);
+    expect(new Set(plan.operations.map((op) => op.to)).size).toBe(plan.operations.length);
+  });
+
+  it('refuses a plan that writes one path twice, naming both sources', () => {
+    const ops: Operation[] = [
+      { kind: 'copy', from: '/a/x.js', to: 'lib/web-1.0.0/x.js', mode: 0o644 },
+      { kind: 'mkdir', to: 'log/' },
+      { kind: 'mkdir', to: 'log' },
+      { kind: 'copy', from: '/b/x.js', to: 'lib/web-1.0.0/x.js', mode: 0o644 },
+    ];
+    expect(() => checkDistinctTargets(ops.slice(0, 3))).not.toThrow();
+    expect(() => checkDistinctTargets(ops)).toThrow(/two sources would be written to lib\/web-1\.0\.0\/x\.js in the release: \/a\/x\.js and \/b\/x\.js/);
+    // An overlay onto a file the build ships is such a plan.
+    writeFiles(project, { 'rel/overlay/index.js': '' });
+    expect(() => planRelease(fakeRelease({ overlays: [{ copy: { from: 'rel/overlay/index.js', to: 'lib/web-1.2.3/src/index.js' } }] }), 'c')).toThrow(/two sources would be written to lib\/web-1\.2\.3\/src\/index\.js/);
+  });
+
+  it('leaves out the build leftovers of a native addon dependency, and records them', () => {
+    writeFiles(project, {
+      'deps/ini/binding.gyp': '{}',
+      'deps/ini/build/Release/ini.node': 'shared object',
+      'deps/ini/build/Release/libini.a': '!<arch>\nx',
+      'deps/ini/build/Release/obj.target/ini/ini.o': '\x7fELF',
+      'deps/ini/build/Makefile': '',
+      'deps/ini/build/ini.target.mk': '',
+      'deps/ini/build/config.gypi': '',
+    });
+    const plan = planRelease(fakeRelease(), 'c');
+    const ini = plan.operations.filter((op) => op.to.startsWith('lib/web-1.2.3/node_modules/ini/')).map((op) => op.to.slice('lib/web-1.2.3/node_modules/ini/'.length));
+    expect(ini.sort()).toEqual(['binding.gyp', 'build/Release/ini.node', 'ini.js', 'package.json']);
+    expect([...(plan.omitted ?? [])].map((f) => path.relative(project, f)).sort()).toEqual([
+      'deps/ini/build/Makefile', 'deps/ini/build/Release/libini.a', 'deps/ini/build/Release/obj.target/ini/ini.o', 'deps/ini/build/config.gypi', 'deps/ini/build/ini.target.mk',
+    ].map((f) => f.split('/').join(path.sep)).sort());
+  });
+
+  it('withPackageFrom takes one package from another directory, keeping its nested packages', () => {
+    writeFiles(project, { 'rebuilt/ini/package.json': '{"name":"ini","version":"5.0.0"}', 'rebuilt/ini/binding.gyp': '{}', 'rebuilt/ini/build/Release/ini.node': 'new', 'rebuilt/ini/build/Release/obj.target/x.o': '' });
+    const plan = planRelease(fakeRelease(), 'c');
+    const nested: Operation = { kind: 'copy', from: '/elsewhere/n.js', to: 'lib/web-1.2.3/node_modules/ini/node_modules/n/n.js', mode: 0o644 };
+    const next = withPackageFrom({ ...plan, operations: [...plan.operations, nested] }, 'lib/web-1.2.3/node_modules/ini', path.join(project, 'rebuilt/ini'));
+    const ini = next.operations.filter((op) => op.to.startsWith('lib/web-1.2.3/node_modules/ini/'));
+    expect(ini.map((op) => [op.to, op.kind === 'copy' ? path.relative(project, op.from) : ''])).toEqual([
+      ['lib/web-1.2.3/node_modules/ini/binding.gyp', path.join('rebuilt/ini/binding.gyp')],
+      ['lib/web-1.2.3/node_modules/ini/build/Release/ini.node', path.join('rebuilt/ini/build/Release/ini.node')],
+      ['lib/web-1.2.3/node_modules/ini/package.json', path.join('rebuilt/ini/package.json')],
+      ['lib/web-1.2.3/node_modules/ini/node_modules/n/n.js', path.relative(project, '/elsewhere/n.js')],
+    ]);
+    expect(next.operations.length).toBe(plan.operations.length + 1 - 2 + 3);
+    expect(next.omitted?.map((f) => path.basename(f))).toEqual(['x.o']);
   });
 
   it('writes nothing: planning leaves the output directory absent', () => {
