@@ -26,8 +26,12 @@ RELEASE_SOURCES := $(shell find rel apps -type f -not -path '*/node_modules/*')
 
 all: build-release
 
+# --ignore-scripts: the package's prepare script (npm run build) would build noderel here, and the
+# rule below then a second time; it builds once. (The only other script, esbuild's postinstall,
+# checks its binary, which esbuild finds without it.) A plain `npm ci` by hand builds dist/ after
+# writing the stamp, so that the rule below finds it up to date.
 $(DEPS_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@
 
 deps: $(DEPS_STAMP)
