@@ -109,29 +109,29 @@ export function containModuleResolution(root: string, apps: readonly HermeticApp
 
 /** The ES module resolve hook for runtimes without registerHooks (runs in the hooks thread). */
 const ESM_HOOKS = `
-const sep = '/';
-let roots = [];
-let apps = [];
-export function initialize(data) { roots = data.roots; apps = data.apps; }
-const inside = (root, file) => file === root || file.startsWith(root + sep);
-const fileOf = (url) => (url && url.startsWith('file://') ? decodeURIComponent(url.slice(7)) : undefined);
-export async function resolve(specifier, context, next) {
-  const result = await next(specifier, context);
-  const bare = !specifier.startsWith('.') && !specifier.startsWith('/') && !/^[A-Za-z][A-Za-z0-9+.-]+:/.test(specifier);
-  const file = bare ? fileOf(result.url) : undefined;
-  if (file !== undefined && !roots.some((r) => inside(r, file))) {
-    const parent = fileOf(context.parentURL);
-    const app = parent === undefined ? undefined : apps.filter((a) => inside(a.dir, parent)).sort((a, b) => b.dir.length - a.dir.length)[0];
-    const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0];
-    const who = app ? 'app ' + app.name : 'the release';
-    const err = new Error("Cannot find package '" + name + "' imported from " + (parent || 'the release') + ': ' + who + ' does not ship it '
-      + '(Node found it outside the release, at ' + file + ', which the target host will not have); '
-      + 'add "' + name + '" to the dependencies of ' + (app ? app.name + "'s package.json" : 'the app that uses it') + ', npm install and rebuild the release');
-    err.code = 'ERR_MODULE_NOT_FOUND';
-    throw err;
+  const sep = '/';
+  let roots = [];
+  let apps = [];
+  export function initialize(data) { roots = data.roots; apps = data.apps; }
+  const inside = (root, file) => file === root || file.startsWith(root + sep);
+  const fileOf = (url) => (url && url.startsWith('file://') ? decodeURIComponent(url.slice(7)) : undefined);
+  export async function resolve(specifier, context, next) {
+    const result = await next(specifier, context);
+    const bare = !specifier.startsWith('.') && !specifier.startsWith('/') && !/^[A-Za-z][A-Za-z0-9+.-]+:/.test(specifier);
+    const file = bare ? fileOf(result.url) : undefined;
+    if (file !== undefined && !roots.some((r) => inside(r, file))) {
+      const parent = fileOf(context.parentURL);
+      const app = parent === undefined ? undefined : apps.filter((a) => inside(a.dir, parent)).sort((a, b) => b.dir.length - a.dir.length)[0];
+      const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0];
+      const who = app ? 'app ' + app.name : 'the release';
+      const err = new Error("Cannot find package '" + name + "' imported from " + (parent || 'the release') + ': ' + who + ' does not ship it '
+        + '(Node found it outside the release, at ' + file + ', which the target host will not have); '
+        + 'add "' + name + '" to the dependencies of ' + (app ? app.name + "'s package.json" : 'the app that uses it') + ', npm install and rebuild the release');
+      err.code = 'ERR_MODULE_NOT_FOUND';
+      throw err;
+    }
+    return result;
   }
-  return result;
-}
 `;
 
 /** The apps of a node type as the guard needs them: directory, module format, dependencies. */
