@@ -54,7 +54,7 @@ export function program(): Command {
     .version(noderelVersion)
     .showHelpAfterError();
 
-  withBuild(prog.command('build', { isDefault: true }).description('assemble _rel/<name>/ (SPEC §3)'))
+  withBuild(prog.command('build', { isDefault: true }).description('assemble _rel/<name>/: the apps, their production dependencies, the pinned runtime and bin/<name>'))
     .option('--dry-run', 'print the plan, write nothing')
     .action(async (o: CommonOptions) => {
       const reporter = createReporter({ quiet: o.quiet });

@@ -62,7 +62,7 @@ export function starterConfig(o: { name: string; version: string; entry: string;
     runtime: { version: o.runtime },
   };
   return [
-    '# noderel release config (SPEC §2). `noderel config` prints the final config;',
+    '# noderel release config (see the README, "Configuration"). `noderel config` prints the final config;',
     '# rel/relx.config.script (a JS module) may rewrite it: export default (CONFIG, { env }) => CONFIG',
     YAML.stringify(config),
   ].join('\n');

@@ -33,7 +33,7 @@ REL_VSN="@@REL_VSN@@"
 NODE_VSN="@@NODE_VSN@@"
 NODEREL_VSN="@@NODEREL_VSN@@"
 NODE_TYPES="@@NODE_TYPES@@"
-# node type=process name pairs: each node's process title, what `pgrep -x` matches (SPEC 5)
+# node type=process name pairs: each node's process title, what `pgrep -x` matches
 PROCESS_NAMES="@@PROCESS_NAMES@@"
 DEFAULT_NODE_TYPE="@@DEFAULT_NODE_TYPE@@"
 
@@ -116,7 +116,7 @@ check_node_type() {
     esac
 }
 
-# Substitute ${VAR} and ${VAR:-default} in one line of vm.args (SPEC 2). An unset variable
+# Substitute ${VAR} and ${VAR:-default} in one line of vm.args. An unset variable
 # without a default is an error naming it.
 # shellcheck disable=SC2016 # the quoted '${' is the literal text searched for
 subst_vars() {
