@@ -144,6 +144,9 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal,
   // it, so its reloads and stops fail no keep-alive request either.
   const drains: HttpDrain[] = [];
   onHttpListen((server) => drains.push(ctx.drain(server)));
+  // The node's process title and its shutdown signals stay the node's (see each function).
+  keepProcessTitle(ctx.log);
+  const ownShutdown = deferShutdownListeners();
   // Before the program runs too: a CommonJS program listens while it loads.
   const port = ready.type === 'port' ? portReady(ready.port, signal) : undefined;
   port?.catch(() => {});
@@ -162,6 +165,8 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal,
     // Its HTTP servers stop accepting and let their connections finish; the process exits after.
     stop: async () => {
       await Promise.all(drains.map((d) => d.close()));
+      // Then the program's own INT/TERM/QUIT handlers, as its last word (they may exit).
+      ownShutdown.run(ctx.log);
     },
     configChange: async () => false,
   };
@@ -186,6 +191,63 @@ function portReady(port: number, signal: AbortSignal): Promise<void> {
     }),
     signal,
   );
+}
+
+/**
+ * The process title is the node type's process name (`pgrep -x NAME`, and how the launcher tells
+ * its node from another process that got the same pid); a program that sets process.title (as
+ * http-server does) is logged and left as it was.
+ */
+function keepProcessTitle(log: Logger): void {
+  const title = process.title;
+  Object.defineProperty(process, 'title', {
+    configurable: true,
+    enumerable: true,
+    get: () => title,
+    set: (value: unknown) => log.debug(`the program set process.title to ${JSON.stringify(String(value))}; the node keeps ${JSON.stringify(title)}`),
+  });
+}
+
+const SHUTDOWN_SIGNALS = new Set<string | symbol>(['SIGINT', 'SIGTERM', 'SIGQUIT']);
+type Listener = (...args: unknown[]) => void;
+
+/**
+ * The node owns INT, TERM and QUIT (the staged shutdown). A program's own listeners for them (a
+ * server that calls process.exit on TERM, say) would cut the drain short and fail requests in
+ * flight on every stop, USR2 retirement or upgrade; they are held back and run once the
+ * program's servers have drained, when the node stops it, as its last word.
+ */
+function deferShutdownListeners(): { run(log: Logger): void } {
+  const held: { signal: string; listener: Listener }[] = [];
+  const proc = process as unknown as Record<string, (...a: unknown[]) => unknown>;
+  for (const method of ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener', 'off', 'removeListener']) {
+    const original = proc[method]!;
+    proc[method] = function (this: unknown, event: unknown, listener: unknown, ...rest: unknown[]) {
+      if (typeof event === 'string' && SHUTDOWN_SIGNALS.has(event) && typeof listener === 'function') {
+        if (method === 'off' || method === 'removeListener') {
+          const i = held.findIndex((h) => h.signal === event && h.listener === listener);
+          if (i !== -1) held.splice(i, 1);
+          else original.call(this, event, listener, ...rest);
+        } else {
+          held.push({ signal: event, listener: listener as Listener });
+        }
+        return process;
+      }
+      return original.call(this, event, listener, ...rest);
+    };
+  }
+  return {
+    run(log) {
+      for (const { signal, listener } of held.splice(0)) {
+        log.debug(`running the program's own ${signal} handler`);
+        try {
+          listener(signal);
+        } catch (err) {
+          log.error(`the program's ${signal} handler failed: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+    },
+  };
 }
 
 /** Calls `fn` once for each HTTP server of this process that starts listening (from now on). */

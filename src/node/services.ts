@@ -315,6 +315,12 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       return `${what === 'reload' ? 'reloaded' : 'restarted'} ${plan.nodeType.apps.join(', ')}: node ${plan.info.name} now runs as pid ${newPid} (it replaced pid ${process.pid}, which finishes its work in flight and exits)`;
     };
     writePidFile(pidFile);
+    // A program's own TERM handler may call process.exit as the node stops it: the pid file
+    // (only while it names this process) goes with the process all the same.
+    process.on('exit', () => {
+      removePidFile(pidFile);
+      removePidFile(`${pidFile}.oldbin`);
+    });
     fs.writeFileSync(path.join(runDir, 'node.vsn'), `${plan.manifest.version}\n`);
     const reopenLogs = (): void => {
       consoleLog?.reopen();

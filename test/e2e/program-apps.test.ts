@@ -312,3 +312,42 @@ describe('start tells the truth about a program', () => {
     if (pid) process.kill(pid, 'SIGKILL');
   });
 });
+
+describe('a program that sets process.title and exits on TERM (as http-server does)', () => {
+  // Its TERM handler exits at once: run as it is, it would cut every request in flight.
+  const RUDE = `${SERVER}
+process.title = 'rude-server';
+process.on('SIGTERM', () => {
+  require('node:fs').writeFileSync(process.env.RUDE_MARKER, 'term handler ran');
+  process.exit(0);
+});
+`;
+
+  it('keeps the node title (pid and pgrep find it), drains before its TERM handler runs, and fails no request through USR2 and TERM', async () => {
+    const b = await buildProgram('rudeweb');
+    fs.writeFileSync(path.join(b.rel, 'lib', 'rudeweb-1.0.0', 'server.js'), RUDE);
+    const s = await sandbox(b.bin, 'rudeweb', 'PORT');
+    const marker = path.join(s.tmp, '..', 'marker');
+    s.env.PORT = String(b.port);
+    s.env.RUDE_MARKER = marker;
+    expect(s.run(['start']).status).toBe(0);
+    const old = s.pid()!;
+    expect(old).toBeGreaterThan(0); // the launcher still recognises its node
+    expect(fs.readFileSync(`/proc/${old}/comm`, 'utf8').trim()).toBe('rudeweb');
+    const traffic = load(b.port);
+    await waitFor(async () => (await ask(b.port)).pid === old, 'the node answering');
+    process.kill(old, 'SIGUSR2');
+    await waitFor(() => { const p = s.pid(); return p !== undefined && p !== old; }, 'the new node after USR2');
+    process.kill(old, 'SIGTERM');
+    await waitFor(() => !alive(old), 'the old node to drain and exit');
+    const seen = await traffic.stop();
+    expect(seen.failed).toEqual([]);
+    expect(fs.readFileSync(marker, 'utf8')).toBe('term handler ran'); // its own handler ran, last
+    fs.rmSync(marker);
+    const now = s.pid()!;
+    expect(s.run(['stop']).status).toBe(0);
+    expect(alive(now)).toBe(false);
+    expect(fs.existsSync(marker)).toBe(true);
+    expect(fs.existsSync(path.join(s.tmp, fs.readdirSync(s.tmp).find((d) => d.startsWith('rudeweb@'))!, 'node.pid'))).toBe(false);
+  });
+});
