@@ -17,7 +17,7 @@ import { BootError } from './errors.js';
 import type { LifecycleView } from './lifecycle.js';
 import type { Logger } from './log.js';
 import type { AppSpec } from './manifest.js';
-import { watchOutput } from './readiness.js';
+import { watchFd1File, watchOutput } from './readiness.js';
 import { runAsMain } from './run-main.js';
 import { substituteString } from './sys-config.js';
 
@@ -133,6 +133,8 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal,
   const launch = programLaunch(spec, extraArgs);
   // Watch before the program runs: its first lines may be the ones that say it is ready.
   const output = ready.type === 'output' ? watchOutput(ready.pattern, signal) : undefined;
+  const fd1 = ready.type === 'output' ? watchFd1File(ready.pattern, signal) : undefined;
+  fd1?.catch(() => {});
   // An ES module loads asynchronously: what it throws while starting arrives as an uncaught
   // exception. Until it is ready, that is this app failing to start, not a node crash.
   let failed: ((err: unknown) => void) | undefined;
@@ -155,7 +157,7 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal,
     process.chdir(launch.cwd);
     runAsMain(spec.entry, launch.args);
     if (port) await Promise.race([port, crashed]);
-    else if (output) await Promise.race([output.matched, crashed]);
+    else if (output) await Promise.race([output.matched, ...(fd1 ? [fd1] : []), crashed]);
   } finally {
     process.off('uncaughtException', onUncaught);
   }

@@ -4,7 +4,11 @@
  * fires, and the start timeout lives with the caller. Port readiness (a server of this process
  * listens on the port) is in apps.ts, beside the other listen hooks.
  */
+import fs from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
+
+/** How often a daemon's console.log is read back for a readiness pattern written to fd 1. */
+const POLL_MS = 50;
 
 /** How much recent output a pattern is matched against (it may span writes and lines). */
 const OUTPUT_WINDOW = 64 * 1024;
@@ -68,4 +72,51 @@ export function watchOutput(
     }
   }
   return { matched };
+}
+
+/**
+ * The same pattern in what the process writes to fd 1 itself, bypassing process.stdout (pino's
+ * `destination(1)`, sonic-boom, `fs.writeSync(1, ...)`), where fd 1 is a file: a daemon's, which
+ * the launcher points at console.log. Read back through /proc/self/fd/1 (the file fd 1 names,
+ * even after a rename), from its size now, every POLL_MS. Undefined where fd 1 is no file (a
+ * terminal or a pipe: reading it would take the output from its reader) or /proc is missing.
+ */
+export function watchFd1File(pattern: RegExp, signal: AbortSignal): Promise<void> | undefined {
+  let fd: number;
+  let offset: number;
+  try {
+    const st = fs.fstatSync(1);
+    if (!st.isFile()) return undefined;
+    fd = fs.openSync('/proc/self/fd/1', 'r');
+    offset = st.size;
+  } catch {
+    return undefined;
+  }
+  return new Promise<void>((resolve, reject) => {
+    const decoder = new StringDecoder('utf8');
+    const buf = Buffer.alloc(64 * 1024);
+    let window = '';
+    const done = (err?: unknown): void => {
+      clearInterval(timer);
+      signal.removeEventListener('abort', onAbort);
+      fs.closeSync(fd);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onAbort = (): void => done(signal.reason);
+    const timer = setInterval(() => {
+      try {
+        for (let n = fs.readSync(fd, buf, 0, buf.length, offset); n > 0; n = fs.readSync(fd, buf, 0, buf.length, offset)) {
+          offset += n;
+          window += decoder.write(buf.subarray(0, n));
+          if (window.length > OUTPUT_WINDOW) window = window.slice(-OUTPUT_WINDOW);
+          if (pattern.test(window)) return done();
+        }
+      } catch {
+        // the file went away: the other watch (process.stdout) still runs
+      }
+    }, POLL_MS);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -351,3 +351,21 @@ process.on('SIGTERM', () => {
     expect(fs.existsSync(path.join(s.tmp, fs.readdirSync(s.tmp).find((d) => d.startsWith('rudeweb@'))!, 'node.pid'))).toBe(false);
   });
 });
+
+describe('output readiness of a daemon that writes to fd 1 itself (pino.destination(1), sonic-boom)', () => {
+  it('start sees the pattern in what went straight to console.log', async () => {
+    const t = tempDir('noderel-fd1-');
+    cleanups.push(t.cleanup);
+    writeFiles(t.dir, {
+      'package.json': JSON.stringify({ name: 'fdone', version: '1.0.0', main: 'server.js' }),
+      'server.js': "const fs = require('node:fs');\nfor (let i = 0; i < 2000; i++) fs.writeSync(1, `boot line ${i}\\n`);\nfs.writeSync(1, 'fd one ready\\n');\nsetInterval(() => {}, 1000);\n",
+    });
+    expect(noderel(t.dir, ['init', '--ready-output', 'fd one ready']).code).toBe(0);
+    expect(noderel(t.dir, ['build', '-q']).code).toBe(0);
+    const s = await sandbox(path.join(t.dir, '_rel', 'fdone', 'bin', 'fdone'), 'fdone', 'PORT');
+    const start = s.run(['start', '--timeout', '30']);
+    expect(start.status, start.stderr).toBe(0);
+    expect(fs.readFileSync(s.logFile(), 'utf8')).toMatch(/fd one ready/);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+});
