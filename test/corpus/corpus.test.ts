@@ -535,7 +535,22 @@ describe.skipIf(!REGISTRY.reachable)('the corpus: real npm packages, deployed fr
     const { app } = deploy(PINO_FD);
     const check = (b: string) => (json(b).app === 'pino' ? undefined : `not pino: ${b}`);
     startTest({ app, check });
-    reopenLogsTest(app);
+    // What goes straight to fd 1 keeps going to the file fd 1 was opened on (no process can
+    // re-point another's fds): a rename plus reopen_logs cannot move it, logrotate's
+    // copytruncate does (the launcher opens console.log for appending). The README says so.
+    it('logrotate copytruncate: lines written to fd 1 after the truncate land in console.log', async () => {
+      const d = app();
+      await ensureRunning(d);
+      const log = d.logFile;
+      await waitFor(() => fs.existsSync(log) && /"msg":"tick"/.test(fs.readFileSync(log, 'utf8')), 'tick lines in console.log', 10_000);
+      fs.copyFileSync(log, `${log}.1`);
+      fs.truncateSync(log, 0);
+      const marker = `/after-truncate-${Date.now()}`;
+      expect((await d.get(marker)).status).toBe(200);
+      await waitFor(() => fs.readFileSync(log, 'utf8').includes(marker), 'the request line in the truncated console.log', 10_000);
+      // appended from the start of the file, not written at the old offset (a sparse file as big as before)
+      expect(fs.statSync(log).size).toBeLessThan(fs.statSync(`${log}.1`).size);
+    });
     it('stop', async () => {
       const d = app();
       await ensureRunning(d);
