@@ -25,6 +25,8 @@ declare module '@npmcli/arborist' {
       readonly isLink: boolean;
       readonly isRoot: boolean;
       readonly dummy: boolean;
+      /** Only reachable through optional dependencies (set by loadActual's dependency flags). */
+      readonly optional: boolean;
       /** For a Link: the node of the linked folder. */
       readonly target: Node | null;
       readonly root: Node;

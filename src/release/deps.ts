@@ -38,6 +38,8 @@ export interface DependencyPackage {
   source: string;
   /** Destination relative to the app's directory in the release, e.g. `node_modules/ini`. */
   dest: string;
+  /** Only reachable through optional dependencies (npm's tree): the app must do without it. */
+  optional?: boolean;
 }
 
 type Node = Arborist.Node;
@@ -282,7 +284,13 @@ export async function productionDependencies(appDir: string, appName: string, tr
 
   return placed
     .filter((p) => !p.present)
-    .map((p) => ({ name: p.dest.slice(p.dest.lastIndexOf('node_modules/') + 'node_modules/'.length), version: String(p.node.package.version ?? ''), source: p.node.realpath, dest: p.dest.split('/').join(path.sep) }))
+    .map((p) => ({
+      name: p.dest.slice(p.dest.lastIndexOf('node_modules/') + 'node_modules/'.length),
+      version: String(p.node.package.version ?? ''),
+      source: p.node.realpath,
+      dest: p.dest.split('/').join(path.sep),
+      ...(p.node.optional ? { optional: true } : {}),
+    }))
     .sort((a, b) => (a.dest < b.dest ? -1 : a.dest > b.dest ? 1 : 0));
 }
 

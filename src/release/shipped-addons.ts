@@ -13,10 +13,18 @@
  * one for the pinned runtime. The plan then copies those packages from the rebuilt copy.
  *
  * Rebuilt: each package that ships an addon for the target built for another Node's
- * NODE_MODULE_VERSION (or for another CPU) and that has a `binding.gyp`. N-API addons load on any Node, and files
- * whose ABI cannot be read (not addons, or stripped), are left as they are. A package without a
+ * NODE_MODULE_VERSION (or for another CPU) and that has a `binding.gyp`, and each package never
+ * compiled (below). N-API addons load on any Node, and files whose ABI cannot be read (not
+ * addons, or stripped), are left as they are. A package without a
  * `binding.gyp` ships prebuilt binaries only and cannot be rebuilt; the check names it.
  * Rebuilding for another CPU than the host's is refused: there is no cross compiler.
+ *
+ * Never compiled: a dependency with a `binding.gyp` and no `.node` file anywhere in it was
+ * installed without running its build (`npm ci --ignore-scripts`, or an npm that blocks
+ * dependency install scripts); it would fail at run time ("Could not locate the bindings file").
+ * The check fails the build naming it; `--rebuild-addons` compiles it like the others (on a
+ * host of the target only). An optional dependency only gets a warning: the app must do without
+ * it anyway (npm leaves out an optional dependency whose build fails).
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -43,6 +51,9 @@ export interface ShippedAddon extends PackagedAddon {
   inDependency: boolean;
 }
 
+/** A file of a dependency in the release: its package's path (1), name (2) and path in it (3). */
+const PACKAGE_FILE_RE = /^(.*\/node_modules\/((?:@[^/]+\/)?[^/]+))\/(?!.*\/node_modules\/)(.*)$/;
+
 /** Every `.node` file the plan copies, with its package (the nearest `node_modules/<name>`, else the app). */
 export async function shippedAddons(plan: Plan, release: Pick<Release, 'apps'>): Promise<ShippedAddon[]> {
   const out: ShippedAddon[] = [];
@@ -50,7 +61,7 @@ export async function shippedAddons(plan: Plan, release: Pick<Release, 'apps'>):
     if (op.kind !== 'copy' || !op.to.endsWith('.node')) continue;
     const app = release.apps.find((a) => op.to.startsWith(`${a.libDir}/`));
     if (!app) continue; // an overlay: not code any app loads through node_modules
-    const m = /^(.*\/node_modules\/((?:@[^/]+\/)?[^/]+))\/(?!.*\/node_modules\/)(.*)$/.exec(op.to);
+    const m = PACKAGE_FILE_RE.exec(op.to);
     const packageTo = m ? m[1]! : app.libDir;
     out.push({
       file: op.from,
@@ -65,6 +76,78 @@ export async function shippedAddons(plan: Plan, release: Pick<Release, 'apps'>):
     });
   }
   return out;
+}
+
+/** A dependency the plan ships with a `binding.gyp` and no `.node` file: its build never ran. */
+export interface UncompiledAddon {
+  /** The package's name in its app (`better-sqlite3`). */
+  packageName: string;
+  /** Its path in the release (`lib/web-1.0.0/node_modules/better-sqlite3`). */
+  packageTo: string;
+  /** Its directory in the project. */
+  source: string;
+  /** The app that ships it, and that app's `lib/` directory. */
+  app: string;
+  libDir: string;
+  /** Only reachable through optional dependencies. */
+  optional: boolean;
+}
+
+/**
+ * The dependencies the plan ships that have a `binding.gyp` (at their root) and no `.node` file
+ * anywhere in them (nested node_modules are other packages). Not counted: a package whose
+ * package.json says `"gypfile": false` and has no install script, since npm never compiles it.
+ */
+export function uncompiledAddons(plan: Plan, release: Pick<Release, 'apps'>): UncompiledAddon[] {
+  const gyp = new Map<string, { name: string; source: string }>();
+  const compiled = new Set<string>();
+  for (const op of plan.operations) {
+    if (op.kind !== 'copy') continue;
+    const m = PACKAGE_FILE_RE.exec(op.to);
+    if (!m) continue;
+    if (m[3] === 'binding.gyp') gyp.set(m[1]!, { name: m[2]!, source: path.dirname(op.from) });
+    if (op.to.endsWith('.node')) compiled.add(m[1]!);
+  }
+  const out: UncompiledAddon[] = [];
+  for (const [packageTo, { name, source }] of gyp) {
+    if (compiled.has(packageTo) || !npmCompiles(source)) continue;
+    const app = release.apps.find((a) => packageTo.startsWith(`${a.libDir}/`));
+    if (!app) continue;
+    const dep = app.deps.find((d) => `${app.libDir}/${d.dest.split(path.sep).join('/')}` === packageTo);
+    out.push({ packageName: name, packageTo, source, app: app.name, libDir: app.libDir, optional: dep?.optional === true });
+  }
+  return out;
+}
+
+/** Whether npm's install runs a build for the package: an install script, or the `node-gyp rebuild` npm adds for a binding.gyp. */
+function npmCompiles(pkgDir: string): boolean {
+  let pkg: { gypfile?: unknown; scripts?: Record<string, unknown> };
+  try {
+    pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')) as typeof pkg;
+  } catch {
+    return true;
+  }
+  const scripts = pkg.scripts && typeof pkg.scripts === 'object' ? pkg.scripts : {};
+  return pkg.gypfile !== false || ['preinstall', 'install', 'postinstall'].some((k) => typeof scripts[k] === 'string');
+}
+
+/** The project directory a package is installed in (above its first node_modules), for `npm rebuild`. */
+function projectOf(source: string): string | undefined {
+  const at = source.split(path.sep).indexOf('node_modules');
+  return at > 0 ? source.split(path.sep).slice(0, at).join(path.sep) || path.sep : undefined;
+}
+
+/** The problem line (or, for an optional dependency, the warning) for a package never compiled. */
+function uncompiledProblem(u: UncompiledAddon, rt: Runtime, opts: { rebuilt?: ReadonlySet<string> }): string {
+  const what = `app ${u.app}: ${u.optional ? 'optional dependency' : 'native addon package'} "${u.packageName}" (${displayPath(u.source)}) has a binding.gyp but no compiled .node file: its build never ran (installed with --ignore-scripts, or by an npm that blocks install scripts?)`;
+  const project = projectOf(u.source);
+  const where = project && displayPath(project) !== '.' ? ` in ${displayPath(project)}` : '';
+  let fix: string;
+  if (rt.target !== hostTarget()) fix = `it must be compiled on a ${rt.target} host: build the release there with \`${REBUILD_COMMAND}\``;
+  else if (opts.rebuilt?.has(u.packageTo)) fix = `\`${REBUILD_COMMAND}\` compiled it against node ${rt.version}'s headers and it still has no .node file: see what \`npm rebuild ${u.packageName} --foreground-scripts\`${where} does`;
+  else if (Number(process.versions.modules) === rt.modulesAbi) fix = `build it with \`${REBUILD_COMMAND}\`, or run \`npm rebuild ${u.packageName}\`${where}`;
+  else fix = `build it with \`${REBUILD_COMMAND}\` (\`npm rebuild ${u.packageName}\`${where} would build it for node ${process.versions.node}, not the pinned ${rt.version})`;
+  return u.optional ? `${what}; it ships, and fails to load at run time: the app must do without it, or ${fix}` : `${what}; ${fix}`;
 }
 
 /** Where a package of the plan comes from: the directory of its copied package.json. */
@@ -83,10 +166,15 @@ function needsRebuild(a: ShippedAddon, rt: Runtime): boolean {
  * line per file, naming its package, file, what it was built for, the target and the fix.
  * `rebuilt`: the packages `--rebuild-addons` compiled (the fix then says why a file is still wrong).
  */
-export async function checkShippedAddons(plan: Plan, release: Pick<Release, 'apps' | 'runtime'>, opts: { rebuilt?: ReadonlySet<string>; rebuildRequested?: boolean; skip?: ReadonlySet<string> } = {}): Promise<void> {
+export async function checkShippedAddons(plan: Plan, release: Pick<Release, 'apps' | 'runtime'>, opts: { rebuilt?: ReadonlySet<string>; rebuildRequested?: boolean; skip?: ReadonlySet<string>; reporter?: Reporter } = {}): Promise<void> {
   const rt = release.runtime;
   const addons = addonsForTarget(await shippedAddons(plan, release), rt.target, rt.modulesAbi).filter((a) => !opts.skip?.has(a.packageTo));
   const problems: string[] = [];
+  for (const u of uncompiledAddons(plan, release)) {
+    if (opts.skip?.has(u.packageTo)) continue;
+    if (u.optional) opts.reporter?.warn(uncompiledProblem(u, rt, opts));
+    else problems.push(uncompiledProblem(u, rt, opts));
+  }
   for (const a of addons) {
     const arch = checkAddonArch([a], rt.target);
     if (arch.length > 0) {
@@ -130,11 +218,16 @@ export async function rebuildAddons(plan: Plan, release: Pick<Release, 'apps' | 
   const rt = release.runtime;
   const none: RebuildResult = { plan, rebuilt: new Set(), cleanup: () => {} };
   const addons = addonsForTarget(await shippedAddons(plan, release), rt.target, rt.modulesAbi);
+  const uncompiled = uncompiledAddons(plan, release);
   const host = hostTarget();
   if (rt.target !== host) {
     const wrong = addons.filter((a) => needsRebuild(a, rt));
-    if (wrong.length === 0) return none;
-    const list = wrong.map((a) => `"${a.packageName}" (${displayPath(a.file)}, ${a.arch ? describeArch(a.arch) : 'unknown CPU'})`);
+    const never = uncompiled.filter((u) => !u.optional);
+    if (wrong.length === 0 && never.length === 0) return none;
+    const list = [
+      ...never.map((u) => `"${u.packageName}" (${displayPath(u.source)}: a binding.gyp, never compiled)`),
+      ...wrong.map((a) => `"${a.packageName}" (${displayPath(a.file)}, ${a.arch ? describeArch(a.arch) : 'unknown CPU'})`),
+    ];
     throw new NoderelError('EADDON', `--rebuild-addons: cannot rebuild native addon ${list[0]} for ${rt.target} on this ${host} host: noderel compiles with the host's compiler and has no cross compiler`, {
       hint: `run \`${REBUILD_COMMAND}\` on a ${rt.target} host, or use packages that ship ${rt.target} prebuilds`,
       problems: list.slice(1).map((l) => `also native addon ${l}`),
@@ -149,6 +242,11 @@ export async function rebuildAddons(plan: Plan, release: Pick<Release, 'apps' | 
     if (!source || !fs.existsSync(path.join(source, 'binding.gyp'))) continue;
     if (!byApp.has(a.libDir)) byApp.set(a.libDir, new Map());
     byApp.get(a.libDir)!.set(a.packageTo, { name: a.packageName, source });
+  }
+  // And those whose addon was never compiled (installed with --ignore-scripts).
+  for (const u of uncompiled) {
+    if (!byApp.has(u.libDir)) byApp.set(u.libDir, new Map());
+    byApp.get(u.libDir)!.set(u.packageTo, { name: u.packageName, source: u.source });
   }
   if (byApp.size === 0) {
     opts.reporter.step(`no native addon needs a rebuild for node ${rt.version}`);

@@ -50,7 +50,7 @@ export async function assemble(opts: StepOptions): Promise<{ release: Release; p
   }
   try {
     // A dry run rebuilt nothing: the packages it would rebuild are not checked.
-    await checkShippedAddons(plan, release, opts.dryRun ? { skip: rebuilt } : { rebuilt, rebuildRequested: opts.rebuildAddons });
+    await checkShippedAddons(plan, release, opts.dryRun ? { skip: rebuilt, reporter } : { rebuilt, rebuildRequested: opts.rebuildAddons, reporter });
     reportLeftovers(plan, reporter);
     if (opts.dryRun) {
       for (const line of describePlan(plan)) reporter.info(line);

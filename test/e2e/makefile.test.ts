@@ -14,9 +14,14 @@ import { Terminal } from '../helpers/tmux.js';
 let work: { dir: string; cleanup: () => void };
 let env: NodeJS.ProcessEnv;
 
+/** Sets the mtime of every file under `p` (a file or a directory) to `when`. */
+function setMtimes(p: string, when: Date): void {
+  if (fs.statSync(p).isDirectory()) for (const e of fs.readdirSync(p)) setMtimes(path.join(p, e), when);
+  else fs.utimesSync(p, when, when);
+}
+
 beforeAll(async () => {
   work = tempDir('noderel-make-');
-  // cp -a keeps the mtimes, so make sees the tool as built and the dependencies installed.
   const copy = ['Makefile', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts', 'src', 'templates', 'rel', 'apps'];
   spawnSync('cp', ['-a', ...copy.map((f) => path.join(repoRoot, f)), work.dir]);
   for (const shared of ['node_modules', 'dist']) fs.symlinkSync(path.join(repoRoot, shared), path.join(work.dir, shared));
@@ -31,6 +36,20 @@ beforeAll(async () => {
   };
   delete env.KAZOO_COOKIE;
   delete env.KAZOO_CONFIG;
+
+  // node_modules and dist are the repository's own, shared with every other test: make in the
+  // copy must neither `npm ci` (it would remove node_modules through the link) nor rebuild dist.
+  // Their prerequisites in the copy (the files the Makefile's deps and dist rules list) are
+  // made older than the repository's stamp and dist/cli/main.js, so make sees both up to date,
+  // whatever was edited in the repository since they were made; `make -n` then proves it.
+  const stamp = fs.statSync(path.join(repoRoot, 'node_modules/.package-lock.json'), { throwIfNoEntry: false });
+  const built = fs.statSync(path.join(repoRoot, 'dist/cli/main.js'), { throwIfNoEntry: false });
+  if (!stamp || !built) throw new Error('the repository has no node_modules/.package-lock.json or dist/cli/main.js: run `make build` there first');
+  const older = new Date(Math.min(stamp.mtimeMs, built.mtimeMs) - 60_000);
+  for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'templates']) setMtimes(path.join(work.dir, f), older);
+  const plan = spawnSync('make', ['-n', '--no-print-directory', 'build-release'], { cwd: work.dir, env, encoding: 'utf8' });
+  expect(plan.status, plan.stderr).toBe(0);
+  expect(plan.stdout, 'make in the copy would reinstall or rebuild the shared node_modules or dist').not.toMatch(/\bnpm\b/);
 });
 
 afterAll(() => {
@@ -54,6 +73,7 @@ describe('the Kazoo workflow through make', () => {
   it('build-release, then start ecallmgr and kazoo_apps side by side, attach, stop', async () => {
     const build = make(['build-release']);
     expect(build.status, build.stderr).toBe(0);
+    expect(build.stdout).not.toMatch(/^npm /m); // neither `npm ci` nor `npm run build` in the shared node_modules and dist
     expect(fs.existsSync(path.join(work.dir, '_rel/kazoo/bin/kazoo-4.3.0'))).toBe(true);
 
     // Trailing spaces in the variables are not carried into the launcher.
