@@ -11,11 +11,15 @@
  * `bin/<name>-<vsn>`. Only `node-X.Y.Z/` directories, directories of `lib/` and
  * `bin/<name>-*` launchers are ever candidates; run state (`tmp/`), logs (`log/`), `releases/`
  * and anything else are left alone, and nothing is removed while a manifest cannot be read.
+ *
+ * Overlays under bin/, lib/, releases/, tmp/ and log/ (plan.ts) replace only files the build
+ * writes and make only missing directories (`plan.dirs`): a unit there never replaces a
+ * directory with a file or a file with a directory, checked before anything is swapped.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { NoderelError } from '../errors.js';
-import { isInside } from '../config/resolve.js';
+import { isInside, PROTECTED_DIRS } from '../config/resolve.js';
 import { COOKIE, nodeDir, noderelDir, versionedLauncher } from './layout.js';
 import type { Plan } from './plan.js';
 
@@ -60,6 +64,43 @@ function swapIn(staging: string, releaseDir: string, units: readonly string[]): 
     fs.renameSync(from, to);
     if (had) fs.rmSync(old, { recursive: true, force: true });
   }
+}
+
+/**
+ * Refuses, before anything is swapped, a plan that would replace a directory under bin/, lib/,
+ * releases/, tmp/ or log/ with a file (or the reverse), or make a directory where a file is:
+ * what is there is not the build's to remove.
+ */
+function checkProtected(staging: string, releaseDir: string, plan: Plan): void {
+  const kind = (abs: string): 'directory' | 'file' | undefined => {
+    try {
+      return fs.statSync(abs).isDirectory() ? 'directory' : 'file';
+    } catch {
+      return undefined;
+    }
+  };
+  const isProtected = (rel: string) => (PROTECTED_DIRS as readonly string[]).includes(rel.split('/')[0]!);
+  for (const unit of plan.units.filter(isProtected)) {
+    const staged = kind(inRelease(staging, unit));
+    const existing = kind(inRelease(releaseDir, unit));
+    if (staged && existing && staged !== existing) {
+      throw new NoderelError('EPLAN', `refusing to replace the ${existing} ${unit} in ${releaseDir} with a ${staged}: it is not the build's to remove`, {
+        hint: 'move it away, or change the overlay destination in rel/relx.config',
+      });
+    }
+  }
+  for (const dir of plan.dirs ?? []) {
+    if (kind(inRelease(releaseDir, dir)) === 'file') {
+      throw new NoderelError('EPLAN', `refusing to make the directory ${dir} in ${releaseDir}: a file is there, and it is not the build's to remove`, {
+        hint: 'move it away, or change the mkdir overlay in rel/relx.config',
+      });
+    }
+  }
+}
+
+/** Makes the overlays' directories that are missing; what is in them is left as it is. */
+function ensureDirs(releaseDir: string, dirs: readonly string[]): void {
+  for (const dir of dirs) fs.mkdirSync(inRelease(releaseDir, dir), { recursive: true });
 }
 
 /** Writes `releases/COOKIE` (0400) unless the release already has one. */
@@ -150,8 +191,10 @@ export function applyPlan(plan: Plan, outputDir: string): ApplyResult {
   const staging = fs.mkdtempSync(path.join(outputDir, `.${path.basename(plan.releaseDir)}.staging-`));
   try {
     writeStaging(staging, plan);
+    checkProtected(staging, plan.releaseDir, plan);
     fs.mkdirSync(plan.releaseDir, { recursive: true });
     swapIn(staging, plan.releaseDir, plan.units);
+    ensureDirs(plan.releaseDir, plan.dirs ?? []);
     ensureCookie(plan.releaseDir, plan.cookie);
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });

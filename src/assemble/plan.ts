@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { configToPlain, isInside } from '../config/resolve.js';
+import { configToPlain, isInside, PROTECTED_DIRS } from '../config/resolve.js';
 import { NoderelError } from '../errors.js';
 import { shippedRuntimeDir, templatesDir } from '../paths.js';
 import type { Release } from '../release/model.js';
@@ -25,6 +25,12 @@ export interface Plan {
    * state, logs, the cookie) is left alone.
    */
   readonly units: readonly string[];
+  /**
+   * Directories that overlays make under bin/, lib/, releases/, tmp/ and log/ (or those
+   * themselves) outside the units: made when absent, never replaced, never emptied, and not
+   * packed into the tarball (what is in them is not the build's).
+   */
+  readonly dirs?: readonly string[];
   readonly operations: readonly Operation[];
   /** Written only when absent, so a rebuild keeps the cookie running nodes use. */
   readonly cookie: string;
@@ -202,18 +208,37 @@ export function planRelease(r: Release, cookie: string): Plan {
   units.add(layout.START_DATA);
   ops.push({ kind: 'write', to: layout.START_DATA, data: `${r.runtime.version} ${r.version}\n`, mode: 0o644 });
 
+  // Overlays. Outside the protected directories an overlay's destination is a unit of its own,
+  // replaced as a whole. Under bin/, lib/, releases/, tmp/ and log/ (which hold other versions,
+  // the cookie, run state and logs: PROTECTED_DIRS) nothing the build did not write is ever
+  // replaced or removed: a path inside one of this build's units goes with that unit, a file
+  // elsewhere is a unit of its own (that file alone), and a mkdir only makes what is missing.
+  const dirs = new Set<string>();
+  const buildUnits = [...units];
+  const protectedPath = (to: string) => (PROTECTED_DIRS as readonly string[]).includes(to.split('/')[0]!);
+  const inBuildUnit = (to: string) => buildUnits.some((u) => to === u || to.startsWith(`${u}/`));
+  const overlayFile = (o: { to: string }, op: Operation) => {
+    ops.push(op);
+    if (!protectedPath(o.to)) units.add(o.to);
+    else if (!inBuildUnit(op.to)) units.add(op.to);
+  };
   for (const o of r.config.overlays) {
-    units.add(o.to.replace(/\/+$/, ''));
-    if (o.op === 'mkdir') ops.push({ kind: 'mkdir', to: o.to });
-    else if (fs.statSync(o.from).isDirectory()) {
-      if (o.op === 'copy') copyTree(ops, o.from, o.to);
-      else for (const rel of listFiles(o.from)) ops.push({ kind: 'write', to: `${o.to}/${rel}`, data: renderOverlay(r, fs.readFileSync(path.join(o.from, rel), 'utf8')), mode: modeOf(path.join(o.from, rel)) });
-    } else if (o.op === 'copy') ops.push({ kind: 'copy', from: o.from, to: o.to, mode: modeOf(o.from) });
-    else ops.push({ kind: 'write', to: o.to, data: renderOverlay(r, fs.readFileSync(o.from, 'utf8')), mode: modeOf(o.from) });
+    if (o.op === 'mkdir') {
+      ops.push({ kind: 'mkdir', to: o.to });
+      if (!protectedPath(o.to)) units.add(o.to);
+      else if (!inBuildUnit(o.to)) dirs.add(o.to);
+    } else if (fs.statSync(o.from).isDirectory()) {
+      for (const rel of listFiles(o.from)) {
+        const from = path.join(o.from, rel);
+        const to = `${o.to}/${rel}`;
+        overlayFile(o, o.op === 'copy' ? { kind: 'copy', from, to, mode: modeOf(from) } : { kind: 'write', to, data: renderOverlay(r, fs.readFileSync(from, 'utf8')), mode: modeOf(from) });
+      }
+    } else if (o.op === 'copy') overlayFile(o, { kind: 'copy', from: o.from, to: o.to, mode: modeOf(o.from) });
+    else overlayFile(o, { kind: 'write', to: o.to, data: renderOverlay(r, fs.readFileSync(o.from, 'utf8')), mode: modeOf(o.from) });
   }
 
   checkDistinctTargets(ops);
-  return { releaseDir: r.releaseDir, units: [...units], operations: ops, cookie, omitted };
+  return { releaseDir: r.releaseDir, units: [...units], dirs: [...dirs], operations: ops, cookie, omitted };
 }
 
 /** One line per operation, for `noderel build --dry-run`. */

@@ -67,7 +67,7 @@ export interface ResolvedConfig {
   readonly sysConfig?: string;
   readonly outputDir: string;
   readonly overlays: readonly Overlay[];
-  /** Hook name -> absolute script path (pre_start, post_start, pre_stop, post_stop). */
+  /** Hook name -> absolute script path (pre_start, post_start, pre_stop, post_stop, status). */
   readonly hooks: Readonly<Record<string, string>>;
 }
 
@@ -84,7 +84,14 @@ export const KNOWN_KEYS = [
   'release', 'apps', 'node_types', 'default_node_type', 'runtime', 'vm_args', 'sys_config',
   'output_dir', 'overlays', 'hooks',
 ] as const;
-export const HOOK_NAMES = ['pre_start', 'post_start', 'pre_stop', 'post_stop'] as const;
+/** relx's extended start script hooks; the launcher runs them (README, "Hooks"). */
+export const HOOK_NAMES = ['pre_start', 'post_start', 'pre_stop', 'post_stop', 'status'] as const;
+/**
+ * The top-level directories of a release that hold what the build does not own as a whole:
+ * other installed versions (bin/, lib/, releases/ and the cookie) and the nodes' run state and
+ * logs (tmp/, log/). An overlay never replaces or removes anything there (plan.ts).
+ */
+export const PROTECTED_DIRS = ['bin', 'lib', 'releases', 'tmp', 'log'] as const;
 /** Targets a release can pin: the launcher is POSIX sh, so no Windows builds. */
 export const RELEASE_TARGETS = KNOWN_TARGETS.filter((t) => !t.startsWith('win'));
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
@@ -268,26 +275,63 @@ function resolveFile(raw: unknown, key: string, root: string, defaults: string[]
   return file;
 }
 
-function resolveOverlays(raw: unknown, root: string, problems: Problems): Overlay[] {
+/**
+ * Where an overlay may write under the protected directories (PROTECTED_DIRS): only mkdir in
+ * tmp/ and log/ (run state and logs are the nodes'), in lib/ only inside this release's app
+ * directories, in releases/ only inside releases/<vsn>/, and never a file in place of one of
+ * them. Undefined when the destination is fine.
+ */
+function protectedDestinationProblem(o: Overlay, version: string, appDirs: readonly string[]): string | undefined {
+  const { op, to } = o;
+  const top = to.split('/')[0]!;
+  if (!(PROTECTED_DIRS as readonly string[]).includes(top) || (to === top && op === 'mkdir')) return undefined;
+  const inside = (dir: string) => to === dir || to.startsWith(`${dir}/`);
+  if (top === 'tmp' || top === 'log') {
+    if (op === 'mkdir') return undefined;
+    const what = top === 'tmp' ? "the nodes' run state (pid files, control sockets)" : "the nodes' logs";
+    return `${op} to ${to}: ${top}/ holds ${what} and no build writes there; an overlay may only mkdir in ${top}/`;
+  }
+  if (to === top && o.op !== 'mkdir' && !(fs.existsSync(o.from) && fs.statSync(o.from).isDirectory())) {
+    return `${op} to ${to}: a file would replace the directory ${top}/; name a path inside it`;
+  }
+  if (top === 'lib' && !appDirs.some(inside)) {
+    return `${to} is not inside an app of this release (${appDirs.join(', ')}); lib/ holds the apps of every installed version`;
+  }
+  if (top === 'releases' && !inside(`releases/${version}`)) {
+    return `${to} is not inside releases/${version}/; releases/ holds the installed versions and the cookie`;
+  }
+  return undefined;
+}
+
+function resolveOverlays(raw: unknown, root: string, version: string, apps: readonly ResolvedApp[], problems: Problems): Overlay[] {
   if (raw === undefined) return [];
   if (!Array.isArray(raw)) {
     problems.add('overlays', `expected a list, found ${describe(raw)}`);
     return [];
   }
+  const appDirs = apps.map((a) => `lib/${a.name}-${a.version}`);
   const out: Overlay[] = [];
   raw.forEach((item: unknown, i) => {
     const at = `overlays[${i}]`;
     if (!isObj(item)) return problems.add(at, `expected {mkdir: dir} or {copy|template: {from, to}}, found ${describe(item)}`);
+    // One spelling per path (`log/`, `./log` and `log` are one directory), so that the plan
+    // can tell what an overlay's destination is.
     const dest = (to: unknown): string | undefined => {
-      if (typeof to !== 'string' || to === '' || path.isAbsolute(to) || to.split(/[\\/]/).includes('..')) {
+      const norm = typeof to === 'string' ? path.posix.normalize(to.replace(/\\/g, '/')).replace(/\/+$/, '') : '';
+      if (typeof to !== 'string' || to === '' || path.isAbsolute(to) || to.split(/[\\/]/).includes('..') || norm === '.' || norm === '') {
         problems.add(at, `destination ${describe(to)} must be a relative path inside the release`);
         return undefined;
       }
-      return to;
+      return norm;
+    };
+    const add = (o: Overlay) => {
+      const problem = protectedDestinationProblem(o, version, appDirs);
+      if (problem) problems.add(at, problem);
+      else out.push(o);
     };
     if (item.mkdir !== undefined) {
       const to = dest(item.mkdir);
-      if (to) out.push({ op: 'mkdir', to });
+      if (to) add({ op: 'mkdir', to });
       return;
     }
     for (const op of ['copy', 'template'] as const) {
@@ -297,7 +341,7 @@ function resolveOverlays(raw: unknown, root: string, problems: Problems): Overla
       const from = path.resolve(root, spec.from);
       if (!fs.existsSync(from)) problems.add(`${at}.${op}.from`, `${displayPath(from)} does not exist`);
       const to = dest(spec.to ?? spec.from);
-      if (to) out.push({ op, from, to });
+      if (to) add({ op, from, to });
       return;
     }
     problems.add(at, `unknown overlay ${Object.keys(item).join(', ')}; known: mkdir, copy, template`);
@@ -354,7 +398,7 @@ export function resolveConfig(loaded: LoadedConfig, flags: CliOverrides = {}): R
   if (outputDir === root || isInside(outputDir, root)) {
     problems.add('output_dir', `${displayPath(outputDir)} would contain the project itself; choose a subdirectory such as _rel`);
   }
-  const overlays = resolveOverlays(config.overlays, root, problems);
+  const overlays = resolveOverlays(config.overlays, root, version, apps, problems);
   const hooks = resolveHooks(config.hooks, root, problems);
   problems.throwIfAny('ECONFIG', `invalid release config (${loaded.sources.map((s) => displayPath(s)).join(' + ')})`);
   return Object.freeze({ root, name, version, apps, nodeTypes, defaultNodeType, runtime, vmArgs, sysConfig, outputDir, overlays, hooks });

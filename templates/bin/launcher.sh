@@ -46,6 +46,10 @@ NODE_BIN="$RELEASE_ROOT_DIR/node-$NODE_VSN/bin/node"
 BOOT="$RELEASE_ROOT_DIR/lib/noderel-$NODEREL_VSN/boot.js"
 # the control commands' client alone (ping, status, stop, ...): less to load than boot.js
 CTL="$RELEASE_ROOT_DIR/lib/noderel-$NODEREL_VSN/ctl.js"
+# Set for a hook's own commands: a launcher run by a hook of its own node runs no hooks (as
+# relx's --relx-disable-hooks), and no node inherits the variables.
+HOOK_OF=${NODEREL_HOOK_NODE:-}
+unset NODEREL_HOOK NODEREL_HOOK_NODE
 
 # --- Helpers -------------------------------------------------------------------------------
 die() {
@@ -89,15 +93,15 @@ command_help() {
     case $1 in
         foreground) echo "foreground [-- ARGS]: exec the node with its vm.args flags; exits with the node's exit code. INT/TERM stop it in stages (1st: finish the work in flight, 2nd: refuse new work, 3rd: hang up, 4th: exit now). ARGS after -- go to the node type's program app, after its configured args." ;;
         console) echo "console: run the node in the foreground with a REPL inside it (apps, config, lifecycle, node in scope); Ctrl-D or .exit stops the node gracefully." ;;
-        start | daemon) echo "start [--timeout SECONDS] [-- ARGS]: start the node detached (new session, output to \$RUNNER_LOG_DIR/<node>/console.log). Exits 0 once every app has started; 1 if it is already running or fails to boot (the error and the log's last lines are printed); 2 if it is not ready within the timeout (default 60)." ;;
+        start | daemon) echo "start [--timeout SECONDS] [-- ARGS]: start the node detached (new session, output to \$RUNNER_LOG_DIR/<node>/console.log). Exits 0 once every app has started; 1 if it is already running or fails to boot (the error and the log's last lines are printed); 2 if it is not ready within the timeout (default 60). The release's pre_start hook runs first (a failure aborts the start: exit 1), its post_start hook once the node is ready (a failure: exit 3, the node keeps running)." ;;
         attach | daemon_attach) echo "attach: join the console of a started node: its live output and a REPL inside it. Ctrl-D detaches and the node keeps running; Ctrl-C never stops it." ;;
         remote_console | remote | remsh) echo "remote_console [--remote HOST:PORT]: open a new REPL evaluated inside the running node, however it was started. Ctrl-D leaves it. --remote reaches a node on another host through its TCP control port (NODEREL_CONTROL_PORT on that node; the cookie must match)." ;;
-        stop) echo "stop [--timeout SECONDS]: ask the node to stop gracefully (one shutdown stage, like TERM) and wait until the process is gone (default 60 s). Run it again to move to the next stage." ;;
+        stop) echo "stop [--timeout SECONDS]: ask the node to stop gracefully (one shutdown stage, like TERM) and wait until the process is gone (default 60 s). Run it again to move to the next stage. The release's pre_stop hook runs first (a failure leaves the node running: exit 1), its post_stop hook once the process is gone (a failure: exit 3)." ;;
         restart) echo "restart: restart the node type's apps and return once they are ready again. Module apps stop in reverse order and start again in the same process; a node running a program app (which cannot be unloaded from its process) is replaced the way USR2 replaces it: a new node on the same sockets, ready before the old one drains and exits, so no request fails (with workers, the workers are replaced)." ;;
         reload) echo "reload: reload sys.config and /etc/$REL_NAME/app.config; apps exporting configChange(config, state, ctx) are told. A node running a program app is replaced as by restart." ;;
         pid) echo "pid: print the OS pid of the running node (no Node process is started)." ;;
         ping) echo "ping [--remote HOST:PORT]: print pong when the node answers on its control socket (or on its TCP control port)." ;;
-        status) echo "status [--json] [--remote HOST:PORT]: node, release version, pid, uptime, memory, workers, in-flight work and lifecycle stage." ;;
+        status) echo "status [--json] [--remote HOST:PORT]: node, release version, pid, uptime, memory, workers, in-flight work and lifecycle stage, then what the release's status hook prints (not with --json or --remote; a failing hook: exit 3)." ;;
         eval) echo "eval [--remote HOST:PORT] EXPR: evaluate EXPR (JavaScript, await allowed; node, apps, config, lifecycle in scope) inside the running node and print the result. --remote: a node on another host, through its TCP control port." ;;
         escript) echo "escript FILE [ARGS]: run FILE as the main module with the release's runtime, sys.config and -env variables; exits with its code." ;;
         cookie) echo "cookie [--ini]: print the cookie of \$REL: \$${prefix}_COOKIE, then the INI file (\$${prefix}_CONFIG or /etc/$REL_NAME/config.ini, section [\$REL]), then vm.args -setcookie, then releases/COOKIE. --ini reads only the INI file." ;;
@@ -271,6 +275,56 @@ pid_in() {
     echo "$pid"
 }
 
+# relx's extended start script hooks, releases/<vsn>/hooks/<name>: run hook $1 if the release
+# has it, with sh (relx sources them), in the release root, with the node's environment (the
+# NODEREL_* variables, RELEASE_TMP, RUNNER_LOG_DIR, vm.args -env) and relx's names for it
+# (REL_NAME, REL_VSN, RELEASE_ROOT_DIR, REL_DIR, REL); its output is ours. Returns its code.
+run_hook() {
+    [ -f "$REL_DIR/hooks/$1" ] && [ "$HOOK_OF" != "$NODE_NAME" ] || return 0
+    (
+        cd "$RELEASE_ROOT_DIR" || exit 1
+        unset NODEREL_START_STATUS
+        export NODEREL_HOOK="$1" NODEREL_HOOK_NODE="$NODE_NAME" REL_NAME REL_VSN RELEASE_ROOT_DIR REL_DIR REL
+        exec sh "$REL_DIR/hooks/$1"
+    )
+}
+
+# pre_start: a failing one aborts the start (its output is already printed), exit 1.
+pre_start_hook() {
+    code=0
+    run_hook pre_start || code=$?
+    [ "$code" -eq 0 ] || die "Node $NODE_NAME not started: its pre_start hook (releases/$REL_VSN/hooks/pre_start) exited with code $code"
+}
+
+# A post_start, post_stop or status hook that fails: the command did its work, exit 3.
+after_hook_failed() {
+    echo "Node $NODE_NAME $2, but its $1 hook (releases/$REL_VSN/hooks/$1) exited with code $3" >&2
+    exit 3
+}
+
+# stop with pre_stop/post_stop hooks (relx's): pre_stop while the node runs (a failing one
+# leaves it running, exit 1), post_stop once its process is gone. Returns when there are no
+# hooks to run or the node is not running: the client does the rest.
+stop_with_hooks() {
+    { [ -f "$REL_DIR/hooks/pre_stop" ] || [ -f "$REL_DIR/hooks/post_stop" ]; } && [ "$HOOK_OF" != "$NODE_NAME" ] || return 0
+    running_pid >/dev/null || return 0
+    code=0
+    run_hook pre_stop || code=$?
+    [ "$code" -eq 0 ] || die "Node $NODE_NAME not stopped: its pre_stop hook (releases/$REL_VSN/hooks/pre_stop) exited with code $code"
+    "$NODE_BIN" "$CTL" stop "$@" || exit
+    run_hook post_stop || after_hook_failed post_stop stopped "$?"
+    exit 0
+}
+
+# status of a local node, then what its status hook prints (relx's). Returns when there is no
+# hook to run; with --json or --remote the node's own status is all.
+status_with_hook() {
+    [ $# -eq 0 ] && [ -f "$REL_DIR/hooks/status" ] && [ "$HOOK_OF" != "$NODE_NAME" ] || return 0
+    "$NODE_BIN" "$CTL" status || exit
+    run_hook status || after_hook_failed status 'is running' "$?"
+    exit 0
+}
+
 # Last lines of the node's log, after a failed start.
 log_tail() {
     [ -f "$NODE_LOG_DIR/console.log" ] || return 0
@@ -303,6 +357,7 @@ start_daemon() {
     if pid=$(running_pid); then
         die "Node $NODE_NAME is already running (pid $pid)"
     fi
+    pre_start_hook
     [ -d "$NODE_LOG_DIR" ] || mkdir -p "$NODE_LOG_DIR" || die "cannot create $NODE_LOG_DIR; set RUNNER_LOG_DIR to a writable directory"
     status_file="$NODE_TMP/start.$$.status"
     [ ! -e "$status_file" ] || rm -f "$status_file"
@@ -351,7 +406,10 @@ start_daemon() {
     read -r verdict detail <"$status_file" || true
     rm -f "$status_file"
     case $verdict in
-        ready) exit 0 ;;
+        ready)
+            run_hook post_start || after_hook_failed post_start 'started (it is running)' "$?"
+            exit 0
+            ;;
         running) die "Node $NODE_NAME is already running (pid $detail)" ;;
         *)
             echo "Node $NODE_NAME failed to start: $detail" >&2
@@ -409,6 +467,7 @@ shift
 case $COMMAND in
     foreground | console)
         prepare_node
+        pre_start_hook
         # NODE_FLAGS holds the vm.args flags, one word each: split on purpose, no globbing.
         set -f
         # shellcheck disable=SC2086
@@ -447,6 +506,8 @@ case $COMMAND in
         case $COMMAND in
             daemon_attach) COMMAND=attach ;;
             remote | remsh) COMMAND=remote_console ;;
+            stop) stop_with_hooks "$@" ;;
+            status) status_with_hook "$@" ;;
         esac
         # Control commands are clients of the node: no vm.args flags (heap sizes) for them.
         exec "$NODE_BIN" "$CTL" "$COMMAND" "$@"

@@ -3,11 +3,12 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as layout from '../../src/assemble/layout.js';
+import { applyPlan } from '../../src/assemble/apply.js';
 import { checkDistinctTargets, describePlan, listFiles, planRelease, renderLauncher, withPackageFrom, type Operation, type Plan } from '../../src/assemble/plan.js';
 import { configToPlain, resolveConfig } from '../../src/config/resolve.js';
 import { templatesDir } from '../../src/paths.js';
 import type { Release } from '../../src/release/model.js';
-import { tempDir, writeFiles } from '../helpers/project.js';
+import { listTree, tempDir, writeFiles } from '../helpers/project.js';
 
 let project: string;
 let cleanup: () => void;
@@ -217,17 +218,19 @@ describe('planRelease', () => {
     expect(ops.get('releases/2.0.0/hooks/pre_start')).toEqual({ kind: 'copy', from: path.join(project, 'rel/hooks/pre_start.sh'), to: 'releases/2.0.0/hooks/pre_start', mode: 0o755 });
 
     // Overlays: mkdir, template (file and directory: rendered), copy (directory: copied as is).
-    expect(ops.get('log/')).toEqual({ kind: 'mkdir', to: 'log/' });
+    expect(ops.get('log')).toEqual({ kind: 'mkdir', to: 'log' });
     expect(data('etc/motd')).toBe('welcome to shop 2.0.0 on node 22.1.0 (front, {{unknown}})\n');
     expect(data('etc/conf/a.conf')).toBe('name=shop\n');
     expect(ops.get('etc/raw/a.conf')).toMatchObject({ kind: 'copy', from: path.join(project, 'rel/overlay/etc/a.conf') });
 
     expect([...plan.units].sort()).toEqual(
-      ['bin/shop', 'bin/shop-2.0.0', 'node-22.1.0', 'lib/web-1.2.3', 'lib/noderel-0.1.0', 'releases/2.0.0', 'releases/start.data', 'log', 'etc/motd', 'etc/conf', 'etc/raw'].sort(),
+      ['bin/shop', 'bin/shop-2.0.0', 'node-22.1.0', 'lib/web-1.2.3', 'lib/noderel-0.1.0', 'releases/2.0.0', 'releases/start.data', 'etc/motd', 'etc/conf', 'etc/raw'].sort(),
     );
-    // Nothing is planned outside the units the build owns.
+    // log/ holds the nodes' logs: the overlay makes it when missing, never replaces it.
+    expect(plan.dirs).toEqual(['log']);
+    // Nothing is planned outside the units the build owns and the overlays' directories.
     for (const op of plan.operations) {
-      expect(plan.units.some((u) => op.to === u || op.to.startsWith(`${u}/`) || op.to.replace(/\/+$/, '') === u)).toBe(true);
+      expect([...plan.units, ...(plan.dirs ?? [])].some((u) => op.to === u || op.to.startsWith(`${u}/`) || op.to.replace(/\/+$/, '') === u)).toBe(true);
     }
   });
 
@@ -279,6 +282,71 @@ describe('planRelease', () => {
     // An overlay onto a file the build ships is such a plan.
     writeFiles(project, { 'rel/overlay/index.js': '' });
     expect(() => planRelease(fakeRelease({ overlays: [{ copy: { from: 'rel/overlay/index.js', to: 'lib/web-1.2.3/src/index.js' } }] }), 'c')).toThrow(/two sources would be written to lib\/web-1\.2\.3\/src\/index\.js/);
+  });
+
+  // Issue 10 item 17: `mkdir: log` made a rebuild delete log/<node>/console.log (the overlay's
+  // destination was a unit, replaced as a whole), `mkdir: tmp` the pid files and sockets.
+  describe('overlays under bin/, lib/, releases/, tmp/ and log/', () => {
+    const overlays = [
+      { mkdir: 'log' },
+      { mkdir: 'tmp' },
+      { mkdir: 'log/sasl' },
+      { copy: { from: 'rel/overlay/etc', to: 'bin/tools' } },
+      { template: { from: 'rel/overlay/motd', to: 'releases/2.0.0/motd' } },
+      { copy: { from: 'rel/overlay/etc/a.conf', to: 'lib/web-1.2.3/priv/a.conf' } },
+    ];
+    // What the build did not write: a node's run state and log, the cookie, an older version,
+    // an operator's own script beside the overlay's files.
+    const theirs = {
+      'log/web@host/console.log': 'line 1\n',
+      'log/sasl/report.log': 'sasl\n',
+      'tmp/web@host/node.pid': '4242\n',
+      'tmp/web@host/ctl': '',
+      'releases/1.0.0/release.json': JSON.stringify({ node_version: '22.1.0', noderel_version: '0.1.0', apps: {} }),
+      'bin/tools/mine.sh': '#!/bin/sh\n',
+    };
+
+    it('are units only for the files they write; their directories are made, never replaced', () => {
+      const plan = planRelease(fakeRelease({ overlays }), 'c');
+      expect(plan.dirs).toEqual(['log', 'tmp', 'log/sasl']);
+      for (const u of ['log', 'tmp', 'log/sasl', 'bin', 'bin/tools', 'lib', 'releases']) expect(plan.units, u).not.toContain(u);
+      expect(plan.units).toContain('bin/tools/a.conf');
+      // inside this build's own units, they go with them
+      expect(plan.units).not.toContain('releases/2.0.0/motd');
+      expect(plan.units).not.toContain('lib/web-1.2.3/priv/a.conf');
+      expect(plan.operations.map((op) => op.to)).toEqual(expect.arrayContaining(['releases/2.0.0/motd', 'lib/web-1.2.3/priv/a.conf', 'bin/tools/a.conf']));
+    });
+
+    it('a rebuild keeps every file the build did not write, and writes its own', () => {
+      const plan = planRelease(fakeRelease({ overlays }), 'c');
+      applyPlan(plan, path.join(project, '_rel'));
+      const rel = plan.releaseDir;
+      writeFiles(rel, theirs);
+      fs.writeFileSync(path.join(rel, 'releases/2.0.0/motd'), 'stale');
+      const cookie = fs.readFileSync(path.join(rel, 'releases/COOKIE'), 'utf8');
+      applyPlan(plan, path.join(project, '_rel'));
+      for (const [file, text] of Object.entries(theirs)) expect(fs.readFileSync(path.join(rel, file), 'utf8'), file).toBe(text);
+      expect(fs.readFileSync(path.join(rel, 'releases/COOKIE'), 'utf8')).toBe(cookie);
+      expect(fs.readFileSync(path.join(rel, 'bin/tools/a.conf'), 'utf8')).toBe('name={{release_name}}\n');
+      expect(fs.readFileSync(path.join(rel, 'releases/2.0.0/motd'), 'utf8')).toMatch(/^welcome to shop 2\.0\.0/);
+      expect(fs.readFileSync(path.join(rel, 'lib/web-1.2.3/priv/a.conf'), 'utf8')).toBe('name={{release_name}}\n');
+    });
+
+    it('refuses to replace a directory that is not the build\'s with a file, or to mkdir where a file is; nothing is changed', () => {
+      const plan = planRelease(fakeRelease({ overlays }), 'c');
+      applyPlan(plan, path.join(project, '_rel'));
+      const rel = plan.releaseDir;
+      fs.rmSync(path.join(rel, 'bin/tools/a.conf'));
+      writeFiles(rel, { 'bin/tools/a.conf/keep': 'mine\n' });
+      const before = listTree(rel);
+      expect(() => applyPlan(plan, path.join(project, '_rel'))).toThrow(/^refusing to replace the directory bin\/tools\/a\.conf in .* with a file: it is not the build's to remove$/);
+      expect(listTree(rel)).toEqual(before);
+      fs.rmSync(path.join(rel, 'bin/tools/a.conf'), { recursive: true });
+      fs.rmSync(path.join(rel, 'tmp'), { recursive: true });
+      fs.writeFileSync(path.join(rel, 'tmp'), '');
+      expect(() => applyPlan(plan, path.join(project, '_rel'))).toThrow(/^refusing to make the directory tmp in .*: a file is there, and it is not the build's to remove$/);
+      expect(fs.existsSync(path.join(rel, 'bin/tools/a.conf'))).toBe(false);
+    });
   });
 
   it('leaves out the build leftovers of a native addon dependency, and records them', () => {

@@ -407,6 +407,46 @@ describe('resolveConfig: overlays', () => {
     }
   });
 
+  it('writes each destination one way: no trailing slash, no "." or empty segments', () => {
+    const c = resolve(base({ overlays: [{ mkdir: 'log/' }, { mkdir: './etc//x/' }, { copy: { from: 'rel/overlay/etc', to: 'etc/raw/' } }] }));
+    expect(c.overlays.map((o) => o.to)).toEqual(['log', 'etc/x', 'etc/raw']);
+  });
+
+  // Issue 10 item 17: bin/, lib/, releases/, tmp/ and log/ hold other versions, the cookie, run
+  // state and logs; an overlay there may only add what the build owns.
+  it('accepts mkdir in tmp/ and log/, files in bin/, in this release\'s app directories and in releases/<vsn>/', () => {
+    const c = resolve(
+      base({
+        overlays: [
+          { mkdir: 'log' },
+          { mkdir: 'tmp' },
+          { mkdir: 'log/sasl' },
+          { mkdir: 'lib' },
+          { mkdir: 'releases' },
+          { copy: { from: 'rel/overlay/etc', to: 'bin' } },
+          { copy: { from: 'rel/overlay/motd.txt', to: 'bin/motd' } },
+          { template: { from: 'rel/overlay/motd.txt', to: 'lib/web-1.2.3/priv/motd' } },
+          { template: { from: 'rel/overlay/motd.txt', to: 'releases/1.0.0/motd' } },
+        ],
+      }),
+    );
+    expect(c.overlays).toHaveLength(9);
+  });
+
+  it.each([
+    [{ copy: { from: 'rel/overlay/motd.txt', to: 'log/motd' } }, "overlays[0]: copy to log/motd: log/ holds the nodes' logs and no build writes there; an overlay may only mkdir in log/"],
+    [{ template: { from: 'rel/overlay/etc', to: 'tmp' } }, "overlays[0]: template to tmp: tmp/ holds the nodes' run state (pid files, control sockets) and no build writes there; an overlay may only mkdir in tmp/"],
+    [{ copy: { from: 'rel/overlay/motd.txt', to: 'bin' } }, 'overlays[0]: copy to bin: a file would replace the directory bin/; name a path inside it'],
+    [{ copy: { from: 'rel/overlay/motd.txt', to: 'lib/web-1.0.0/motd' } }, 'overlays[0]: lib/web-1.0.0/motd is not inside an app of this release (lib/web-1.2.3, lib/worker-0.4.0); lib/ holds the apps of every installed version'],
+    [{ mkdir: 'lib/extra' }, 'overlays[0]: lib/extra is not inside an app of this release (lib/web-1.2.3, lib/worker-0.4.0); lib/ holds the apps of every installed version'],
+    [{ copy: { from: 'rel/overlay/motd.txt', to: 'releases/COOKIE' } }, 'overlays[0]: releases/COOKIE is not inside releases/1.0.0/; releases/ holds the installed versions and the cookie'],
+    [{ mkdir: 'releases/0.9.0/x' }, 'overlays[0]: releases/0.9.0/x is not inside releases/1.0.0/; releases/ holds the installed versions and the cookie'],
+    [{ mkdir: '.' }, 'overlays[0]: destination "." must be a relative path inside the release'],
+    [{ mkdir: 'a/..' }, 'overlays[0]: destination "a/.." must be a relative path inside the release'],
+  ])('refuses %j', (overlay, message) => {
+    expect(failure(() => resolve(base({ overlays: [overlay] }))).all).toEqual([message]);
+  });
+
   it('rejects overlays that are not a list', () => {
     expect(failure(() => resolve(base({ overlays: { mkdir: 'x' } }))).all).toEqual(['overlays: expected a list, found a mapping']);
   });
@@ -421,19 +461,20 @@ describe('resolveConfig: overlays', () => {
 });
 
 describe('resolveConfig: hooks', () => {
-  it('resolves known hooks to absolute script paths and skips false ones', () => {
-    writeFiles(project, { 'rel/hooks/pre_start.sh': '#!/bin/sh\n', 'rel/hooks/post_stop.sh': '#!/bin/sh\n' });
-    const c = resolve(base({ hooks: { pre_start: 'rel/hooks/pre_start.sh', post_stop: 'rel/hooks/post_stop.sh', pre_stop: false } }));
+  it('resolves known hooks (relx\'s status hook too) to absolute script paths and skips false ones', () => {
+    writeFiles(project, { 'rel/hooks/pre_start.sh': '#!/bin/sh\n', 'rel/hooks/post_stop.sh': '#!/bin/sh\n', 'rel/hooks/status.sh': '#!/bin/sh\n' });
+    const c = resolve(base({ hooks: { pre_start: 'rel/hooks/pre_start.sh', post_stop: 'rel/hooks/post_stop.sh', pre_stop: false, status: 'rel/hooks/status.sh' } }));
     expect(c.hooks).toEqual({
       pre_start: path.join(project, 'rel/hooks/pre_start.sh'),
       post_stop: path.join(project, 'rel/hooks/post_stop.sh'),
+      status: path.join(project, 'rel/hooks/status.sh'),
     });
   });
 
   it('reports unknown hooks, missing scripts and bad values', () => {
     const { all } = failure(() => resolve(base({ hooks: { pre_boot: 'x.sh', post_start: 'rel/hooks/none.sh', pre_stop: 7 } })));
     expect(all).toEqual([
-      'hooks.pre_boot: unknown hook; known: pre_start, post_start, pre_stop, post_stop',
+      'hooks.pre_boot: unknown hook; known: pre_start, post_start, pre_stop, post_stop, status',
       'hooks.post_start: rel/hooks/none.sh does not exist',
       'hooks.pre_stop: expected a file path, found 7',
     ]);
@@ -441,7 +482,7 @@ describe('resolveConfig: hooks', () => {
 
   it('rejects hooks that are not a mapping', () => {
     expect(failure(() => resolve(base({ hooks: ['pre_start.sh'] }))).all).toEqual([
-      'hooks: expected a mapping of pre_start, post_start, pre_stop, post_stop to script paths, found a list',
+      'hooks: expected a mapping of pre_start, post_start, pre_stop, post_stop, status to script paths, found a list',
     ]);
   });
 });
