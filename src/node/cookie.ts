@@ -186,7 +186,7 @@ function lookupIni(o: CookieOptions, ini: IniFile): IniLookup {
     if (cookie === '') {
       throw new BootError(
         'ECOOKIE',
-        `${ini.file}:${pick.line}: [${o.nodeType}]${host} has an empty cookie; set cookie = <value> or remove the line`,
+        `${ini.file}:${pick.keyLines.cookie ?? pick.line}: [${o.nodeType}]${host} has an empty cookie; set cookie = <value> or remove the line`,
       );
     }
     return { kind: 'found', cookie, source };

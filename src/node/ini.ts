@@ -21,6 +21,8 @@ export interface IniSection {
   /** 1-based line of the `[name]` header. */
   readonly line: number;
   readonly entries: Record<string, string>;
+  /** 1-based line of each key (the last one when a key is repeated), for messages. */
+  readonly keyLines: Record<string, number>;
 }
 
 export function parseIni(text: string, file: string): IniSection[] {
@@ -40,7 +42,7 @@ export function parseIni(text: string, file: string): IniSection[] {
       }
       const name = header[1]!.trim();
       if (name === '') throw new BootError('EINI', `${where}: empty section name []; expected [name]`);
-      current = { name, line, entries: Object.create(null) as Record<string, string> };
+      current = { name, line, entries: Object.create(null) as Record<string, string>, keyLines: Object.create(null) as Record<string, number> };
       sections.push(current);
       return;
     }
@@ -53,6 +55,7 @@ export function parseIni(text: string, file: string): IniSection[] {
     if (key === '') throw new BootError('EINI', `${where}: no key before "="; expected key = value`);
     if (!current) throw new BootError('EINI', `${where}: key outside any section; put it under [section]`);
     current.entries[key] = iniValue(trimmed.slice(eq + 1).trim());
+    current.keyLines[key] = line;
   });
   return sections;
 }

@@ -58,9 +58,9 @@ describe('parseIni', () => {
       '  zone   =   local  ',
     ].join('\n');
     expect(parseIni(text, 'config.ini')).toEqual([
-      { name: 'ecallmgr', line: 3, entries: { cookie: 'generic' } },
-      { name: 'ecallmgr', line: 6, entries: { host: 'kazoo1.example.com', cookie: 'quoted value' } },
-      { name: 'kazoo_apps', line: 9, entries: { zone: 'local' } },
+      { name: 'ecallmgr', line: 3, entries: { cookie: 'generic' }, keyLines: { cookie: 4 } },
+      { name: 'ecallmgr', line: 6, entries: { host: 'kazoo1.example.com', cookie: 'quoted value' }, keyLines: { host: 7, cookie: 8 } },
+      { name: 'kazoo_apps', line: 9, entries: { zone: 'local' }, keyLines: { zone: 10 } },
     ]);
   });
 
@@ -74,7 +74,7 @@ describe('parseIni', () => {
 
   it('reads CRLF files with a BOM; a repeated key keeps its last value', () => {
     const [s] = parseIni('\uFEFF[a]\r\nk = 1\r\nk = 2\r\n', 'f.ini');
-    expect(s).toEqual({ name: 'a', line: 1, entries: { k: '2' } });
+    expect(s).toEqual({ name: 'a', line: 1, entries: { k: '2' }, keyLines: { k: 3 } });
   });
 
   it('refuses a key outside any section, naming file:line and the fix', () => {
@@ -296,11 +296,17 @@ describe('resolveCookie: refusals', () => {
     expect(err.message).toContain(`cannot read ${iniPath}: permission denied`);
   });
 
-  it('an empty cookie is an error naming where it is', () => {
+  it('an empty cookie is an error naming where it is: the line of the key, not of the section', () => {
     write(iniPath, '[ecallmgr]\nzone = z\ncookie =\n');
     expect(failure(() => resolveCookie(opts())).message).toBe(
-      `${iniPath}:1: [ecallmgr] has an empty cookie; set cookie = <value> or remove the line`,
+      `${iniPath}:3: [ecallmgr] has an empty cookie; set cookie = <value> or remove the line`,
     );
+    // Issue 10, item 22: the key on line 2 was reported at line 1 (the [section] header); a
+    // repeated key is named where its last (winning) value is.
+    write(iniPath, '[ecallmgr]\ncookie = ""\n');
+    expect(failure(() => resolveCookie(opts())).message).toBe(`${iniPath}:2: [ecallmgr] has an empty cookie; set cookie = <value> or remove the line`);
+    write(iniPath, '[ecallmgr]\ncookie = old\n\n; later\ncookie =\n');
+    expect(failure(() => resolveCookie(opts())).message.startsWith(`${iniPath}:5: `)).toBe(true);
     fs.rmSync(iniPath);
     const file = write(path.join(root, 'releases', 'COOKIE'), '\n', 0o400);
     expect(failure(() => resolveCookie(opts())).message).toBe(
