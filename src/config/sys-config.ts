@@ -9,10 +9,13 @@ import type { Document, Node as YamlNode, Pair } from 'yaml';
 import { readConfigFile } from './read-file.js';
 import { Problems } from '../errors.js';
 import { displayPath } from '../reporter.js';
-import { placeholderProblems } from './vm-args.js';
+import { placeholderProblems, varsIn } from './vm-args.js';
 
 /** The validated sys.config: each app's section, a plain JSON-representable object. */
 export type SysConfig = Record<string, Record<string, unknown>>;
+
+/** Where a value is in a sys.config: app, key, then keys and list indexes. */
+export type SysConfigPath = (string | number)[];
 
 const CODE = 'ESYSCONFIG';
 
@@ -40,7 +43,10 @@ interface Ctx {
  * `${...}` placeholder. `isSrc` is true when the file name ends with `.src`. An app whose
  * section is empty (`ecallmgr:` with every key commented out) is `{}`.
  */
-export function loadSysConfig(file: string, opts: { knownApps?: string[] } = {}): { config: SysConfig; isSrc: boolean } {
+export function loadSysConfig(
+  file: string,
+  opts: { knownApps?: string[] } = {},
+): { config: SysConfig; isSrc: boolean; typed?: SysConfigPath[] } {
   const abs = path.resolve(file);
   const isSrc = abs.endsWith('.src');
   const lines = new LineCounter();
@@ -53,7 +59,40 @@ export function loadSysConfig(file: string, opts: { knownApps?: string[] } = {})
   ctx.problems.throwIfAny(CODE, `${displayPath(abs)}: invalid YAML`);
   const config = validateTop(ctx, opts.knownApps);
   ctx.problems.throwIfAny(CODE, `${displayPath(abs)}: invalid sys.config`);
-  return { config, isSrc };
+  if (!isSrc) return { config, isSrc };
+  return { config, isSrc, typed: typedPlaceholders(ctx) };
+}
+
+/**
+ * The paths of the plain (unquoted) scalars of a sys.config.src that hold a `${...}`: at launch,
+ * their substituted text gets the type YAML gives it (`port: ${PORT}` becomes the number 8092, as
+ * `port: 8092` would), while a quoted `"${PORT}"` stays a string. Aliases are followed, so a
+ * value repeated through `*alias` is listed at each place it appears.
+ */
+function typedPlaceholders(ctx: Ctx): SysConfigPath[] {
+  const out: SysConfigPath[] = [];
+  const walk = (node: YamlNode | null, at: SysConfigPath, depth: number): void => {
+    const n = resolve(ctx, node);
+    if (n === null || depth > 100) return;
+    if (isMap(n)) {
+      for (const pair of n.items) {
+        const key = resolve(ctx, pair.key as YamlNode | null);
+        if (isScalar(key) && key.value !== null) walk(pair.value as YamlNode | null, [...at, String(key.value)], depth + 1);
+      }
+    } else if (isSeq(n)) {
+      n.items.forEach((item, i) => walk(item as YamlNode | null, [...at, i], depth + 1));
+    } else if (isScalar(n) && n.type === 'PLAIN' && n.tag === undefined && typeof n.value === 'string' && varsIn(n.value).length > 0) {
+      out.push(at);
+    }
+  };
+  const top = ctx.doc.contents;
+  if (isMap(top)) {
+    for (const pair of top.items) {
+      const app = pair.key as YamlNode | null;
+      if (isScalar(app) && typeof app.value === 'string') walk(pair.value as YamlNode | null, [app.value], 1);
+    }
+  }
+  return out;
 }
 
 /** Check the top level (a mapping of app -> section) and build the config. */

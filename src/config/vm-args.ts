@@ -28,8 +28,8 @@ export interface VmArgs {
   lines: VmArgsLine[];
   /**
    * The Node/V8 flag lines (every line starting with `-` that is not a launcher directive).
-   * One directive per line; the launcher splits a line on whitespace, so `--stack-size 2000`
-   * and `--max-old-space-size=512` both work.
+   * The launcher splits a line on whitespace, so one line may hold several flags, and Node's own
+   * options may take their value as the next word (`-r ./x.js`); V8's need `=` (`--stack-size=2000`).
    */
   nodeFlags: VmArgsLine[];
   /** From `-name NAME` or `-sname NAME`. */
@@ -135,6 +135,8 @@ function classify(file: string, lines: VmArgsLine[], problems: Problems): VmArgs
   let nameAt: VmArgsLine | undefined;
   for (const at of lines) {
     for (const p of placeholderProblems(at.text)) problems.add(where(at), p);
+    const quote = unbalancedQuote(at.text);
+    if (quote) problems.add(where(at), quote);
     const h = head(at.text);
     if (h === '-name' || h === '-sname') {
       nameAt = takeName(v, at, nameAt, problems);
@@ -191,6 +193,31 @@ function takeEnv(v: VmArgs, at: VmArgsLine, problems: Problems): void {
   v.env.push({ key, value: m[2]!, at });
 }
 
+/**
+ * A quote that opens a word (or a value after `=`) and is not closed on the same line, e.g.
+ * `-env FOO "bar baz`: a directive is one line, so the rest of the file cannot close it.
+ * A quote inside a word (`it's`) is a character like any other.
+ */
+export function unbalancedQuote(text: string): string | undefined {
+  let wordStart = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (/\s/.test(c)) {
+      wordStart = true;
+      continue;
+    }
+    if ((c === '"' || c === "'") && (wordStart || text[i - 1] === '=')) {
+      const close = text.indexOf(c, i + 1);
+      if (close === -1) {
+        return `unbalanced ${c} at column ${i + 1} in "${text}"; close the quote on this line (a directive is one line) or remove it`;
+      }
+      i = close;
+    }
+    wordStart = false;
+  }
+  return undefined;
+}
+
 function notAFlag(text: string): string {
   const base = `expected a flag or directive, found "${text}"`;
   if (text.startsWith('+')) return `${base}; Erlang emulator flags (+K, +P, ...) have no Node equivalent, remove it`;
@@ -237,34 +264,139 @@ export function flattenVmArgs(v: VmArgs, display: (abs: string) => string = (abs
 }
 
 /**
+ * The type of a runtime option, as {@link checkVmArgFlags} checks its value: V8's (`v8:int`,
+ * `v8:size_t`, ... from `node --v8-options`; V8 options take a value only as `--flag=value`, and
+ * boolean ones none) or Node's own (`node:int`, `node:string`, ...: `--flag=value` or
+ * `--flag value`). `*:other` is not checked.
+ */
+export type FlagType =
+  | 'v8:bool' | 'v8:int' | 'v8:uint' | 'v8:uint64' | 'v8:size_t' | 'v8:float' | 'v8:string' | 'v8:other'
+  | 'node:bool' | 'node:int' | 'node:uint' | 'node:string' | 'node:other';
+
+/** What a value of each checked type looks like, and how to say it. */
+const VALUE_FORMS: Partial<Record<FlagType, { re: RegExp; what: string; slot: string }>> = {
+  'v8:int': { re: /^[-+]?\d+$/, what: 'a whole number', slot: '<whole number>' },
+  'v8:uint': { re: /^\+?\d+$/, what: 'a whole number >= 0', slot: '<whole number>' },
+  'v8:uint64': { re: /^\+?\d+$/, what: 'a whole number >= 0', slot: '<whole number>' },
+  'v8:size_t': { re: /^\+?\d+$/, what: 'a whole number >= 0', slot: '<whole number>' },
+  'v8:float': { re: /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/, what: 'a number', slot: '<number>' },
+  'node:int': { re: /^-?\d+$/, what: 'a whole number', slot: '<whole number>' },
+  'node:uint': { re: /^\d+$/, what: 'a whole number >= 0', slot: '<whole number>' },
+};
+
+/** `--max_old_space_size` is `--max-old-space-size` to Node and V8. */
+function canonical(name: string): string {
+  return name.startsWith('--') ? `--${name.slice(2).replace(/_/g, '-')}` : name;
+}
+
+/**
  * Check every flag of the Node flag lines against the pinned runtime. `isKnown` receives the
  * flag name as written, before any `=` (`--max-old-space-size`, `-r`); a line's later
- * whitespace-separated words are checked too when they look like flags (`--a --b`), but not
- * values (`--stack-size 2000`). Returns one problem per unknown flag, e.g.
- * `rel/vm.args:4: unknown Node flag --frobnicate for the pinned runtime (node 22.23.3); see ...`.
+ * whitespace-separated words are checked too when they look like flags (`--a --b`). Returns one
+ * problem per unknown flag, e.g. `rel/vm.args:4: unknown Node flag --frobnicate for the pinned
+ * runtime (node 22.23.3); see ...`.
+ *
+ * With `typeOf` (the runtime's option types, by canonical name; `name=` for an alias that
+ * applies with a value only), the values are checked too, as the runtime would refuse them at
+ * start (V8 exits with code 9) or, worse, take them silently (Node reads `abc` as 0):
+ * `--max-old-space-size=abc`, `--stack-size 2000` (V8 options need `=`), `--expose-gc=1`
+ * (a boolean takes no value), `--no-max-old-space-size`, `-r` with nothing after it, and a word
+ * no flag takes, which Node would run as the program. Values holding `${...}` are substituted
+ * at launch and not checked.
  */
 export function checkVmArgFlags(
   v: VmArgs,
   isKnown: (flag: string) => boolean,
   display: (abs: string) => string,
-  runtime?: { nodeVersion?: string },
+  runtime?: { nodeVersion?: string; typeOf?: (name: string) => FlagType | undefined },
 ): string[] {
   const pinned = runtime?.nodeVersion ? `the pinned runtime (node ${runtime.nodeVersion})` : 'the pinned runtime';
   const out: string[] = [];
   for (const at of v.nodeFlags) {
-    for (const flag of flagNames(at.text)) {
-      if (isKnown(flag)) continue;
-      out.push(`${display(at.file)}:${at.line}: unknown Node flag ${flag} for ${pinned}; see \`node --help\` / \`node --v8-options\``);
+    const loc = `${display(at.file)}:${at.line}`;
+    const words = at.text.split(/\s+/);
+    for (let i = 0; i < words.length; i++) {
+      const word = words[i]!;
+      if (i > 0 && !/^--?[A-Za-z]/.test(word)) {
+        // A word no flag took: Node would run it as the program (checked when the types are known).
+        if (runtime?.typeOf && !word.includes('${')) {
+          out.push(`${loc}: "${word}" in "${at.text}" is not a flag and no flag before it takes a value; Node would run it as the program: remove it, or join it to its flag with =`);
+        }
+        continue;
+      }
+      const flag = word.split('=', 1)[0]!;
+      if (!isKnown(flag)) {
+        out.push(`${loc}: unknown Node flag ${flag} for ${pinned}; see \`node --help\` / \`node --v8-options\``);
+        // Whether it takes the next word is unknown: leave that word alone.
+        if (i + 1 < words.length && !/^--?[A-Za-z]/.test(words[i + 1]!)) i++;
+        continue;
+      }
+      if (!runtime?.typeOf) continue;
+      const next = words[i + 1];
+      const problem = checkFlagValue(word, next, runtime.typeOf);
+      if (problem.message) out.push(`${loc}: ${problem.message}`);
+      if (problem.tookNext) i++;
     }
   }
   return out;
 }
 
-/** The flag names on a flag line: the first word, and later words that look like flags. */
-function flagNames(text: string): string[] {
-  const words = text.split(/\s+/);
-  const flags = words.filter((w, i) => i === 0 || /^--?[A-Za-z]/.test(w));
-  return flags.map((w) => w.split('=', 1)[0]!);
+/** One flag's value against its type; `tookNext` when the next word is (or was meant as) its value. */
+function checkFlagValue(
+  word: string,
+  next: string | undefined,
+  typeOf: (name: string) => FlagType | undefined,
+): { message?: string; tookNext: boolean } {
+  const eq = word.indexOf('=');
+  const name = canonical(eq < 0 ? word : word.slice(0, eq));
+  const value = eq < 0 ? undefined : word.slice(eq + 1);
+  const nextIsValue = next !== undefined && !/^--?[A-Za-z]/.test(next);
+  let type = (value !== undefined ? typeOf(`${name}=`) : undefined) ?? typeOf(name);
+  if (type === undefined && name.startsWith('--no-')) {
+    const base = `--${name.slice(5)}`;
+    const baseType = typeOf(base);
+    if (baseType === undefined || baseType === 'v8:other' || baseType === 'node:other') return { tookNext: nextIsValue };
+    if (baseType !== 'v8:bool' && baseType !== 'node:bool') {
+      return { message: `${word}: ${base} takes a value, so it has no --no- form; write ${base}=<value> or remove the flag`, tookNext: nextIsValue };
+    }
+    type = baseType;
+  }
+  // Not known to refuse a separate value: the next word may be its value, and is not checked.
+  if (type === undefined || type === 'v8:other' || type === 'node:other') return { tookNext: nextIsValue };
+  if (type === 'node:bool') return { tookNext: false };
+  if (type === 'v8:bool') {
+    if (value === undefined) return { tookNext: false };
+    const plain = name.startsWith('--no-') ? `--${name.slice(5)}` : name;
+    return { message: `${word}: ${plain} is a boolean V8 flag and takes no value (node would exit with code 9); write ${plain} or --no-${plain.slice(2)}`, tookNext: false };
+  }
+  const form = VALUE_FORMS[type];
+  const slot = form?.slot ?? '<value>';
+  if (type.startsWith('v8:')) {
+    if (value === undefined) {
+      const example = nextIsValue ? `${name}=${next}` : `${name}=${slot}`;
+      return {
+        message: `${nextIsValue ? `${word} ${next}` : word}: V8 flags take their value after = (node would exit with code 9); write ${example}`,
+        tookNext: nextIsValue,
+      };
+    }
+    return { message: badValue(word, name, value, type, form), tookNext: false };
+  }
+  // Node's own option: `--flag=value` or `--flag value`; a value starting with - is refused.
+  if (value !== undefined) {
+    if (value === '') return { message: `${word}: ${name} needs a value (node would refuse to start); write ${name}=${slot}`, tookNext: false };
+    return { message: badValue(word, name, value, type, form), tookNext: false };
+  }
+  if (next === undefined || next.startsWith('-')) {
+    return { message: `${word}: ${name} needs a value on its line (node would take the next argument as it, or refuse to start); write ${name}=${slot}`, tookNext: false };
+  }
+  return { message: badValue(`${word} ${next}`, name, next, type, form), tookNext: true };
+}
+
+function badValue(written: string, name: string, value: string, type: FlagType, form: (typeof VALUE_FORMS)[FlagType]): string | undefined {
+  if (!form || value.includes('${') || form.re.test(value)) return undefined;
+  const [by, kind] = type.split(':') as [string, string];
+  const consequence = by === 'v8' ? 'node would exit with code 9 at start' : 'node would misread it without a word (abc as 0)';
+  return `${written}: the value of ${name} must be ${form.what} (${by === 'v8' ? 'V8' : 'Node'} type ${kind}), not "${value}": ${consequence}; write ${name}=${form.slot}`;
 }
 
 /** A `${...}` found in a text: well-formed (`name` set) or not (`error` set). */

@@ -47,6 +47,11 @@ export interface Manifest {
   readonly defaultNodeType: string;
   /** sys.config came from a sys.config.src: substitute `${VAR}` at launch. */
   readonly sysConfigSrc: boolean;
+  /**
+   * `sys_config_typed`: where the sys.config.src had an unquoted `${VAR}` value (app, key, ...):
+   * its substituted text takes the type YAML gives it (a number, a boolean, null).
+   */
+  readonly sysConfigTyped: readonly (readonly (string | number)[])[];
   readonly apps: ReadonlyMap<string, AppSpec>;
   readonly nodeTypes: ReadonlyMap<string, NodeTypeSpec>;
 }
@@ -154,11 +159,24 @@ export function parseManifest(raw: unknown, root: string, file: string): Manifes
     noderelVersion: typeof obj.noderel_version === 'string' ? obj.noderel_version : '',
     defaultNodeType,
     sysConfigSrc: obj.sys_config_src === true,
+    sysConfigTyped: sysConfigTyped(obj.sys_config_typed, at),
     apps,
     nodeTypes,
   };
   if (problems.length > 0) throw new BootError('EMANIFEST', `${file}: ${problems.join('; ')}`);
   return manifest;
+}
+
+/** `sys_config_typed`: absent is none; otherwise a list of paths, each a list of keys and indexes. */
+function sysConfigTyped(raw: unknown, at: (p: string, msg: string) => void): (string | number)[][] {
+  if (raw === undefined) return [];
+  const isPath = (p: unknown): p is (string | number)[] =>
+    Array.isArray(p) && p.length > 0 && p.every((k) => typeof k === 'string' || (typeof k === 'number' && Number.isInteger(k) && k >= 0));
+  if (!Array.isArray(raw) || !raw.every(isPath)) {
+    at('sys_config_typed', 'expected a list of paths (lists of keys and indexes)');
+    return [];
+  }
+  return raw;
 }
 
 /** The node type to run: `requested` (from `REL`) or the manifest's default. */

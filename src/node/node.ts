@@ -42,6 +42,7 @@ export function planNode(launch: LaunchEnv, env: NodeJS.ProcessEnv = process.env
     vsn: launch.relVsn,
     relName,
     substitute: manifest.sysConfigSrc,
+    typed: manifest.sysConfigTyped,
     env,
   });
   return {

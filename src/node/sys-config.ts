@@ -3,6 +3,12 @@
  * value`), with `${VAR}` / `${VAR:-default}` substituted in string values when the release was
  * built from a sys.config.src, then overridden per app by `$<NAME>_APP_CONFIG` or
  * `/etc/<name>/app.config` when present (deep merge: objects merge, anything else replaces).
+ *
+ * A value that was an unquoted scalar in the sys.config.src (release.json `sys_config_typed`)
+ * takes the type YAML gives its substituted text, as relx's `replace_os_vars` re-reads the terms:
+ * `port: ${PORT}` with PORT=8092 is the number 8092, `debug: ${DEBUG}` with DEBUG=true a boolean,
+ * while `port: "${PORT}"` stays the string "8092". Node built-ins only: this file ships in every
+ * release, so the YAML 1.2 core schema's scalar rules are written out here ({@link yamlScalar}).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,6 +30,8 @@ export interface SysConfigOptions {
   readonly relName: string;
   /** Substitute `${VAR}` in string values (release.json `sys_config_src`). */
   readonly substitute: boolean;
+  /** The values typed after substitution (release.json `sys_config_typed`): app, key, ... */
+  readonly typed?: readonly (readonly (string | number)[])[];
   readonly env?: NodeJS.ProcessEnv;
   /** Where `/etc` is; tests point it elsewhere. */
   readonly etcDir?: string;
@@ -38,7 +46,7 @@ export function loadSysConfig(opts: SysConfigOptions): LoadedSysConfig {
   if (base !== undefined) {
     sources.push(file);
     config = checkShape(base, file, 'ESYSCONFIG');
-    if (opts.substitute) config = substituteInConfig(config, env, file);
+    if (opts.substitute) config = substituteInConfig(config, env, file, opts.typed);
   }
   const override = appConfigPath(opts.relName, env, opts.etcDir);
   const extra = readJsonIfPresent(override.file, 'EAPPCONFIG', override.explicit ? override.envVar : undefined);
@@ -69,18 +77,28 @@ export function appConfigPath(
 /**
  * Substitutes `${VAR}` and `${VAR:-default}` (default also when VAR is empty, as in sh) in every
  * string value, never in keys. Every unset variable without a default is named in one error.
+ * The values at the `typed` paths then take the type YAML gives their text ({@link yamlScalar}).
  */
-export function substituteInConfig(config: SysConfig, env: NodeJS.ProcessEnv, file: string): SysConfig {
+export function substituteInConfig(
+  config: SysConfig,
+  env: NodeJS.ProcessEnv,
+  file: string,
+  typed: readonly (readonly (string | number)[])[] = [],
+): SysConfig {
   const unset: string[] = [];
-  const walk = (value: unknown, at: string): unknown => {
-    if (typeof value === 'string') return substituteString(value, env, (name) => unset.push(`\${${name}} at ${at}`));
-    if (Array.isArray(value)) return value.map((v, i) => walk(v, `${at}[${i}]`));
+  const typedAt = new Set(typed.map((p) => JSON.stringify(p)));
+  const walk = (value: unknown, at: string, keys: (string | number)[]): unknown => {
+    if (typeof value === 'string') {
+      const text = substituteString(value, env, (name) => unset.push(`\${${name}} at ${at}`));
+      return typedAt.has(JSON.stringify(keys)) ? yamlScalar(text) : text;
+    }
+    if (Array.isArray(value)) return value.map((v, i) => walk(v, `${at}[${i}]`, [...keys, i]));
     if (isPlainObject(value)) {
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v, at ? `${at}.${k}` : k)]));
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v, at ? `${at}.${k}` : k, [...keys, k])]));
     }
     return value;
   };
-  const out = walk(config, '') as SysConfig;
+  const out = walk(config, '', []) as SysConfig;
   if (unset.length > 0) {
     throw new BootError(
       'ESYSCONFIG',
@@ -88,6 +106,27 @@ export function substituteInConfig(config: SysConfig, env: NodeJS.ProcessEnv, fi
     );
   }
   return out;
+}
+
+/**
+ * The value YAML 1.2 (core schema) gives an unquoted scalar `text`: null (`null`, `Null`, `NULL`,
+ * `~`), a boolean (`true`/`True`/`TRUE`, `false`/...), an integer (`[-+]?[0-9]+`, `0o17`, `0x1F`)
+ * or a float (`1.5`, `-.5`, `6.02e23`); anything else is the string as given. Surrounding spaces
+ * are ignored for the match, as YAML trims a plain scalar. Differences from a YAML parser, on
+ * purpose: an empty text stays "" (a variable set to nothing is not null), and `.inf` / `.nan`
+ * stay strings, since sys.config values are JSON.
+ */
+export function yamlScalar(text: string): string | number | boolean | null {
+  const t = text.trim();
+  if (t === '') return text;
+  if (/^(?:null|Null|NULL|~)$/.test(t)) return null;
+  if (/^(?:true|True|TRUE)$/.test(t)) return true;
+  if (/^(?:false|False|FALSE)$/.test(t)) return false;
+  if (/^[-+]?[0-9]+$/.test(t)) return Number(t);
+  if (/^0o[0-7]+$/.test(t)) return parseInt(t.slice(2), 8);
+  if (/^0x[0-9a-fA-F]+$/.test(t)) return parseInt(t.slice(2), 16);
+  if (/^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/.test(t)) return Number(t);
+  return text;
 }
 
 export function substituteString(text: string, env: NodeJS.ProcessEnv, onUnset: (name: string) => void): string {

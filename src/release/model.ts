@@ -9,8 +9,8 @@ import { displayPath, type Reporter } from '../reporter.js';
 import { noderelVersion } from '../paths.js';
 import type { ResolvedApp, ResolvedConfig } from '../config/resolve.js';
 import { checkVmArgFlags, flattenVmArgs, loadVmArgs, type VmArgs } from '../config/vm-args.js';
-import { loadSysConfig, type SysConfig } from '../config/sys-config.js';
-import { isKnownFlag, resolveRuntime, runtimeFlags, type Runtime } from './runtime.js';
+import { loadSysConfig, type SysConfig, type SysConfigPath } from '../config/sys-config.js';
+import { isKnownFlag, resolveRuntime, runtimeFlagTypes, runtimeFlags, type Runtime } from './runtime.js';
 import { dependencyTrees, productionDependencies, type DependencyPackage } from './deps.js';
 
 export interface ReleaseApp extends ResolvedApp {
@@ -42,7 +42,13 @@ export interface ModelOptions {
   cacheDir?: string;
 }
 
-function manifestOf(c: ResolvedConfig, runtime: Runtime, apps: readonly ReleaseApp[], sysConfigSrc: boolean): Record<string, unknown> {
+function manifestOf(
+  c: ResolvedConfig,
+  runtime: Runtime,
+  apps: readonly ReleaseApp[],
+  sysConfigSrc: boolean,
+  sysConfigTyped: readonly SysConfigPath[],
+): Record<string, unknown> {
   return {
     name: c.name,
     version: c.version,
@@ -51,6 +57,8 @@ function manifestOf(c: ResolvedConfig, runtime: Runtime, apps: readonly ReleaseA
     noderel_version: noderelVersion,
     default_node_type: c.defaultNodeType,
     sys_config_src: sysConfigSrc,
+    // The unquoted `${VAR}` values of a sys.config.src: typed as YAML would type them at launch.
+    ...(sysConfigSrc ? { sys_config_typed: sysConfigTyped } : {}),
     apps: Object.fromEntries(
       apps.map((a) => [
         a.name,
@@ -75,8 +83,9 @@ export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): 
   let vmArgs: VmArgs | undefined;
   if (config.vmArgs) {
     vmArgs = loadVmArgs(config.vmArgs);
-    const flags = await runtimeFlags(runtime, opts.cacheDir);
-    for (const p of checkVmArgFlags(vmArgs, (f) => isKnownFlag(flags, f), (abs) => displayPath(abs), { nodeVersion: runtime.version })) {
+    const [flags, types] = await Promise.all([runtimeFlags(runtime, opts.cacheDir), runtimeFlagTypes(runtime, opts.cacheDir)]);
+    const typeOf = (name: string) => types.get(name);
+    for (const p of checkVmArgFlags(vmArgs, (f) => isKnownFlag(flags, f), (abs) => displayPath(abs), { nodeVersion: runtime.version, typeOf })) {
       problems.add('', p);
     }
     if (vmArgs.setcookie) {
@@ -84,9 +93,9 @@ export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): 
     }
   }
 
-  const { config: sysConfig, isSrc } = config.sysConfig
+  const { config: sysConfig, isSrc, typed = [] } = config.sysConfig
     ? loadSysConfig(config.sysConfig, { knownApps: config.apps.map((a) => a.name) })
-    : { config: {}, isSrc: false };
+    : { config: {}, isSrc: false, typed: [] };
 
   // One loaded npm tree per project root, shared by the apps it holds (a workspaces monorepo).
   const trees = dependencyTrees();
@@ -117,6 +126,6 @@ export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): 
     sysConfig,
     sysConfigSrc: isSrc,
     releaseDir: path.join(config.outputDir, config.name),
-    manifest: manifestOf(config, runtime, apps, isSrc),
+    manifest: manifestOf(config, runtime, apps, isSrc, typed),
   });
 }

@@ -23,6 +23,7 @@ import path from 'node:path';
 import * as tar from 'tar';
 import { NoderelError } from '../errors.js';
 import { displayPath, type Reporter } from '../reporter.js';
+import type { FlagType } from '../config/vm-args.js';
 
 /** What the config pins: `system`, or an exact version and an optional target. */
 export interface RuntimePin {
@@ -571,6 +572,106 @@ export function isKnownFlag(flags: Set<string>, flag: string): boolean {
 function canonicalFlag(name: string): string {
   return name.startsWith('--') ? `--${name.slice(2).replace(/_/g, '-')}` : name;
 }
+
+/**
+ * The type of each option of the runtime that takes (or refuses) a value, by canonical name:
+ * V8's from `node --v8-options` (`v8:int`, `v8:size_t`, `v8:bool`, ...) and Node's own from its
+ * option table (`node:uint`, `node:string`, `node:bool`, ...; read through `--expose-internals`,
+ * skipped when that fails), V8's winning for an option both know (Node hands it to V8). Aliases
+ * (`-r`) have their target's type; an alias that applies to `name=value` only is keyed `name=`.
+ * Cached in `<cacheDir>/flags/<version>-<target>.types.json`; the host Node's for a runtime that
+ * cannot run here, as for {@link runtimeFlags}.
+ */
+export async function runtimeFlagTypes(rt: Runtime, cacheDir: string = defaultCacheDir()): Promise<Map<string, FlagType>> {
+  const probe = rt.runnable ? rt : systemRuntime(undefined);
+  const file = path.join(path.resolve(cacheDir), 'flags', `${probe.version}-${probe.target}.types.json`);
+  try {
+    const cached = JSON.parse(await fs.readFile(file, 'utf8')) as unknown;
+    if (cached !== null && typeof cached === 'object' && !Array.isArray(cached) && Object.keys(cached).length > 0) {
+      return new Map(Object.entries(cached as Record<string, FlagType>));
+    }
+  } catch {
+    // missing or unreadable: probe again
+  }
+  const [v8, node] = await Promise.all([
+    run(probe.binaryPath, ['--v8-options']),
+    run(probe.binaryPath, ['--expose-internals', '-e', NODE_OPTION_TYPES_PROBE]).catch(() => ''),
+  ]);
+  const types = new Map([...parseNodeOptionTypes(node), ...parseV8OptionTypes(v8)]);
+  await writeFileAtomic(file, `${JSON.stringify(Object.fromEntries([...types].sort(([a], [b]) => (a < b ? -1 : 1))), null, 1)}\n`);
+  return types;
+}
+
+/**
+ * Prints Node's option table as JSON: `{ types: {name: typeCode}, aliases: {alias: [expansion]},
+ * anchors: {...} }`. The numeric type codes are Node's internal enum; the anchors (options whose
+ * kind is known) tell which code means what, so a reordered enum cannot mislead the check.
+ */
+const NODE_OPTION_TYPES_PROBE = `
+const o = require('internal/options');
+const info = typeof o.getCLIOptionsInfo === 'function' ? o.getCLIOptionsInfo() : undefined;
+if (!info) process.exit(1);
+const types = {};
+for (const [name, v] of info.options) types[name] = v.type;
+const aliases = {};
+for (const [name, v] of info.aliases) aliases[name] = v;
+process.stdout.write(JSON.stringify({ types, aliases }));
+`;
+
+/** Options whose kind is known in every Node that has the option table: they name the enum codes. */
+const NODE_TYPE_ANCHORS: readonly [string, FlagType][] = [
+  ['--max-http-header-size', 'node:uint'],
+  ['--heapsnapshot-near-heap-limit', 'node:int'],
+  ['--title', 'node:string'],
+  ['--require', 'node:string'],
+  ['--inspect-port', 'node:string'],
+  ['--enable-source-maps', 'node:bool'],
+  ['--expose-gc', 'v8:other'], // Node's "handed to V8" code: the V8 type applies
+];
+
+/** The option types from the output of {@link NODE_OPTION_TYPES_PROBE}; nothing when it is not that. */
+export function parseNodeOptionTypes(text: string): Map<string, FlagType> {
+  const out = new Map<string, FlagType>();
+  const parsed = parseJson(text) as { types?: Record<string, number>; aliases?: Record<string, string[]> } | undefined;
+  if (!parsed?.types || typeof parsed.types !== 'object') return out;
+  const kindOf = new Map<number, FlagType>();
+  for (const [name, kind] of NODE_TYPE_ANCHORS) {
+    const code = parsed.types[name];
+    if (typeof code === 'number' && !kindOf.has(code)) kindOf.set(code, kind);
+  }
+  for (const [name, code] of Object.entries(parsed.types)) {
+    const kind = kindOf.get(code);
+    if (kind && kind !== 'v8:other') out.set(canonicalFlag(name), kind);
+  }
+  for (const [alias, expansion] of Object.entries(parsed.aliases ?? {})) {
+    if (!Array.isArray(expansion) || alias.includes(' ')) continue;
+    // `--inspect=` (with a value) expands to `--inspect-port <value> --inspect`: the first takes it.
+    const target = alias.endsWith('=') || expansion.length === 1 ? expansion[0] : undefined;
+    const kind = target === undefined ? undefined : out.get(canonicalFlag(target));
+    if (kind) out.set(alias.endsWith('=') ? `${canonicalFlag(alias.slice(0, -1))}=` : canonicalFlag(alias), kind);
+  }
+  return out;
+}
+
+/** The type of each option in `node --v8-options`: `v8:bool` (bool, maybe_bool), `v8:int`, `v8:size_t`, ... */
+export function parseV8OptionTypes(text: string): Map<string, FlagType> {
+  const out = new Map<string, FlagType>();
+  let last: string | undefined;
+  for (const line of text.split('\n')) {
+    const name = /^ {2}(--[\w-]+)/.exec(line)?.[1];
+    if (name) {
+      last = canonicalFlag(name);
+      continue;
+    }
+    const type = /^\s+type: (\w+)/.exec(line)?.[1];
+    if (!last || !type) continue;
+    out.set(last, V8_TYPES.has(type) ? (`v8:${type === 'maybe_bool' ? 'bool' : type}` as FlagType) : 'v8:other');
+    last = undefined;
+  }
+  return out;
+}
+
+const V8_TYPES = new Set(['bool', 'maybe_bool', 'int', 'uint', 'uint64', 'size_t', 'float', 'string']);
 
 async function readFlagsFile(file: string): Promise<Set<string> | undefined> {
   try {

@@ -44,6 +44,27 @@ describe('bad input fails cleanly', () => {
     expectBuildFailure(dir, /rel\/relx\.config\.script: returned number, expected the config object; return CONFIG/);
   });
 
+  // Issue 10, item 19: these used to end noderel with exit 0 (process.exit) or 13 (a promise
+  // never settled) and no output at all.
+  it.each([
+    ['calls process.exit(0)', 'export default (C) => { process.exit(0); return C; };', /rel\/relx\.config\.script: called process\.exit\(0\) instead of returning the config/],
+    ['never settles', 'export default () => new Promise(() => {});', /rel\/relx\.config\.script: never returned the config: its promise was still pending/],
+    ['runs past NODEREL_SCRIPT_TIMEOUT', 'export default () => { for (;;); };', /rel\/relx\.config\.script: did not finish within 1 s; .*NODEREL_SCRIPT_TIMEOUT/],
+  ])('a relx.config.script that %s fails with one line naming it, exit 1, the previous release untouched', (_what, script, re) => {
+    const dir = fixture({ 'rel/relx.config.script': 'export default (C) => C;\n' });
+    expect(noderel(dir, ['build', '-q']).code).toBe(0);
+    const rel = path.join(dir, '_rel');
+    const before = listTree(rel);
+    writeFiles(dir, { 'rel/relx.config.script': `${script}\n` });
+    const r = noderel(dir, ['build'], { NODEREL_SCRIPT_TIMEOUT: '1' });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^noderel: /);
+    expect(r.stderr).toMatch(re);
+    expect(listTree(rel)).toEqual(before);
+    expect(fs.readdirSync(path.join(dir, 'rel')).filter((f) => f.startsWith('.relx.config.script'))).toEqual([]);
+  });
+
   it('an unknown app in a node type names the key path and the known apps', () => {
     const dir = fixture({ 'rel/relx.config': baseConfig.replace('apps: [greeter]', 'apps: [greeter, greeter2]') });
     expectBuildFailure(dir, /node_types\.web\.apps\[1\]: unknown app "greeter2"; known: greeter/);
@@ -79,6 +100,23 @@ describe('bad input fails cleanly', () => {
   it('an unknown Node flag in vm.args names file:line', () => {
     const dir = fixture({ 'rel/vm.args': '# flags\n--max-old-space-size=128\n--frobnicate-the-heap\n' });
     expectBuildFailure(dir, /rel\/vm\.args:3: unknown Node flag --frobnicate-the-heap/);
+  });
+
+  // Issue 10, item 20: these passed the build; the node then died with code 9 (or took the rest
+  // of the line as a value).
+  it('a vm.args flag value of the wrong type names file:line, the flag and its type', () => {
+    const dir = fixture({ 'rel/vm.args': '# flags\n--max-old-space-size=abc\n' });
+    expectBuildFailure(dir, /^noderel: rel\/vm\.args:2: --max-old-space-size=abc: the value of --max-old-space-size must be a whole number >= 0 \(V8 type size_t\), not "abc": node would exit with code 9 at start; write --max-old-space-size=<whole number>\n$/);
+  });
+
+  it('a V8 flag with its value after a space is refused with the = form', () => {
+    const dir = fixture({ 'rel/vm.args': '--stack-size 2000\n' });
+    expectBuildFailure(dir, /rel\/vm\.args:1: --stack-size 2000: V8 flags take their value after = .*; write --stack-size=2000/);
+  });
+
+  it('an unbalanced quote in vm.args names file:line', () => {
+    const dir = fixture({ 'rel/vm.args': '-name web\n-env FOO "bar baz\n' });
+    expectBuildFailure(dir, /^noderel: rel\/vm\.args:2: unbalanced " at column 10 in "-env FOO "bar baz"; close the quote on this line/);
   });
 
   it('a circular -args_file names the chain', () => {

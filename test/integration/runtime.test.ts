@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NoderelError } from '../../src/errors.js';
 import { createSilentReporter } from '../../src/reporter.js';
 import {
-  defaultCacheDir, describePublished, hostTarget, isKnownFlag, parseNodeHelp, parseV8Options, resolveRuntime, runtimeFlags, runtimeHeaders, type Runtime,
+  defaultCacheDir, describePublished, hostTarget, isKnownFlag, parseNodeHelp, parseNodeOptionTypes, parseV8Options, parseV8OptionTypes, resolveRuntime, runtimeFlagTypes,
+  runtimeFlags, runtimeHeaders, type Runtime,
 } from '../../src/release/runtime.js';
 
 const PIN = { version: '22.23.3', target: 'linux-x64' };
@@ -256,6 +257,29 @@ describe('runtimeFlags', () => {
   });
 });
 
+// Issue 10, item 20: the types that let the build refuse `--max-old-space-size=abc`.
+describe('runtimeFlagTypes', () => {
+  it.runIf(ON_LINUX_X64)("reads the types of the pinned runtime's V8 and Node options, and caches them", async () => {
+    const cacheDir = tmpDir('noderel-flags-');
+    const types = await runtimeFlagTypes(rt, cacheDir);
+    expect(Object.fromEntries(['--max-old-space-size', '--stack-size', '--expose-gc', '--semi-space-growth-factor', '--max-http-header-size', '--require', '-r', '--inspect=', '--enable-source-maps', '--stack-trace-limit'].map((f) => [f, types.get(f)]))).toEqual({
+      '--max-old-space-size': 'v8:size_t',
+      '--stack-size': 'v8:int',
+      '--expose-gc': 'v8:bool',
+      '--semi-space-growth-factor': 'v8:int',
+      '--max-http-header-size': 'node:uint',
+      '--require': 'node:string',
+      '-r': 'node:string',
+      '--inspect=': 'node:string',
+      '--enable-source-maps': 'node:bool',
+      '--stack-trace-limit': 'v8:int', // Node knows it too, but hands it to V8, whose rules apply
+    });
+    const file = path.join(cacheDir, 'flags', '22.23.3-linux-x64.types.json');
+    fs.writeFileSync(file, '{"--only-this": "v8:int"}');
+    expect(await runtimeFlagTypes(rt, cacheDir)).toEqual(new Map([['--only-this', 'v8:int']])); // served from the cache
+  });
+});
+
 describe('pure helpers', () => {
   it('parseNodeHelp reads the option column only', () => {
     const help = [
@@ -282,6 +306,34 @@ describe('pure helpers', () => {
       '        type: maybe_bool  default: --expose-gc=unset',
     ].join('\n');
     expect(parseV8Options(v8)).toEqual(['--harmony', '--no-harmony', '--max-old-space-size', '--expose-gc', '--no-expose-gc']);
+  });
+
+  it('parseV8OptionTypes reads each option\'s type; maybe_bool is a bool, unknown kinds are not checked', () => {
+    const v8 = [
+      '  --harmony (enable all completed harmony features)',
+      '        type: bool  default: --no-harmony',
+      '  --max_old_space_size (max size of the old space (in Mbytes))',
+      '        type: size_t  default: --max-old-space-size=0',
+      '  --expose-gc (expose gc extension)',
+      '        type: maybe_bool  default: --expose-gc=unset',
+      '  --new-kind (a type from a later V8)',
+      '        type: rational  default: --new-kind=1/2',
+    ].join('\n');
+    expect(parseV8OptionTypes(v8)).toEqual(new Map([['--harmony', 'v8:bool'], ['--max-old-space-size', 'v8:size_t'], ['--expose-gc', 'v8:bool'], ['--new-kind', 'v8:other']]));
+  });
+
+  it('parseNodeOptionTypes learns the enum codes from known options, and types aliases by their target', () => {
+    const probe = JSON.stringify({
+      types: { '--max-http-header-size': 14, '--heapsnapshot-near-heap-limit': 13, '--title': 15, '--require': 17, '--enable-source-maps': 12, '--expose-gc': 11, '--inspect-port': 16, '--noop': 10, '--secure-heap': 13 },
+      aliases: { '-r': ['--require'], '--inspect=': ['--inspect-port', '--inspect'], '-pe': ['--print', '--eval'], '--print <arg>': ['-pe'] },
+    });
+    expect(parseNodeOptionTypes(probe)).toEqual(
+      new Map([
+        ['--max-http-header-size', 'node:uint'], ['--heapsnapshot-near-heap-limit', 'node:int'], ['--title', 'node:string'], ['--require', 'node:string'],
+        ['--enable-source-maps', 'node:bool'], ['--inspect-port', 'node:string'], ['--secure-heap', 'node:int'], ['-r', 'node:string'], ['--inspect=', 'node:string'],
+      ]),
+    );
+    expect(parseNodeOptionTypes('')).toEqual(new Map()); // the probe failed: Node's options are not checked
   });
 
   it('describePublished lists the versions nearest the request within its major', () => {

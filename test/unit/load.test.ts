@@ -267,6 +267,62 @@ describe('loadConfig: rel/relx.config.script', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  // Issue 10, item 19: a script must never end or hang noderel itself.
+  it('refuses a script that calls process.exit, naming the script (it used to end noderel with exit 0 and no output)', () => {
+    writeFiles(project, { 'rel/relx.config.script': 'export default (C) => { process.exit(0); return C; };\n' });
+    expect(failed(loadInNode())).toMatchObject({
+      code: 'ESCRIPT',
+      message: 'rel/relx.config.script: called process.exit(0) instead of returning the config; return CONFIG or a modified copy (throw to fail the build)',
+    });
+    writeFiles(project, { 'rel/relx.config.script': 'process.exit(3);\nexport default (C) => C;\n' });
+    expect(failed(loadInNode()).message).toMatch(/^rel\/relx\.config\.script: called process\.exit\(3\) instead of returning the config;/);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('refuses a script whose promise never settles (it used to end noderel with exit 13 and no output)', () => {
+    writeFiles(project, { 'rel/relx.config.script': 'export default () => new Promise(() => {});\n' });
+    expect(failed(loadInNode())).toMatchObject({
+      code: 'ESCRIPT',
+      message: 'rel/relx.config.script: never returned the config: its promise was still pending with nothing left to wait for; resolve it with the config (or reject to fail the build)',
+    });
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('stops a script at NODEREL_SCRIPT_TIMEOUT, endless loops included', () => {
+    for (const body of ['export default () => { for (;;); };', 'export default () => new Promise(() => setInterval(() => {}, 1000));']) {
+      writeFiles(project, { 'rel/relx.config.script': `${body}\n` });
+      const started = Date.now();
+      expect(failed(loadInNode({ NODEREL_SCRIPT_TIMEOUT: '0.5' }))).toMatchObject({
+        code: 'ESCRIPT',
+        message: 'rel/relx.config.script: did not finish within 0.5 s; make it return sooner, or raise the limit with NODEREL_SCRIPT_TIMEOUT=<seconds>',
+      });
+      expect(Date.now() - started).toBeLessThan(10_000);
+    }
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('refuses a NODEREL_SCRIPT_TIMEOUT that is not a positive number of seconds', () => {
+    writeFiles(project, { 'rel/relx.config.script': 'export default (C) => C;\n' });
+    for (const bad of ['abc', '0', '-1']) {
+      expect(failed(loadInNode({ NODEREL_SCRIPT_TIMEOUT: bad }))).toMatchObject({
+        code: 'ESCRIPT',
+        message: `NODEREL_SCRIPT_TIMEOUT=${JSON.stringify(bad)} is not a number of seconds; set it to e.g. 60, or unset it for 30`,
+      });
+    }
+  });
+
+  it('names the script when it throws from a timer, and does not wait for what it leaves running', () => {
+    writeFiles(project, { 'rel/relx.config.script': 'export default () => new Promise(() => setTimeout(() => { throw new RangeError("late"); }, 1));\n' });
+    expect(failed(loadInNode())).toMatchObject({ code: 'ESCRIPT', message: 'rel/relx.config.script: threw RangeError: late; fix the script' });
+    writeFiles(project, { 'rel/relx.config.script': 'export default (C) => { setInterval(() => {}, 1000); return { ...C, ok: true }; };\n' });
+    expect(loaded(loadInNode()).config).toEqual({ ok: true });
+  });
+
+  it('refuses a config that is not plain data', () => {
+    writeFiles(project, { 'rel/relx.config.script': 'export default (C) => ({ ...C, f() {} });\n' });
+    expect(failed(loadInNode()).message).toMatch(/^rel\/relx\.config\.script: returned a config that is not plain data \(DataCloneError: .*\); return only objects, lists/);
+  });
+
   it('does not run the script when the YAML base is invalid', () => {
     writeFiles(project, {
       'rel/relx.config': 'a: [\n',

@@ -4,7 +4,11 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { thrown } from '../helpers/errors.js';
 import { NoderelError } from '../../src/errors.js';
+import { parse as parseYaml } from 'yaml';
 import { loadSysConfig } from '../../src/config/sys-config.js';
+import { loadSysConfig as loadAtLaunch, substituteInConfig, yamlScalar } from '../../src/node/sys-config.js';
+import { parseManifest } from '../../src/node/manifest.js';
+import { BootError } from '../../src/node/errors.js';
 
 let project: string;
 let previousCwd: string;
@@ -87,6 +91,7 @@ describe('loadSysConfig: good files', () => {
     expect(loadSysConfig(file)).toEqual({
       isSrc: true,
       config: { crossbar: { port: '${PORT:-8000}', home: '${HOME}/kazoo', empty: '${X:-}' } },
+      typed: [['crossbar', 'port'], ['crossbar', 'empty']],
     });
   });
 
@@ -192,5 +197,94 @@ describe('loadSysConfig: errors', () => {
       'rel/sys.config:2:1: ecallmgr: expected a mapping of key -> value, found a list',
       'rel/sys.config:3:1: unknown app "bogus"; known: crossbar, ecallmgr',
     ]);
+  });
+});
+
+// Issue 10, item 21: `port: ${PORT}` in a sys.config.src used to reach the app as the string
+// "8092". A substituted value now keeps the type YAML gives it, as relx's replace_os_vars does.
+describe('sys.config.src: substituted values keep their YAML type', () => {
+  it('lists the unquoted scalars holding a ${VAR}, in maps, lists and through aliases; quoted, tagged and block ones stay strings', () => {
+    const file = write(
+      'rel/sys.config.src',
+      [
+        'crossbar:',
+        '  port: ${PORT}',
+        '  quoted: "${PORT}"',
+        "  single: '${PORT}'",
+        '  tagged: !!str ${PORT}',
+        '  url: http://${HOST}:${PORT}',
+        '  hosts:',
+        '    - ${A}',
+        '    - b',
+        '    - "${B}"',
+        '  nested: &n',
+        '    deep:',
+        '      - on: ${DEBUG}',
+        '  block: |',
+        '    ${PORT}',
+        '  plain: no placeholder',
+        'ecallmgr:',
+        '  copy: *n',
+        '  1: ${ONE}',
+        '',
+      ].join('\n'),
+    );
+    expect(loadSysConfig(file).typed).toEqual([
+      ['crossbar', 'port'],
+      ['crossbar', 'url'],
+      ['crossbar', 'hosts', 0],
+      ['crossbar', 'nested', 'deep', 0, 'on'],
+      ['ecallmgr', 'copy', 'deep', 0, 'on'],
+      ['ecallmgr', '1'],
+    ]);
+    expect(loadSysConfig(write('rel/sys.config', 'crossbar:\n  port: ${PORT}\n')).typed).toBeUndefined();
+  });
+
+  it('yamlScalar resolves text as the YAML 1.2 core schema does (int, float, bool, null), else keeps the string', () => {
+    const samples = [
+      '8092', '0', '-0', '+12', '007', '0o17', '0x1F', '0xff', '1.5', '-.5', '+1.', '6.02e23', '1E-3', '12345678901234567890',
+      'true', 'True', 'TRUE', 'false', 'False', 'FALSE', 'null', 'Null', 'NULL', '~',
+      'yes', 'no', 'on', 'off', 'y', 'tRUE', 'nULL', '0b101', '1_000', '0o8', '0xZ', '1.2.3', '1e', 'e5', '.', '+',
+      '12abc', 'http://h:1', '1:30', '127.0.0.1', '0x', '0o',
+    ];
+    for (const text of samples) expect(yamlScalar(text), text).toEqual(parseYaml(text));
+    expect(yamlScalar(' 8092 ')).toBe(8092); // YAML trims a plain scalar
+    expect(yamlScalar('')).toBe(''); // a variable set to nothing stays "", not null
+    expect(yamlScalar('.inf')).toBe('.inf'); // sys.config values are JSON: no Infinity / NaN
+    expect(yamlScalar('.nan')).toBe('.nan');
+    expect(yamlScalar('  padded text ')).toBe('  padded text ');
+    expect(yamlScalar('-')).toBe('-'); // (a list to a YAML parser: text here)
+  });
+
+  it('types the listed values after substitution, and only those', () => {
+    const config = { web: { port: '${PORT}', quoted: '${PORT}', url: 'http://${HOST}:${PORT}', both: '${A}${B}', debug: '${DEBUG:-false}', empty: '${E:-}', list: ['${PORT}', '${PORT}'], none: '${N}' } };
+    const typed = [['web', 'port'], ['web', 'url'], ['web', 'both'], ['web', 'debug'], ['web', 'empty'], ['web', 'list', 1], ['web', 'none']];
+    const env = { PORT: '8092', HOST: 'h', A: '1', B: '5', N: '~' };
+    expect(substituteInConfig(config, env, 'sys.config', typed)).toEqual({
+      web: { port: 8092, quoted: '8092', url: 'http://h:8092', both: 15, debug: false, empty: '', list: ['8092', 8092], none: null },
+    });
+    // Without the list (a release built before), every value stays a string, as it was.
+    expect(substituteInConfig(config, env, 'sys.config').web.port).toBe('8092');
+  });
+
+  it('end to end: the build lists the typed values, and the node gives `port: ${PORT}` to the app as a number', () => {
+    const built = loadSysConfig(write('rel/sys.config.src', 'crossbar:\n  port: ${PORT}\n  name: "${PORT}"\n  debug: ${DEBUG:-false}\n'));
+    const root = path.join(project, '_rel', 'r');
+    fs.mkdirSync(path.join(root, 'releases', '1'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'releases', '1', 'sys.config'), JSON.stringify(built.config));
+    const typed = JSON.parse(JSON.stringify(built.typed)) as (string | number)[][]; // as release.json carries it
+    const { config } = loadAtLaunch({ root, vsn: '1', relName: 'r', substitute: true, typed, env: { PORT: '8092' }, etcDir: path.join(project, 'etc') });
+    expect(config).toEqual({ crossbar: { port: 8092, name: '8092', debug: false } });
+  });
+
+  it('release.json carries the list as sys_config_typed; a malformed one is refused by the node', () => {
+    const manifest = (extra: Record<string, unknown>) => ({
+      name: 'r', version: '1', default_node_type: 'web', sys_config_src: true,
+      apps: { web: { version: '1', dir: 'lib/web-1', entry: 'index.js' } }, node_types: { web: { apps: ['web'] } }, ...extra,
+    });
+    expect(parseManifest(manifest({ sys_config_typed: [['web', 'port'], ['web', 'hosts', 0]] }), '/r', '/r/release.json').sysConfigTyped).toEqual([['web', 'port'], ['web', 'hosts', 0]]);
+    expect(parseManifest(manifest({}), '/r', '/r/release.json').sysConfigTyped).toEqual([]);
+    const err = thrown(() => parseManifest(manifest({ sys_config_typed: ['web.port'] }), '/r', '/r/release.json'), BootError);
+    expect(err.message).toBe('/r/release.json: sys_config_typed: expected a list of paths (lists of keys and indexes)');
   });
 });

@@ -10,7 +10,9 @@ import {
   loadVmArgs,
   placeholderProblems,
   substituteVars,
+  unbalancedQuote,
   varsIn,
+  type FlagType,
 } from '../../src/config/vm-args.js';
 
 let project: string;
@@ -258,6 +260,128 @@ describe('checkVmArgFlags', () => {
     expect(checkVmArgFlags(v, isKnown, (abs) => path.basename(abs))[1]).toBe(
       'extra.args:1: unknown Node flag --bogus for the pinned runtime; see `node --help` / `node --v8-options`',
     );
+  });
+});
+
+// Issue 10, item 20: `--max-old-space-size=abc` passed the check and the node died with code 9.
+describe('checkVmArgFlags: values by type', () => {
+  const types = new Map<string, FlagType>([
+    ['--max-old-space-size', 'v8:size_t'],
+    ['--stack-size', 'v8:int'],
+    ['--random-seed', 'v8:int'],
+    ['--scavenger-max-new-space-capacity-mb', 'v8:uint'],
+    ['--semi-space-growth-factor', 'v8:float'],
+    ['--expose-gc', 'v8:bool'],
+    ['--trace-opt', 'v8:bool'],
+    ['--max-http-header-size', 'node:uint'],
+    ['--heapsnapshot-near-heap-limit', 'node:int'],
+    ['--require', 'node:string'],
+    ['-r', 'node:string'],
+    ['--title', 'node:string'],
+    ['--enable-source-maps', 'node:bool'],
+    ['--inspect=', 'node:string'],
+    ['--inspect', 'node:bool'],
+  ]);
+  const known = (flag: string) => {
+    const name = flag.replace(/^--no-/, '--').replace(/_/g, '-');
+    return types.has(name) || flag === '--mystery';
+  };
+  const check = (text: string) => {
+    write({ 'rel/vm.args': text });
+    return checkVmArgFlags(loadVmArgs('rel/vm.args'), known, (abs) => path.relative(project, abs), { typeOf: (n) => types.get(n) });
+  };
+
+  it('passes values of the right type, in every accepted form', () => {
+    expect(
+      check(
+        [
+          '--max-old-space-size=512',
+          '--max_old_space_size=+512',
+          '--stack-size=-5 --random-seed=42',
+          '--semi-space-growth-factor=1.5',
+          '--semi-space-growth-factor=2e1',
+          '--expose-gc',
+          '--no-expose-gc',
+          '--no-trace-opt',
+          '--max-http-header-size=16384',
+          '--max-http-header-size 16384',
+          '--heapsnapshot-near-heap-limit=-1',
+          '-r ./preload.js',
+          '--require=./a.js --title my-node',
+          '--enable-source-maps --inspect=127.0.0.1:9229',
+          '--max-old-space-size=${HEAP_MB:-512}',
+          '--mystery some-value',
+          '',
+        ].join('\n'),
+      ),
+    ).toEqual([]);
+  });
+
+  it('refuses a value of the wrong type, naming file:line, the flag, its type and the fix', () => {
+    expect(check('-name a\n--max-old-space-size=abc\n--stack-size=1.5\n--scavenger-max-new-space-capacity-mb=-1\n--semi-space-growth-factor=fast\n')).toEqual([
+      'rel/vm.args:2: --max-old-space-size=abc: the value of --max-old-space-size must be a whole number >= 0 (V8 type size_t), not "abc": node would exit with code 9 at start; write --max-old-space-size=<whole number>',
+      'rel/vm.args:3: --stack-size=1.5: the value of --stack-size must be a whole number (V8 type int), not "1.5": node would exit with code 9 at start; write --stack-size=<whole number>',
+      'rel/vm.args:4: --scavenger-max-new-space-capacity-mb=-1: the value of --scavenger-max-new-space-capacity-mb must be a whole number >= 0 (V8 type uint), not "-1": node would exit with code 9 at start; write --scavenger-max-new-space-capacity-mb=<whole number>',
+      'rel/vm.args:5: --semi-space-growth-factor=fast: the value of --semi-space-growth-factor must be a number (V8 type float), not "fast": node would exit with code 9 at start; write --semi-space-growth-factor=<number>',
+    ]);
+    expect(check('--max-http-header-size=abc\n--heapsnapshot-near-heap-limit 1.5\n')).toEqual([
+      'rel/vm.args:1: --max-http-header-size=abc: the value of --max-http-header-size must be a whole number >= 0 (Node type uint), not "abc": node would misread it without a word (abc as 0); write --max-http-header-size=<whole number>',
+      'rel/vm.args:2: --heapsnapshot-near-heap-limit 1.5: the value of --heapsnapshot-near-heap-limit must be a whole number (Node type int), not "1.5": node would misread it without a word (abc as 0); write --heapsnapshot-near-heap-limit=<whole number>',
+    ]);
+  });
+
+  it('refuses the forms the runtime refuses: a V8 value after a space, a value on a boolean, --no- on a value flag, a missing value', () => {
+    expect(check('--stack-size 2000\n--expose-gc=true\n--no-max-old-space-size\n--max-old-space-size\n-r\n--title --expose-gc\n--max-http-header-size=\n')).toEqual([
+      'rel/vm.args:1: --stack-size 2000: V8 flags take their value after = (node would exit with code 9); write --stack-size=2000',
+      'rel/vm.args:2: --expose-gc=true: --expose-gc is a boolean V8 flag and takes no value (node would exit with code 9); write --expose-gc or --no-expose-gc',
+      'rel/vm.args:3: --no-max-old-space-size: --max-old-space-size takes a value, so it has no --no- form; write --max-old-space-size=<value> or remove the flag',
+      'rel/vm.args:4: --max-old-space-size: V8 flags take their value after = (node would exit with code 9); write --max-old-space-size=<whole number>',
+      'rel/vm.args:5: -r: -r needs a value on its line (node would take the next argument as it, or refuse to start); write -r=<value>',
+      'rel/vm.args:6: --title: --title needs a value on its line (node would take the next argument as it, or refuse to start); write --title=<value>',
+      'rel/vm.args:7: --max-http-header-size=: --max-http-header-size needs a value (node would refuse to start); write --max-http-header-size=<whole number>',
+    ]);
+  });
+
+  it('refuses a word no flag takes (Node would run it as the program), unless the flag is of unknown type', () => {
+    expect(check('--expose-gc yes\n--max-old-space-size=512 extra\n--mystery value\n--enable-source-maps ${MORE_FLAGS:-}\n')).toEqual([
+      'rel/vm.args:1: "yes" in "--expose-gc yes" is not a flag and no flag before it takes a value; Node would run it as the program: remove it, or join it to its flag with =',
+      'rel/vm.args:2: "extra" in "--max-old-space-size=512 extra" is not a flag and no flag before it takes a value; Node would run it as the program: remove it, or join it to its flag with =',
+    ]);
+  });
+
+  it('checks nothing beyond the names without the types (a runtime whose options could not be read)', () => {
+    write({ 'rel/vm.args': '--max-old-space-size=abc\n--stack-size 2000\n' });
+    expect(checkVmArgFlags(loadVmArgs('rel/vm.args'), known, (abs) => abs)).toEqual([]);
+  });
+});
+
+// Issue 10, item 20: `-env FOO "bar baz` was accepted.
+describe('loadVmArgs: unbalanced quotes', () => {
+  it('refuses a quote opened and not closed on its line, with file:line', () => {
+    write({
+      'rel/vm.args': '-name a\n-env FOO "bar baz\n-env OK "fine here"\n-env APOS it\'s fine\n--title=\'x y\n-env EMPTY \'\'\n',
+      'rel/extra.args': "-env B 'open\n",
+    });
+    fs.appendFileSync(path.join(project, 'rel/vm.args'), '-args_file extra.args\n');
+    const { err, text } = failure(() => loadVmArgs('rel/vm.args'));
+    expect(err.code).toBe('EVMARGS');
+    expect(text).toBe(
+      [
+        'rel/vm.args: invalid vm.args: 3 problems',
+        'rel/vm.args:2: unbalanced " at column 10 in "-env FOO "bar baz"; close the quote on this line (a directive is one line) or remove it',
+        'rel/vm.args:5: unbalanced \' at column 9 in "--title=\'x y"; close the quote on this line (a directive is one line) or remove it',
+        'rel/extra.args:1: unbalanced \' at column 8 in "-env B \'open"; close the quote on this line (a directive is one line) or remove it',
+      ].join('\n'),
+    );
+  });
+
+  it('unbalancedQuote: only a quote that opens a word or a value after = counts', () => {
+    expect(unbalancedQuote('-env A "x y"')).toBeUndefined();
+    expect(unbalancedQuote("-env A rock'n'roll")).toBeUndefined();
+    expect(unbalancedQuote('-env A 5"')).toBeUndefined();
+    expect(unbalancedQuote('-env A "it\'s"')).toBeUndefined();
+    expect(unbalancedQuote('-setcookie "abc')).toMatch(/^unbalanced " at column 12 /);
+    expect(unbalancedQuote('--x="a b" --y="c')).toMatch(/^unbalanced " at column 15 /);
   });
 });
 
