@@ -93,6 +93,9 @@ function writeAll(fd: number, text: string): void {
   }
 }
 
+/** The time limit of an `eval` without `--timeout` (evaluate.ts DEFAULT_EVAL_TIMEOUT_MS; not imported: ping stays light). */
+const EVAL_TIMEOUT_S = 60;
+
 /** How long a client keeps trying while a live node's control socket is missing (a USR2 hand-over). */
 const HANDOVER_WAIT_MS = 2_000;
 
@@ -155,8 +158,12 @@ async function dispatch(t: Target, command: string, args: string[]): Promise<num
     case 'status':
       return printStatus(await request(t, 'status'), args.includes('--json'));
     case 'eval': {
-      if (args.length === 0) return fail('eval: no expression given; usage: eval EXPR');
-      out(String(await request(t, 'eval', [args.join(' ')], 10 * 60_000)));
+      // the node stops the evaluation at the limit (synchronous code too) and keeps serving
+      const { value, rest } = parseFlag(args, '--timeout');
+      const timeoutS = value === undefined ? EVAL_TIMEOUT_S : Number(value);
+      if (!Number.isFinite(timeoutS) || timeoutS <= 0) return fail(`eval: --timeout must be a number of seconds, found ${JSON.stringify(value)}`);
+      if (rest.length === 0) return fail('eval: no expression given; usage: eval [--timeout SECONDS] EXPR');
+      out(String(await request(t, 'eval', [rest.join(' '), timeoutS * 1000], timeoutS * 1000 + 10_000)));
       return 0;
     }
     case 'stop':
@@ -167,8 +174,13 @@ async function dispatch(t: Target, command: string, args: string[]): Promise<num
       out(String(await request(t, command, [], 10 * 60_000)));
       return 0;
     case 'attach':
-    case 'remote_console':
-      return openConsole(t, command);
+    case 'remote_console': {
+      // each input's time limit in the node (synchronous code included)
+      const { value } = parseFlag(args, '--timeout');
+      const timeoutS = value === undefined ? EVAL_TIMEOUT_S : Number(value);
+      if (!Number.isFinite(timeoutS) || timeoutS <= 0) return fail(`${command}: --timeout must be a number of seconds, found ${JSON.stringify(value)}`);
+      return openConsole(t, command, timeoutS * 1000);
+    }
     default:
       return fail(`unknown control command ${command}`);
   }
@@ -242,14 +254,14 @@ async function stopNode(t: Target, args: string[]): Promise<number> {
 }
 
 /** attach / remote_console: the terminal in raw mode, piped to a REPL inside the node. */
-async function openConsole(t: Target, command: 'attach' | 'remote_console'): Promise<number> {
+async function openConsole(t: Target, command: 'attach' | 'remote_console', timeoutMs: number): Promise<number> {
   const stdin = process.stdin;
   const stdout = process.stdout;
   const socket = await controlStream({
     endpoint: t.endpoint,
     cookie: t.cookie.cookie,
     command,
-    args: [stdout.columns ?? 80, stdout.rows ?? 24],
+    args: [stdout.columns ?? 80, stdout.rows ?? 24, timeoutMs],
   });
   const what = command === 'attach' ? 'Attached to' : 'Remote console on';
   process.stderr.write(`${what} ${t.nodeName}. Ctrl-D ${command === 'attach' ? 'detaches; the node keeps running' : 'leaves'}.\n`);

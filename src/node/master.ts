@@ -23,6 +23,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { DEFAULT_EVAL_TIMEOUT_MS } from './evaluate.js';
 import { scheduleBootGc } from './heap.js';
 import { Lifecycle, type Stage } from './lifecycle.js';
 import { createLogger, describeError, type LogControl } from './log.js';
@@ -390,19 +391,34 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
   const adoptListeners = (): Promise<void> =>
     process.env.NODEREL_REEXEC && process.send ? adoptHandles(listeners, log, 'the old master') : Promise.resolve();
 
-  /** eval and the REPLs: the code runs in the first ready worker, where the apps are. */
-  const evaluateInWorker = (code: string): Promise<{ text: string; undefined: boolean }> => {
-    const w = [...workers].find((x) => x.state === 'ready');
+  /**
+   * eval and the REPLs: the code runs in a ready worker, where the apps are; a REPL's session
+   * stays in its worker (its bindings live there) while that worker serves.
+   */
+  const sessionWorkers = new Map<string, WorkerProc>();
+  const evaluateInWorker = (code: string, opts: { session?: string; timeoutMs?: number } = {}): Promise<{ text: string; undefined: boolean }> => {
+    const { session, timeoutMs = DEFAULT_EVAL_TIMEOUT_MS } = opts;
+    const stuck = session === undefined ? undefined : sessionWorkers.get(session);
+    const w = stuck && workers.has(stuck) && stuck.state === 'ready' ? stuck : [...workers].find((x) => x.state === 'ready');
     if (!w) return Promise.reject(new Error('no worker is ready to evaluate in; see status'));
+    if (session !== undefined) sessionWorkers.set(session, w);
     const id = nextStatusId++;
     return new Promise((resolve, reject) => {
       const gone = (): void => {
         evalWaiters.delete(id);
+        clearTimeout(late);
         reject(new Error(`worker ${w.index} (pid ${w.child.pid}) exited before it answered`));
       };
+      // the worker bounds the evaluation itself; this is for a worker that cannot answer
+      const late = setTimeout(() => {
+        evalWaiters.delete(id);
+        w.child.off('exit', gone);
+        reject(new Error(`worker ${w.index} (pid ${w.child.pid}) did not answer within ${Math.round(timeoutMs / 1000) + 5} s`));
+      }, timeoutMs + 5_000);
       w.child.once('exit', gone);
       evalWaiters.set(id, (reply) => {
         evalWaiters.delete(id);
+        clearTimeout(late);
         w.child.off('exit', gone);
         if (reply.ok) resolve({ text: reply.text, undefined: reply.undefined === true });
         else {
@@ -413,8 +429,13 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
           reject(err);
         }
       });
-      sendTo(w, { t: 'eval', id, code });
+      sendTo(w, { t: 'eval', id, code, session, timeoutMs });
     });
+  };
+  const endEvalSession = (session: string): void => {
+    const w = sessionWorkers.get(session);
+    sessionWorkers.delete(session);
+    if (w && workers.has(w)) sendTo(w, { t: 'eval-end', session });
   };
 
   const handle: NodeHandle = {
@@ -422,6 +443,7 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     lifecycle,
     apps: new Map(),
     evaluate: evaluateInWorker,
+    endEvalSession,
     get config() {
       return sysConfig;
     },

@@ -87,7 +87,9 @@ export interface NodeHandle {
    * Evaluates code where the apps are (a master: in a ready worker); absent where they are in
    * this process (evaluate.ts then runs it here).
    */
-  evaluate?(code: string): Promise<Evaluation>;
+  evaluate?(code: string, opts?: { session?: string; timeoutMs?: number }): Promise<Evaluation>;
+  /** The REPL of evaluation `session` was left: its bindings can go (a master: in its worker). */
+  endEvalSession?(session: string): void;
   /** Moves the node to a shutdown stage (as INT/TERM/QUIT do), or `exit`s at once. */
   advance(stage: Stage | 'exit'): void;
   /** A graceful stop, as one TERM: finish the work in flight, then stop the apps. */

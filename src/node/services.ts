@@ -70,9 +70,11 @@ async function socketRepl(handle: NodeHandle | undefined, socket: net.Socket, ar
     return;
   }
   const { startNodeRepl } = await import('./repl.js'); // node:repl is loaded only when used
-  const [cols, rows] = args;
+  const [cols, rows, timeoutMs] = args;
   Object.assign(socket, { columns: Number(cols) || 80, rows: Number(rows) || 24, isTTY: true });
-  const server = startNodeRepl(handle, { input: socket, output: socket, terminal: true, onExit: () => socket.end() });
+  // each input's time limit, from the client's --timeout
+  const limit = Number(timeoutMs) > 0 ? Number(timeoutMs) : undefined;
+  const server = startNodeRepl(handle, { input: socket, output: socket, terminal: true, timeoutMs: limit, onExit: () => socket.end() });
   socket.on('close', () => {
     onClose?.();
     server.close();
@@ -200,10 +202,12 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       requests: {
         ping: () => 'pong',
         status: () => statusOf(handle, plan.info, plan.nodeType.apps),
-        eval: async ([code]) => {
+        eval: async ([code, timeoutMs]) => {
           if (!handle?.ready) throw new Error('the node is still starting');
-          // a node with workers evaluates in one of them: the apps live there
-          return (handle.evaluate ? await handle.evaluate(String(code)) : await evaluate(String(code), handle)).text;
+          // within the client's time limit (synchronous code included); a node with workers
+          // evaluates in one of them: the apps live there
+          const limit = Number(timeoutMs) > 0 ? Number(timeoutMs) : undefined;
+          return (handle.evaluate ? await handle.evaluate(String(code), { timeoutMs: limit }) : await evaluate(String(code), handle, limit)).text;
         },
         stop: () => {
           const answer = { pid: process.pid, stage: handle?.lifecycle.stage ?? 'starting', in_flight: handle?.lifecycle.inFlight ?? 0 };

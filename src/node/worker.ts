@@ -12,7 +12,7 @@
  */
 import { routeListens, type RawHandle } from './listeners.js';
 import type { Stage } from './lifecycle.js';
-import { evaluate, isIncompleteInput } from './evaluate.js';
+import { describeValue, EvalSession, isIncompleteInput } from './evaluate.js';
 import { collectBootGarbage, describeBootGc } from './heap.js';
 import { createLogger, isLevel, type LogControl } from './log.js';
 import { planNode, runForeground, type NodeHandle } from './node.js';
@@ -25,7 +25,8 @@ export type ToWorker =
   | { t: 'stop' }
   | { t: 'status'; id: number }
   | { t: 'level'; level: string }
-  | { t: 'eval'; id: number; code: string };
+  | { t: 'eval'; id: number; code: string; session?: string; timeoutMs?: number }
+  | { t: 'eval-end'; session: string };
 
 export type FromWorker =
   | { t: 'listen'; id: number; host: string; port: number; ipv6Only?: boolean }
@@ -71,6 +72,16 @@ export async function runWorker(control: LogControl, env: NodeJS.ProcessEnv = pr
   installListenBroker();
   const plan = planNode(readLaunchEnv(env), env);
   let handle: NodeHandle | undefined;
+  // a REPL's evaluation session lives here as long as the REPL is open; an eval has its own
+  const sessions = new Map<string, EvalSession>();
+  const sessionFor = (key: string | undefined, h: NodeHandle): EvalSession => {
+    let session = key === undefined ? undefined : sessions.get(key);
+    if (!session) {
+      session = new EvalSession(h);
+      if (key !== undefined) sessions.set(key, session);
+    }
+    return session;
+  };
   process.on('message', (msg: ToWorker) => {
     switch (msg.t) {
       case 'stage':
@@ -87,11 +98,14 @@ export async function runWorker(control: LogControl, env: NodeJS.ProcessEnv = pr
           send({ t: 'eval', id: msg.id, ok: false, text: 'the worker is still starting' });
           break;
         }
-        evaluate(msg.code, handle).then(
-          (r) => send({ t: 'eval', id: msg.id, ok: true, text: r.text, undefined: r.undefined }),
+        sessionFor(msg.session, handle).run(msg.code, msg.timeoutMs).then(
+          (value) => send({ t: 'eval', id: msg.id, ok: true, ...describeValue(value, msg.session !== undefined) }),
           (err: unknown) =>
             send({ t: 'eval', id: msg.id, ok: false, text: err instanceof Error ? `${err.name}: ${err.message}` : String(err), incomplete: isIncompleteInput(msg.code, err) }),
         );
+        break;
+      case 'eval-end':
+        sessions.delete(msg.session);
         break;
       case 'status':
         send({

@@ -179,3 +179,35 @@ describe('remote_console', () => {
     expect(run(e, ['stop']).status).toBe(0);
   });
 });
+
+describe('the REPLs evaluate as Node\'s REPL, each input within a time limit (issue 10, items 9 and 10)', () => {
+  for (const rel of ['web', 'pool']) {
+    it(`${rel}: let persists for the session, the last value prints, require works; an endless loop stops at --timeout and the node keeps serving`, async () => {
+      const e = { ...(await env()), REL: rel };
+      expect(run(e, ['start']).status).toBe(0);
+      const t = term(`${bin} remote_console --timeout 1`, e);
+      await t.waitFor(/\S+@\S+> $/m);
+      // one input at a time: the next once the answer (or the next prompt) is on the screen
+      const enter = async (line: string, answer?: RegExp) => {
+        t.type(line);
+        await t.waitFor(answer ?? new RegExp(`> ${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\n\\S+@\\S+> $`, 'm'));
+      };
+      await enter('let q = 3');
+      await enter('q * 14', /^42$/m);
+      await enter('const v = apps.opsapp.greeting; v.toUpperCase()', /^'HELLO'$/m);
+      await enter('typeof require + "/" + require("os").platform()', new RegExp(`^'function/${process.platform}'$`, 'm'));
+      await enter('const w = await Promise.resolve(q + 1)');
+      await enter('w * 10', /^40$/m);
+      t.type('while (true) {}');
+      await t.waitFor(/eval timed out after 1 s/);
+      expect(run(e, ['ping']).stdout).toBe('pong\n');
+      t.type('q + v.length');
+      await t.waitFor(/^8$/m);
+      // another session has bindings of its own
+      expect(run(e, ['eval', 'typeof q']).stdout).toBe('undefined\n');
+      t.press('C-d');
+      await t.waitFor(/\[exit 0\]/);
+      expect(run(e, ['stop']).status).toBe(0);
+    });
+  }
+});

@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { builtFixture, listTree, tempDir } from '../helpers/project.js';
@@ -361,4 +362,31 @@ describe('a read-only release directory', () => {
     expect(listTree(rel)).toEqual(before);
     expect(before.map((f) => fs.statSync(path.join(rel, f)).mtimeMs)).toEqual(mtimes);
   });
+});
+
+describe('eval: Node\'s REPL semantics, within a time limit (issue 10, items 9 and 10)', () => {
+  for (const relName of ['web', 'pool']) {
+    it(`${relName}: the last value, require, await; an endless loop stops at --timeout and the node keeps serving`, async () => {
+      const s = await sandbox({ REL: relName });
+      expect(s.run(['start']).status).toBe(0);
+      const pid = s.pid(relName)!;
+      expect(s.run(['eval', 'const v = apps.opsapp.port + 1; v'])).toMatchObject({ status: 0, stdout: `${s.port + 1}\n` });
+      expect(s.run(['eval', 'const v = 2; v']).stdout).toBe('2\n'); // each eval has its own bindings
+      expect(s.run(['eval', 'typeof require']).stdout).toBe('function\n');
+      expect(s.run(['eval', '--timeout', '5', `require("os").hostname() === ${JSON.stringify(os.hostname())}`]).stdout).toBe('true\n');
+      expect(s.run(['eval', 'const r = await Promise.resolve(20); r * 2 + 2']).stdout).toBe('42\n');
+      const t0 = Date.now();
+      const loop = s.run(['eval', '--timeout', '1', 'while (true) {}']);
+      expect(loop.status).toBe(1);
+      expect(loop.stderr).toMatch(/eval timed out after 1 s/);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(s.run(['ping'])).toMatchObject({ status: 0, stdout: 'pong\n' });
+      expect(await get(s.port)).toEqual({ status: 200, body: 'hello\n' });
+      expect(s.run(['eval', '--timeout', 'soon', '1'])).toMatchObject({ status: 1, stderr: 'eval: --timeout must be a number of seconds, found "soon"\n' });
+      expect(s.pid(relName)).toBe(pid);
+      expect(s.run(['help', 'eval']).stdout).toMatch(/default 60 s/);
+      const stop = s.run(['stop', '--timeout', '10']);
+      expect(stop.status, stop.stderr).toBe(0);
+    });
+  }
 });
