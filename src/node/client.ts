@@ -96,19 +96,24 @@ function writeAll(fd: number, text: string): void {
 /** The time limit of an `eval` without `--timeout` (evaluate.ts DEFAULT_EVAL_TIMEOUT_MS; not imported: ping stays light). */
 const EVAL_TIMEOUT_S = 60;
 
+/** `ping`'s exit code for a node that answers but is degraded (1 is "not running"). */
+const PING_DEGRADED = 3;
+
 /** How long a client keeps trying while a live node's control socket is missing (a USR2 hand-over). */
 const HANDOVER_WAIT_MS = 2_000;
 
 async function request(t: Target, command: string, args: unknown[] = [], timeoutMs = 30_000): Promise<unknown> {
-  const deadline = Date.now() + HANDOVER_WAIT_MS;
+  // One deadline for the whole request: connection, handshake, hand-over retries and answer.
+  const end = Date.now() + timeoutMs;
+  const handoverDeadline = Date.now() + HANDOVER_WAIT_MS;
   for (;;) {
     try {
-      return await controlRequest({ endpoint: t.endpoint, cookie: t.cookie.cookie, command, args, timeoutMs });
+      return await controlRequest({ endpoint: t.endpoint, cookie: t.cookie.cookie, command, args, timeoutMs: Math.max(1, end - Date.now()) });
     } catch (err) {
       // During a USR2 hand-over the socket path is briefly missing: libuv unlinks it when the old
       // master closes, and the new master renames its own into place right after. A node whose
       // pid file names a live process is not "not running": try again for a moment.
-      if (!(err instanceof ControlError) || err.code !== 'ENOTRUNNING' || Date.now() > deadline || !liveNodePid(t)) throw err;
+      if (!(err instanceof ControlError) || err.code !== 'ENOTRUNNING' || Date.now() > Math.min(handoverDeadline, end) || !liveNodePid(t)) throw err;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
@@ -151,10 +156,16 @@ export async function runClient(command: string, args: string[], env: NodeJS.Pro
 
 async function dispatch(t: Target, command: string, args: string[]): Promise<number> {
   switch (command) {
-    case 'ping':
-      await request(t, 'ping', [], 10_000);
+    case 'ping': {
+      const answer = await request(t, 'ping', [], 10_000);
+      const degraded = typeof answer === 'object' && answer !== null ? (answer as { degraded?: unknown }).degraded : undefined;
+      if (degraded !== undefined) {
+        writeAll(2, `Node ${t.nodeName} answers but is degraded: ${String(degraded)}\n`);
+        return PING_DEGRADED;
+      }
       out('pong');
       return 0;
+    }
     case 'status':
       return printStatus(await request(t, 'status'), args.includes('--json'));
     case 'eval': {
@@ -208,7 +219,10 @@ interface Status {
   in_flight: number;
   apps: string[];
   memory: Record<string, number>;
-  workers: unknown[];
+  workers: { index: number; pid: number; state: string }[];
+  spawn_loop?: number[];
+  workers_target?: number;
+  degraded?: string;
 }
 
 function printStatus(result: unknown, json: boolean): number {
@@ -224,31 +238,55 @@ function printStatus(result: unknown, json: boolean): number {
       `release:   ${s.release} ${s.version}`,
       `pid:       ${s.pid}`,
       `uptime:    ${s.uptime_s} s`,
-      `stage:     ${s.stage}`,
+      `stage:     ${s.stage}${s.degraded ? ` (DEGRADED: ${s.degraded})` : ''}`,
       `in flight: ${s.in_flight}`,
       `apps:      ${s.apps.join(', ') || '(none)'}`,
       `memory:    rss ${mib(s.memory.rss)}, heap ${mib(s.memory.heapUsed)} of ${mib(s.memory.heapTotal)}`,
-      `workers:   ${s.workers.length === 0 ? 'none (single process)' : JSON.stringify(s.workers)}`,
+      `workers:   ${describeWorkers(s)}`,
     ].join('\n'),
   );
   return 0;
 }
 
-/** One graceful shutdown stage (like TERM), then wait until the OS process is gone. */
+/** The human status's workers line: a single process, or a master's pool against its size. */
+function describeWorkers(s: Status): string {
+  if (s.workers_target === undefined && s.workers.length === 0) return 'none (single process)';
+  const ready = s.workers.filter((w) => w.state === 'ready').length;
+  const loop = s.spawn_loop?.length ? `; spawn loop, not respawned: ${s.spawn_loop.join(', ')}` : '';
+  const list = s.workers.length ? ` ${JSON.stringify(s.workers)}` : '';
+  return `${ready} of ${s.workers_target ?? s.workers.length} ready${loop}${list}`;
+}
+
+/**
+ * One graceful shutdown stage (like TERM), then wait until the OS process is gone. `--timeout`
+ * bounds the whole command: connecting, the handshake and the node's answer included (a node
+ * whose event loop is blocked never answers).
+ */
 async function stopNode(t: Target, args: string[]): Promise<number> {
+  const started = Date.now();
   const { value } = parseFlag(args, '--timeout');
   const timeoutS = value === undefined ? 60 : Number(value);
   if (!Number.isFinite(timeoutS) || timeoutS <= 0) return fail(`stop: --timeout must be a number of seconds, found ${JSON.stringify(value)}`);
-  const r = (await request(t, 'stop')) as { pid: number; stage: string; in_flight: number };
-  const deadline = Date.now() + timeoutS * 1000;
+  const deadline = started + timeoutS * 1000;
+  let r: { pid: number; stage: string; in_flight: number };
+  try {
+    r = (await request(t, 'stop', [], deadline - Date.now())) as typeof r;
+  } catch (err) {
+    if (!(err instanceof ControlError) || err.code !== 'ETIMEOUT') throw err;
+    const pid = t.runDir === undefined ? undefined : readPidFile(path.join(t.runDir, 'node.pid'));
+    return fail(
+      `Node ${t.nodeName}${pid === undefined ? '' : ` (pid ${pid})`} did not answer the stop request within ${timeoutS}s: its event loop is blocked or it is overloaded; ` +
+        `nothing was asked of it. Try again, or send it TERM (${pid === undefined ? 'kill -TERM <pid>' : `kill -TERM ${pid}`}; the 4th TERM exits at once)`,
+    );
+  }
   while (isAlive(r.pid)) {
-    if (Date.now() > deadline) {
+    if (Date.now() >= deadline) {
       return fail(
         `Node ${t.nodeName} (pid ${r.pid}) did not stop within ${timeoutS}s (stage ${r.stage}, ${r.in_flight} in flight when asked); ` +
           'run stop again to move to the next stage (refuse new work, then hang up)',
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.min(5, deadline - Date.now()))));
   }
   return 0;
 }

@@ -11,7 +11,11 @@
  *                        (NODEREL_HUP=reopen_logs makes HUP reopen the logs instead)
  *   WINCH                daemonized only: stop the workers gracefully, keep the master (and the
  *                        sockets); HUP brings them back
- *   TTIN / TTOU          one worker more / fewer
+ *   TTIN / TTOU          one worker more / fewer; while the spawn-loop guard holds worker slots,
+ *                        TTIN first brings those back (the pool to its configured size)
+ * A listening socket that no worker serves any more (every worker on it died) is closed, so
+ * clients and load balancers get a refusal instead of a hang; the master binds it again when a
+ * worker asks for it. While the guard holds slots, status and ping report the node degraded.
  *   USR2                 re-exec: a new master (bin/<name>, so possibly a new release version)
  *                        gets this master's listening sockets over IPC and starts its own
  *                        workers on them; the pid file becomes <pid file>.oldbin; both serve
@@ -87,6 +91,8 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
   const lifecycle = new Lifecycle((err) => log.error(`a stage listener failed: ${describeError(err, true)}`));
   const workers = new Set<WorkerProc>();
   const listeners = new Map<string, RawHandle>();
+  /** The workers that listen on each address (listenKey): a socket nobody serves is closed. */
+  const servedBy = new Map<string, Set<WorkerProc>>();
   const failures = new Map<number, number>();
   const tripped = new Set<number>();
   const respawnTimers = new Map<number, NodeJS.Timeout>();
@@ -172,7 +178,12 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     switch (msg.t) {
       case 'listen':
         try {
-          sendTo(w, { t: 'listen-ok', id: msg.id }, await listenerFor({ host: msg.host, port: msg.port, ipv6Only: msg.ipv6Only === true }));
+          const address = { host: msg.host, port: msg.port, ipv6Only: msg.ipv6Only === true };
+          const h = await listenerFor(address);
+          const key = listenKey(address);
+          if (!servedBy.has(key)) servedBy.set(key, new Set());
+          servedBy.get(key)!.add(w);
+          sendTo(w, { t: 'listen-ok', id: msg.id }, h);
         } catch (err) {
           sendTo(w, { t: 'listen-err', id: msg.id, message: (err as Error).message, code: (err as NodeJS.ErrnoException).code });
         }
@@ -197,8 +208,28 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     }
   };
 
+  /**
+   * Closes the listening sockets `w` was the last worker to serve: the kernel would otherwise
+   * queue connections on them that nobody accepts. Kept while the master is stopping (it closes
+   * them all), after WINCH (the operator keeps the sockets on purpose) and after a hand-over to
+   * a new master (they are shared with it).
+   */
+  const releaseListeners = (w: WorkerProc): void => {
+    for (const [key, set] of servedBy) {
+      if (!set.delete(w) || set.size > 0) continue;
+      servedBy.delete(key);
+      if (stopping || paused || siblingMaster() !== undefined) continue;
+      const h = listeners.get(key);
+      if (!h) continue;
+      listeners.delete(key);
+      h.close();
+      log.warn(`no worker serves ${key} any more: closed its listening socket (connections are refused) until a worker listens on it again`);
+    }
+  };
+
   const onExit = (w: WorkerProc, code: number | null, signal: NodeJS.Signals | null): void => {
     workers.delete(w);
+    releaseListeners(w);
     const how = signal ? `killed by ${signal}` : `exit code ${code}`;
     const beforeReady = w.state === 'booting';
     w.settleBoot(false);
@@ -252,6 +283,9 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     paused = false;
     tripped.clear();
     failures.clear();
+    // Slots waiting for a respawn get their new worker here, not twice.
+    for (const t of respawnTimers.values()) clearTimeout(t);
+    respawnTimers.clear();
     const old = live();
     const indexes = Array.from({ length: target }, (_, i) => i);
     const results = await Promise.all(
@@ -299,10 +333,11 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     stopping = true;
     for (const t of respawnTimers.values()) clearTimeout(t);
     if (stage === 'exit') {
-      log.warn('exiting now: killing the workers');
+      // The last stage is immediate: no teardown, no wait (services' exit handlers still run).
+      log.warn(`exiting now: killing the ${workers.size} worker(s) (the last shutdown stage: no stop, no wait)`);
       for (const w of workers) w.child.kill('SIGKILL');
       finish(1);
-      return;
+      process.exit(1);
     }
     lifecycle.advance(stage);
     // While another master serves the same sockets (during USR2), this one's workers need not
@@ -353,6 +388,17 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     for (const w of workers) sendTo(w, { t: 'level', level: control.level });
   });
   onSignal('SIGTTIN', () => {
+    if (tripped.size > 0 && !paused) {
+      // The pool back to its size first: the slots the spawn-loop guard holds get a new worker.
+      const slots = [...tripped].filter((i) => i < target).sort((a, b) => a - b);
+      tripped.clear();
+      for (const i of slots) {
+        failures.set(i, 0);
+        if (![...workers].some((w) => w.index === i && w.state !== 'retiring')) spawnWorker(i);
+      }
+      log.info(`TTIN: respawning worker${slots.length === 1 ? '' : 's'} ${slots.join(', ')} (spawn-loop guard cleared); ${target} workers (TTIN again for one more)`);
+      return;
+    }
     target += 1;
     tripped.delete(target - 1);
     log.info(`TTIN: ${target} workers`);
@@ -456,7 +502,16 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     restartApps: () => replaceWorkers('restart'),
     reloadConfig: () => replaceWorkers('reload'),
     workers: workerStatus,
-    spawnLoop: () => [...tripped],
+    spawnLoop: () => [...tripped].sort((a, b) => a - b),
+    workerTarget: () => target,
+    degraded: () => {
+      if (!ready || stopping || paused) return undefined;
+      const serving = [...workers].filter((w) => w.state === 'ready').length;
+      if (tripped.size === 0 && (serving > 0 || target === 0)) return undefined;
+      const slots = [...tripped].sort((a, b) => a - b);
+      const loop = slots.length ? `spawn loop: worker${slots.length === 1 ? '' : 's'} ${slots.join(', ')} not respawned (HUP or TTIN tries again); ` : '';
+      return `${loop}${serving} of ${target} workers ready${serving === 0 ? ', no worker serves the listening sockets (connections are refused)' : ''}`;
+    },
     reexec,
     completeHandover,
   };
@@ -465,6 +520,10 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
   // The initial boot: every worker must come up, else the node fails to start.
   const boot = async (): Promise<void> => {
     await adoptListeners();
+    if (stopping) {
+      finish(0); // stopped before any worker was spawned
+      return;
+    }
     const first = Array.from({ length: target }, (_, i) => spawnWorker(i));
     const oks = await Promise.all(first.map((w) => w.booted));
     if (stopping) return;

@@ -102,6 +102,10 @@ export interface NodeHandle {
   workers?(): Promise<WorkerStatus[]>;
   /** Worker slots the spawn-loop guard stopped respawning. */
   spawnLoop?(): number[];
+  /** How many workers the master keeps (the configured count, moved by TTIN/TTOU). */
+  workerTarget?(): number;
+  /** Why the node serves less than it should (a spawn loop, no worker ready); undefined when healthy. */
+  degraded?(): string | undefined;
   /** USR2: a new master on this one's sockets; resolves with its pid once ready (masters only). */
   reexec?(): Promise<number>;
   /** Lets the new master take the control socket path, once this one has closed its server. */
@@ -192,13 +196,36 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
   };
   lifecycle.onIdle(stopWhenIdle);
 
+  /** The app whose start is under way (while the node boots). */
+  let starting: string | undefined;
+
+  /**
+   * A stop while the node boots aborts the boot: the apps that started are stopped in reverse
+   * order, the one starting is abandoned (its start may never end: the process exits anyway).
+   */
+  const abortBoot = (stage: Stage): void => {
+    stopping = true;
+    lifecycle.advance(stage);
+    const stopped = running.map((a) => a.spec.name);
+    log.warn(
+      `stop requested while starting: boot aborted${starting ? `, app ${starting} abandoned mid-start` : ''}; ` +
+        `${stopped.length ? `stopping ${stopped.reverse().join(', ')}` : 'no app had started'}`,
+    );
+    void stopAll().then((code) => {
+      log.info(`node ${info.name} stopped before it was ready`);
+      finish(code);
+    });
+  };
+
   /** Moves to a shutdown stage (never backwards), or exits at once. */
   const advance = (stage: ShutdownRequest['stage']): void => {
     if (stage === 'exit') {
-      log.warn(`exiting now with ${lifecycle.inFlight} in flight`);
+      // The last stage is immediate: no teardown, no wait (services' exit handlers still run).
+      log.warn(`exiting now with ${lifecycle.inFlight} in flight (the last shutdown stage: no stop, no wait)`);
       finish(1);
-      return;
+      process.exit(1);
     }
+    if (!started && !stopping && !exiting) return abortBoot(stage);
     lifecycle.advance(stage);
     stopWhenIdle();
   };
@@ -278,19 +305,24 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
         },
       };
       log.debug(`starting app ${name} (${spec.type}, ${spec.entry})`);
+      if (stopping || exiting) return; // a stop aborted the boot
+      starting = name;
       try {
-        running.push(await startApp(spec, ctx, name === plan.extraArgsFor ? plan.launch.programArgs : []));
+        const app = await startApp(spec, ctx, name === plan.extraArgsFor ? plan.launch.programArgs : []);
+        if (stopping || exiting) return; // abandoned: the boot was aborted while it started
+        running.push(app);
       } catch (err) {
+        if (stopping || exiting) return;
         log.error(`app ${name} failed to start: ${describeError(err, !isBootError(err))}`);
         opts.onStartFailed?.(`app ${name} failed to start: ${describeError(err, false)}`);
-        if (exiting) return;
         await stopAll();
         log.error(`node ${info.name} failed to start`);
         finish(1);
         return;
       }
+      starting = undefined;
       log.info(`app ${name} started`);
-      if (exiting) return;
+      if (exiting || stopping) return;
     }
     started = true;
     log.info(`node ${info.name} ready (${manifest.name} ${manifest.version}, apps: ${nodeType.apps.join(', ') || '(none)'})`);

@@ -60,6 +60,9 @@ async function statusOf(handle: NodeHandle | undefined, info: { name: string; re
     memory: process.memoryUsage(),
     workers,
     spawn_loop: handle?.spawnLoop?.() ?? [],
+    // a master: how many workers it keeps; and why the node serves less than it should
+    ...(handle?.workerTarget ? { workers_target: handle.workerTarget() } : {}),
+    ...(handle?.degraded?.() ? { degraded: handle.degraded() } : {}),
   };
 }
 
@@ -200,7 +203,11 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       cookie: cookie.cookie,
       onAuthFailure: (who) => log.warn(`refused a control connection: wrong cookie (${who})`),
       requests: {
-        ping: () => 'pong',
+        // A degraded node (a spawn loop: workers down) answers, and says what is wrong.
+        ping: () => {
+          const degraded = handle?.degraded?.();
+          return degraded === undefined ? 'pong' : { pong: true, degraded };
+        },
         status: () => statusOf(handle, plan.info, plan.nodeType.apps),
         eval: async ([code, timeoutMs]) => {
           if (!handle?.ready) throw new Error('the node is still starting');
@@ -210,7 +217,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
           return (handle.evaluate ? await handle.evaluate(String(code), { timeoutMs: limit }) : await evaluate(String(code), handle, limit)).text;
         },
         stop: () => {
-          const answer = { pid: process.pid, stage: handle?.lifecycle.stage ?? 'starting', in_flight: handle?.lifecycle.inFlight ?? 0 };
+          const answer = { pid: process.pid, stage: handle?.ready ? handle.lifecycle.stage : 'starting', in_flight: handle?.lifecycle.inFlight ?? 0 };
           setImmediate(() => process.emit('SIGTERM', 'SIGTERM'));
           return answer;
         },

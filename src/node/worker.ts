@@ -72,6 +72,12 @@ export async function runWorker(control: LogControl, env: NodeJS.ProcessEnv = pr
   installListenBroker();
   const plan = planNode(readLaunchEnv(env), env);
   let handle: NodeHandle | undefined;
+  /** A stage the master sent before the node existed (a stop while booting): applied then. */
+  let early: Stage | 'exit' | undefined;
+  const advance = (stage: Stage | 'exit'): void => {
+    if (handle) handle.advance(stage);
+    else early = stage;
+  };
   // a REPL's evaluation session lives here as long as the REPL is open; an eval has its own
   const sessions = new Map<string, EvalSession>();
   const sessionFor = (key: string | undefined, h: NodeHandle): EvalSession => {
@@ -85,10 +91,10 @@ export async function runWorker(control: LogControl, env: NodeJS.ProcessEnv = pr
   process.on('message', (msg: ToWorker) => {
     switch (msg.t) {
       case 'stage':
-        handle?.advance(msg.stage);
+        advance(msg.stage);
         break;
       case 'stop':
-        handle?.advance('draining');
+        advance('draining');
         break;
       case 'level':
         if (isLevel(msg.level)) control.level = msg.level;
@@ -130,7 +136,10 @@ export async function runWorker(control: LogControl, env: NodeJS.ProcessEnv = pr
     signals: false,
     processTitle: `${plan.nodeType.processName} worker[${index}]`,
     logScope,
-    onStarting: (h) => (handle = h),
+    onStarting: (h) => {
+      handle = h;
+      if (early !== undefined) queueMicrotask(() => h.advance(early!));
+    },
     onReady: () => send({ t: 'ready' }),
     onStartFailed: (message) => send({ t: 'failed', message }),
   });

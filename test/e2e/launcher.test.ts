@@ -221,6 +221,72 @@ describe('stop', () => {
   });
 });
 
+describe('stop: bounded, and during boot', () => {
+  for (const rel of ['web', 'pool']) {
+    it(`stop of a node still starting (${rel}) aborts the boot: the node exits at once, start fails`, async () => {
+      const s = await makeSandbox(bin, rel, 'OPS_PORT', { OPS_COOKIE: undefined, OPS_CONFIG: undefined, OPS_DELAY_MS: '600000' });
+      const start = s.runAsync(['start']);
+      await waitFor(() => {
+        const r = s.run(['status', '--json']);
+        return r.status === 0 && JSON.parse(r.stdout).stage === 'starting' && (rel === 'web' || JSON.parse(r.stdout).workers.length === 2);
+      }, 'the node to answer while it starts');
+      const pid = s.pid()!;
+      const t0 = Date.now();
+      const stop = s.run(['stop', '--timeout', '20']);
+      expect(stop.status, stop.stderr).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(5_000); // not the app's start timeout
+      expect(alive(pid)).toBe(false);
+      const started = await start;
+      expect(started.status).not.toBe(0);
+      expect(fs.readFileSync(s.logFile(), 'utf8')).toMatch(/stop requested while starting: boot aborted, app opsapp abandoned mid-start; no app had started/);
+    });
+  }
+
+  it('stop --timeout bounds the whole command, connection and handshake included (a node that never answers)', async () => {
+    const s = await sandbox();
+    expect(s.run(['start']).status).toBe(0);
+    const pid = s.pid()!;
+    process.kill(pid, 'SIGSTOP'); // as good as an event loop blocked for good
+    try {
+      const t0 = Date.now();
+      const r = s.run(['stop', '--timeout', '2']);
+      const took = Date.now() - t0;
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`did not answer the stop request within 2s: its event loop is blocked or it is overloaded; nothing was asked of it.*kill -TERM ${pid}`));
+      expect(took).toBeGreaterThanOrEqual(2_000);
+      expect(took).toBeLessThan(3_500); // the launcher and the client's start, not 30 s
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('the 4th TERM is logged and immediate, even with a control connection open', async () => {
+    const s = await sandbox();
+    expect(s.run(['start']).status).toBe(0);
+    const pid = s.pid()!;
+    const held = get(s.port, '/work?ms=60000');
+    held.catch(() => {});
+    await waitFor(() => JSON.parse(s.run(['status', '--json']).stdout).in_flight === 1, 'the request to be in flight');
+    // a peer that keeps its side open: a graceful teardown would wait for it
+    const ctl = net.connect({ path: path.join(s.tmp, fs.readdirSync(s.tmp).find((d) => d.startsWith('web@'))!, 'ctl'), allowHalfOpen: true });
+    ctl.on('error', () => {});
+    await new Promise((resolve) => ctl.once('data', resolve));
+    const log = () => fs.readFileSync(s.logFile(), 'utf8');
+    for (const [step, stage] of [[1, 'draining'], [2, 'rejecting'], [3, 'hanging-up']] as const) {
+      process.kill(pid, 'SIGTERM');
+      await waitFor(() => log().includes(`shutdown step ${step} of 4`) && log().includes(`stage ${stage}`), `stage ${stage}`);
+    }
+    const t0 = Date.now();
+    process.kill(pid, 'SIGTERM');
+    await waitFor(() => !alive(pid), 'the node to exit', 5_000);
+    expect(Date.now() - t0).toBeLessThan(500);
+    ctl.destroy();
+    expect(log()).toMatch(/received SIGTERM \(shutdown step 4 of 4\)\n.*exiting now with 1 in flight \(the last shutdown stage: no stop, no wait\)/);
+    expect(s.pid()).toBeUndefined();
+  });
+});
+
 describe('the cookie and the control channel', () => {
   it('a wrong cookie is refused with a clear message and logged by the node', async () => {
     const s = await sandbox();

@@ -153,6 +153,58 @@ describe('workers', () => {
     expect(s.run(['stop']).status).toBe(0);
   });
 
+  it('both workers in a spawn loop: status and ping say degraded, the port refuses, TTIN and HUP bring the pool back', async () => {
+    const failFile = path.join(project.dir, `fail-${process.pid}-${Date.now()}`);
+    const s = await pool({ OPS_FAIL_FILE: failFile });
+    expect(s.run(['start']).status).toBe(0);
+    const master = s.pid()!;
+    const connect = () =>
+      new Promise<string>((resolve) => {
+        const c = net.connect({ host: '127.0.0.1', port: s.port });
+        c.once('connect', () => (c.destroy(), resolve('connected')));
+        c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      });
+    const tripBoth = async (): Promise<void> => {
+      fs.writeFileSync(failFile, 'x');
+      for (const pid of readyPids(s)) process.kill(pid, 'SIGKILL');
+      await waitFor(() => status(s).spawn_loop.length === 2, 'both slots in the spawn-loop guard', 60_000);
+    };
+    const restored = async (how: string): Promise<void> => {
+      await waitFor(() => readyPids(s).length === 2 && status(s).spawn_loop.length === 0, `${how} to bring the pool back`);
+      expect(status(s).workers.map((w) => w.index)).toEqual([0, 1]); // the configured slots, not a third
+      expect((await httpGet(s.port)).status).toBe(200);
+      expect(s.run(['ping'])).toMatchObject({ status: 0, stdout: 'pong\n' });
+    };
+    try {
+      await tripBoth();
+      const human = s.run(['status']).stdout;
+      expect(human).toMatch(/^stage: +running \(DEGRADED: spawn loop: workers 0, 1 not respawned \(HUP or TTIN tries again\); 0 of 2 workers ready/m);
+      expect(human).toMatch(/^workers: +0 of 2 ready; spawn loop, not respawned: 0, 1$/m);
+      expect(JSON.parse(s.run(['status', '--json']).stdout)).toMatchObject({ workers_target: 2, degraded: expect.stringMatching(/spawn loop/) });
+      const ping = s.run(['ping']);
+      expect(ping.status).toBe(3);
+      expect(ping.stdout).toBe('');
+      expect(ping.stderr).toMatch(/^Node pool@\S+ answers but is degraded: spawn loop: workers 0, 1/);
+      // No worker accepts: a refusal, not a connection left hanging in the backlog.
+      expect(await connect()).toBe('ECONNREFUSED');
+      expect(fs.readFileSync(s.logFile(), 'utf8')).toMatch(/no worker serves 127\.0\.0\.1:\d+ any more: closed its listening socket/);
+
+      fs.rmSync(failFile);
+      process.kill(master, 'SIGTTIN');
+      await restored('TTIN');
+      expect(fs.readFileSync(s.logFile(), 'utf8')).toMatch(/TTIN: respawning workers 0, 1 \(spawn-loop guard cleared\); 2 workers/);
+
+      await tripBoth();
+      expect(await connect()).toBe('ECONNREFUSED');
+      fs.rmSync(failFile);
+      process.kill(master, 'SIGHUP');
+      await restored('HUP');
+    } finally {
+      fs.rmSync(failFile, { force: true });
+    }
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
   it('killing the master with SIGKILL leaves no orphaned worker within 2 seconds', async () => {
     const s = await pool();
     expect(s.run(['start']).status).toBe(0);
