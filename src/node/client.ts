@@ -223,6 +223,7 @@ interface Status {
   spawn_loop?: number[];
   workers_target?: number;
   degraded?: string;
+  log?: { file: string | null; dropped_lines: number; unreported_lines: number; last_error?: string };
 }
 
 function printStatus(result: unknown, json: boolean): number {
@@ -243,6 +244,10 @@ function printStatus(result: unknown, json: boolean): number {
       `apps:      ${s.apps.join(', ') || '(none)'}`,
       `memory:    rss ${mib(s.memory.rss)}, heap ${mib(s.memory.heapUsed)} of ${mib(s.memory.heapTotal)}`,
       `workers:   ${describeWorkers(s)}`,
+      // lines a full disk kept out of the log (they are noted in it once space returns)
+      ...(s.log?.dropped_lines
+        ? [`log:       ${s.log.dropped_lines} lines could not be written${s.log.last_error ? ` (${s.log.last_error})` : ''}${s.log.unreported_lines ? `, ${s.log.unreported_lines} not yet noted in ${s.log.file ?? 'the log'}` : ''}`]
+        : []),
     ].join('\n'),
   );
   return 0;

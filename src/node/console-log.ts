@@ -11,23 +11,46 @@
  *
  * One `ConsoleLog` per file, in one process (the master): sizes are tracked in memory, so two
  * writers rotating the same file would shift each other's generations.
+ *
+ * Logging never fails the caller: a chunk that cannot be written (a full disk: ENOSPC, EIO, ...)
+ * is dropped and its lines counted (`dropped`, shown by `status`); once writing works again, a
+ * line saying how many were lost, why and when goes into the log before anything else. A timer
+ * keeps trying meanwhile, so the note appears once space returns even on a quiet node.
+ *
+ * Files are created with one mode (`RUNNER_LOG_MODE`, default 0640: never world-readable, logs
+ * carry secrets), and directories with that mode plus search where it can read (0750).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { BootError } from './errors.js';
-import type { LogSink } from './log.js';
+import { isoTime, type LogSink } from './log.js';
 
 export interface ConsoleLogOptions {
-  /** The log file, e.g. `RUNNER_LOG_DIR/<node>/console.log`; its directory is created (0750). */
+  /** The log file, e.g. `RUNNER_LOG_DIR/<node>/console.log`; its directory is created (0750 for mode 0640). */
   file: string;
   /** Rotate before a write would take the file past this many bytes; 0 = never rotate by size. */
   maxBytes: number;
   /** Rotated files kept: `<file>.1` (newest) to `<file>.<generations>` (oldest); at least 1. */
   generations: number;
+  /** The mode of the log files (default 0640); directories get it plus x where it has r (0750). */
+  mode?: number;
+  /** How often to retry writing the note about dropped lines on a quiet node; default 1000 ms. */
+  retryMs?: number;
+}
+
+/** What could not be written: `status` shows it. */
+export interface DroppedLines {
+  /** Lines dropped since the node started. */
+  lines: number;
+  /** Of those, lines the log has not been told about yet (the disk is still full). */
+  unreported: number;
+  /** The last write error, as `CODE: message`. */
+  lastError?: string;
 }
 
 export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_LOG_GENERATIONS = 5;
+export const DEFAULT_LOG_MODE = 0o640;
 const MAX_GENERATIONS = 1000;
 
 export type ConsoleSubscriber = (chunk: Buffer) => void;
@@ -36,12 +59,22 @@ export class ConsoleLog {
   readonly file: string;
   readonly maxBytes: number;
   readonly generations: number;
+  readonly mode: number;
+  readonly dirMode: number;
   #fd: number | undefined;
   #size: number;
   /** After a failed rotation (say, a read-only directory), try again only this much later. */
   #retryRotationAt = 0;
   readonly #subscribers = new Set<ConsoleSubscriber>();
   #notifying = false;
+  #dropped = 0;
+  #unreported = 0;
+  #firstUnreportedAt = 0;
+  #lastError: string | undefined;
+  /** The last failed write left part of a line in the file: the note starts on a line of its own. */
+  #partial = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  readonly #retryMs: number;
 
   constructor(o: ConsoleLogOptions) {
     if (!Number.isSafeInteger(o.maxBytes) || o.maxBytes < 0) {
@@ -53,9 +86,17 @@ export class ConsoleLog {
     this.file = path.resolve(o.file);
     this.maxBytes = o.maxBytes;
     this.generations = o.generations;
-    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o750 });
-    this.#fd = openAppend(this.file);
+    this.mode = (o.mode ?? DEFAULT_LOG_MODE) & 0o777;
+    this.dirMode = dirModeOf(this.mode);
+    this.#retryMs = o.retryMs ?? 1000;
+    this.#mkdir();
+    this.#fd = this.#open();
     this.#size = fs.fstatSync(this.#fd).size;
+  }
+
+  /** Lines that could not be written (a full disk), and the last error. */
+  get dropped(): DroppedLines {
+    return { lines: this.#dropped, unreported: this.#unreported, ...(this.#lastError ? { lastError: this.#lastError } : {}) };
   }
 
   /** Bytes in the current file, as tracked: its size at open plus what this object wrote. */
@@ -70,23 +111,91 @@ export class ConsoleLog {
   /**
    * Appends `chunk` (a string is UTF-8), rotating first when it would take the file past
    * `maxBytes`, then hands it to every subscriber. A failed rotation is not fatal: the chunk
-   * goes to the current file and rotation is tried again later. A failed write (ENOSPC)
-   * throws, after the subscribers got the chunk. After `close()` chunks are dropped.
+   * goes to the current file and rotation is tried again later. Never throws: a failed write
+   * (ENOSPC) drops the chunk and counts its lines (`dropped`); the subscribers get it all the
+   * same. After `close()` chunks are dropped.
    */
   write(chunk: string | Uint8Array): void {
     if (this.#fd === undefined) return;
     const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk); // a copy: subscribers may keep it
     if (buf.length === 0) return;
-    let failure: unknown;
+    if (this.#unreported === 0 || this.#reportDropped()) this.#append(buf);
+    else this.#drop(buf);
+    this.#notify(buf);
+  }
+
+  /** Writes `buf` (rotating first if due); on failure counts it as dropped. True when written. */
+  #append(buf: Buffer): boolean {
+    const fd = this.#fd;
+    if (fd === undefined) return false;
     try {
       if (this.#mustRotate(buf.length)) this.#rotateOrPostpone();
-      writeAll(this.#fd, buf);
-      this.#size += buf.length;
-    } catch (err) {
-      failure = err;
+    } catch {
+      // never fatal: the chunk goes to the current file
     }
-    this.#notify(buf);
-    if (failure !== undefined) throw failure;
+    let written = 0;
+    try {
+      written = writeAll(this.#fd as number, buf);
+      this.#size += written;
+      this.#partial = false;
+      return true;
+    } catch (err) {
+      written = (err as { written?: number }).written ?? 0;
+      this.#size += written;
+      if (written > 0) this.#partial = buf[written - 1] !== 0x0a;
+      this.#drop(buf, err);
+      return false;
+    }
+  }
+
+  #drop(buf: Buffer, err?: unknown): void {
+    let lines = 0;
+    for (let i = buf.indexOf(0x0a); i !== -1; i = buf.indexOf(0x0a, i + 1)) lines++;
+    if (buf[buf.length - 1] !== 0x0a) lines++;
+    if (this.#unreported === 0) this.#firstUnreportedAt = Date.now();
+    this.#dropped += lines;
+    this.#unreported += lines;
+    if (err !== undefined) {
+      this.#lastError = describeWriteError(err);
+    }
+    if (this.#retryTimer === undefined && this.#retryMs > 0) {
+      this.#retryTimer = setInterval(() => {
+        if (this.#fd === undefined || this.#unreported === 0 || this.#reportDropped()) this.#stopRetrying();
+      }, this.#retryMs);
+      this.#retryTimer.unref();
+    }
+  }
+
+  /** Writes the note about the lines dropped so far; true when it is in the log. */
+  #reportDropped(): boolean {
+    const n = this.#unreported;
+    const note =
+      `${this.#partial ? '\n' : ''}${isoTime(Date.now())} warn [console.log] ${n} log line${n === 1 ? '' : 's'} could not be written to ${this.file} ` +
+      `since ${isoTime(this.#firstUnreportedAt)} (${this.#lastError ?? 'write failed'}) and ${n === 1 ? 'is' : 'are'} lost\n`;
+    const fd = this.#fd;
+    if (fd === undefined) return false;
+    try {
+      if (this.#mustRotate(note.length)) this.#rotateOrPostpone();
+    } catch {
+      // as in #append
+    }
+    try {
+      this.#size += writeAll(this.#fd as number, Buffer.from(note, 'utf8'));
+    } catch (err) {
+      this.#size += (err as { written?: number }).written ?? 0;
+      this.#lastError = describeWriteError(err);
+      return false;
+    }
+    this.#partial = false;
+    this.#unreported = 0;
+    this.#stopRetrying();
+    return true;
+  }
+
+  #stopRetrying(): void {
+    if (this.#retryTimer === undefined) return;
+    clearInterval(this.#retryTimer);
+    this.#retryTimer = undefined;
   }
 
   /**
@@ -98,8 +207,8 @@ export class ConsoleLog {
   reopen(): void {
     const old = this.#fd;
     if (old === undefined) return;
-    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o750 }); // someone may have removed it
-    const fd = openAppend(this.file);
+    this.#mkdir(); // someone may have removed it
+    const fd = this.#open();
     this.#fd = fd;
     this.#size = fs.fstatSync(fd).size;
     this.#retryRotationAt = 0;
@@ -124,7 +233,46 @@ export class ConsoleLog {
     if (fd === undefined) return;
     this.#fd = undefined;
     this.#subscribers.clear();
+    this.#stopRetrying();
     fs.closeSync(fd);
+  }
+
+  /** The log's directory, created with `dirMode` (whatever the umask says) when missing. */
+  #mkdir(): void {
+    const dir = path.dirname(this.file);
+    const st = fs.statSync(dir, { throwIfNoEntry: false });
+    if (st) {
+      // one made before the log mode was (0755): it loses what the mode does not give
+      const extra = st.mode & 0o777 & ~this.dirMode;
+      if (extra) {
+        try {
+          fs.chmodSync(dir, st.mode & 0o7777 & ~extra);
+        } catch {
+          // not ours to change
+        }
+      }
+      return;
+    }
+    const first = fs.mkdirSync(dir, { recursive: true, mode: this.dirMode });
+    // every directory mkdir made gets the mode (the umask may have taken bits the mode gives)
+    for (let d = dir; first !== undefined && d.length >= first.length; d = path.dirname(d)) {
+      try {
+        fs.chmodSync(d, this.dirMode);
+      } catch {
+        // not ours to change
+      }
+    }
+  }
+
+  /** Opens the file for appending, in `mode`: one mode for the first file, reopened and rotated ones. */
+  #open(): number {
+    const fd = fs.openSync(this.file, 'a', this.mode);
+    try {
+      if ((fs.fstatSync(fd).mode & 0o777) !== this.mode) fs.fchmodSync(fd, this.mode);
+    } catch {
+      // another user's file: it keeps its mode
+    }
+    return fd;
   }
 
   #mustRotate(incoming: number): boolean {
@@ -152,7 +300,7 @@ export class ConsoleLog {
     }
     for (let i = this.generations - 1; i >= 1; i--) renameIfExists(`${this.file}.${i}`, `${this.file}.${i + 1}`);
     fs.renameSync(this.file, `${this.file}.1`);
-    const fresh = openAppend(this.file);
+    const fresh = this.#open();
     this.#fd = fresh;
     this.#size = fs.fstatSync(fresh).size;
     fs.closeSync(fd);
@@ -283,17 +431,31 @@ function describe(value: unknown): string {
 /**
  * The console log's rotation settings from the environment: `RUNNER_LOG_MAX_BYTES` (bytes, or a
  * number with K, M or G in powers of 1024: 10485760, 10M, 512K, 1G; 0 = never rotate by size)
- * and `RUNNER_LOG_GENERATIONS` (1 to 1000). Unset or empty -> `defaults` -> 10 MiB and 5.
- * An invalid value is a `BootError` (`EENV`) naming the variable and what it accepts.
+ * `RUNNER_LOG_GENERATIONS` (1 to 1000) and `RUNNER_LOG_MODE` (the files' octal mode, default
+ * 0640; the owner must be able to read and write). Unset or empty -> `defaults` -> 10 MiB, 5 and
+ * 0640. An invalid value is a `BootError` (`EENV`) naming the variable and what it accepts.
  */
 export function logSettings(
   env: NodeJS.ProcessEnv,
   defaults: { maxBytes?: number; generations?: number } = {},
-): { maxBytes: number; generations: number } {
+): { maxBytes: number; generations: number; mode: number } {
   return {
     maxBytes: parseMaxBytes(env.RUNNER_LOG_MAX_BYTES) ?? defaults.maxBytes ?? DEFAULT_LOG_MAX_BYTES,
     generations: parseGenerations(env.RUNNER_LOG_GENERATIONS) ?? defaults.generations ?? DEFAULT_LOG_GENERATIONS,
+    mode: parseMode(env.RUNNER_LOG_MODE) ?? DEFAULT_LOG_MODE,
   };
+}
+
+function parseMode(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const n = /^0?[0-7]{3}$/.test(raw.trim()) ? parseInt(raw.trim(), 8) : NaN;
+  if (!((n & 0o600) === 0o600)) {
+    throw new BootError(
+      'EENV',
+      `RUNNER_LOG_MODE=${JSON.stringify(raw)} is not a mode for the log files; use three octal digits the owner can read and write with, e.g. 0640 (the default) or 0600`,
+    );
+  }
+  return n;
 }
 
 const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
@@ -324,13 +486,28 @@ function parseGenerations(raw: string | undefined): number | undefined {
   return n;
 }
 
-function openAppend(file: string): number {
-  return fs.openSync(file, 'a', 0o640);
+/** Writes all of `buf`; returns its length. A failure carries the bytes written before it (`written`). */
+function writeAll(fd: number, buf: Buffer): number {
+  let offset = 0;
+  try {
+    while (offset < buf.length) offset += fs.writeSync(fd, buf, offset, buf.length - offset);
+  } catch (err) {
+    if (err && typeof err === 'object') Object.assign(err, { written: offset });
+    throw err;
+  }
+  return offset;
 }
 
-function writeAll(fd: number, buf: Buffer): void {
-  let offset = 0;
-  while (offset < buf.length) offset += fs.writeSync(fd, buf, offset, buf.length - offset);
+/** `ENOSPC: no space left on device, write`: the code first, once. */
+function describeWriteError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const message = e instanceof Error ? e.message : String(err);
+  return e.code && !message.startsWith(e.code) ? `${e.code}: ${message}` : message;
+}
+
+/** A directory's mode for files of `mode`: search (x) wherever it can read (0640 -> 0750). */
+export function dirModeOf(mode: number): number {
+  return (mode | ((mode & 0o444) >> 2)) & 0o777;
 }
 
 function isSameFile(fd: number, file: string): boolean {

@@ -298,3 +298,25 @@ function vmArgsTokens(line: string): string[] {
 function normalizeHost(host: string): string {
   return host.trim().toLowerCase().replace(/\.$/, '');
 }
+
+/**
+ * `<NAME>_COOKIE` from the environment, taken out of it (`takeCookieFromEnv`) so the apps of a
+ * node never see the cookie in `process.env` (or pass it to their own children), and given back
+ * only to noderel's own children that resolve it again: a USR2 successor and the new node a
+ * program app's restart starts (`withHeldCookie`). Workers never resolve a cookie: they get none.
+ */
+let heldCookie: { readonly name: string; readonly value: string } | undefined;
+
+/** Removes `<NAME>_COOKIE` from `env` and `process.env`, keeping its value for `withHeldCookie`. */
+export function takeCookieFromEnv(relName: string, env: NodeJS.ProcessEnv = process.env): void {
+  const name = `${relEnvName(relName)}_COOKIE`;
+  const value = env[name] ?? process.env[name];
+  delete env[name];
+  delete process.env[name];
+  if (value) heldCookie = { name, value };
+}
+
+/** `env` plus the cookie `takeCookieFromEnv` took, for a child of noderel's own that needs it. */
+export function withHeldCookie(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return heldCookie ? { ...env, [heldCookie.name]: heldCookie.value } : env;
+}

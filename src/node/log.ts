@@ -30,6 +30,8 @@ export interface Logger {
 export interface LogControl {
   level: Level;
   sink: LogSink;
+  /** Lines the sink failed to take (it threw: a full disk under foreground's stdout). */
+  dropped?: number;
 }
 
 export function isLevel(value: string): value is Level {
@@ -75,7 +77,12 @@ export function createLogger(scope: string, control: LogControl): Logger {
         if (LEVELS.indexOf(level) > LEVELS.indexOf(control.level)) return;
         const text = format(msg, ...args);
         const head = `${isoTime(Date.now())} ${level} [${s}] `;
-        control.sink.write(level, text.split('\n').map((l) => head + l).join('\n'));
+        try {
+          control.sink.write(level, text.split('\n').map((l) => head + l).join('\n'));
+        } catch {
+          // logging never throws into the caller (an app's log.debug) nor stops the node
+          control.dropped = (control.dropped ?? 0) + 1;
+        }
       };
     return {
       scope: s,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type net from 'node:net';
 import { captureStdio, ConsoleLog, consoleLogSink, logSettings } from './console-log.js';
 import { parseHostPort, startControlServer, startControlTcpServer, type ControlServer, type ControlService, type ControlTcpServer } from './control.js';
-import { resolveCookie } from './cookie.js';
+import { resolveCookie, takeCookieFromEnv } from './cookie.js';
 import { BootError } from './errors.js';
 import type { LogControl, Logger } from './log.js';
 import { createLogger } from './log.js';
@@ -45,7 +45,19 @@ function ensureReleaseCookie(root: string): void {
   }
 }
 
-async function statusOf(handle: NodeHandle | undefined, info: { name: string; release: string; version: string }, appNames: readonly string[]): Promise<Record<string, unknown>> {
+/** The log lines that could not be written (a full disk), for status. */
+function logStatus(consoleLog: ConsoleLog | undefined, control: LogControl): Record<string, unknown> {
+  const d = consoleLog?.dropped;
+  const sinkFailures = control.dropped ?? 0;
+  return {
+    file: consoleLog?.file ?? null,
+    dropped_lines: (d?.lines ?? 0) + sinkFailures,
+    unreported_lines: d?.unreported ?? 0,
+    ...(d?.lastError ? { last_error: d.lastError } : {}),
+  };
+}
+
+async function statusOf(handle: NodeHandle | undefined, info: { name: string; release: string; version: string }, appNames: readonly string[], log?: Record<string, unknown>): Promise<Record<string, unknown>> {
   const workers = (await handle?.workers?.()) ?? [];
   return {
     node: info.name,
@@ -63,6 +75,7 @@ async function statusOf(handle: NodeHandle | undefined, info: { name: string; re
     // a master: how many workers it keeps; and why the node serves less than it should
     ...(handle?.workerTarget ? { workers_target: handle.workerTarget() } : {}),
     ...(handle?.degraded?.() ? { degraded: handle.degraded() } : {}),
+    ...(log ? { log } : {}),
   };
 }
 
@@ -183,6 +196,8 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
   try {
     ensureReleaseCookie(launch.root);
     const cookie = resolveCookie({ relName: plan.info.release, nodeType: plan.nodeType.name, root: launch.root, vmArgsFile: env.NODEREL_VM_ARGS || undefined, env });
+    // Apps never see <NAME>_COOKIE (nor their children): a USR2 successor gets it (successor.ts).
+    takeCookieFromEnv(plan.info.release, env);
     // libuv unlinks a Unix socket's path when its server closes, so two masters cannot share the
     // name: a master started by USR2 listens on a name of its own and renames it to `ctl` once
     // the old master has closed its server ('ctl-free').
@@ -208,7 +223,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
           const degraded = handle?.degraded?.();
           return degraded === undefined ? 'pong' : { pong: true, degraded };
         },
-        status: () => statusOf(handle, plan.info, plan.nodeType.apps),
+        status: () => statusOf(handle, plan.info, plan.nodeType.apps, logStatus(consoleLog, control)),
         eval: async ([code, timeoutMs]) => {
           if (!handle?.ready) throw new Error('the node is still starting');
           // within the client's time limit (synchronous code included); a node with workers
@@ -333,17 +348,17 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       removePidFile(`${pidFile}.oldbin`);
     });
     fs.writeFileSync(path.join(runDir, 'node.vsn'), `${plan.manifest.version}\n`);
-    const reopenLogs = (): void => {
-      consoleLog?.reopen();
-      log.info(consoleLog ? `reopened ${consoleLog.file}` : 'no log file to reopen (not a daemon)');
+    // A reopen that fails (a full disk, a removed directory) keeps the old file: never fatal.
+    const reopenLogs = (why = ''): void => {
+      try {
+        consoleLog?.reopen();
+      } catch (err) {
+        log.error(`cannot reopen ${consoleLog?.file}${why}: ${err instanceof Error ? err.message : String(err)}; still writing to the old file`);
+        return;
+      }
+      log.info(consoleLog ? `reopened ${consoleLog.file}${why}` : 'no log file to reopen (not a daemon)');
     };
-    if (consoleLog) {
-      const log2 = consoleLog;
-      process.on('SIGUSR1', () => {
-        log2.reopen();
-        log.info(`reopened ${log2.file} (USR1)`);
-      });
-    }
+    if (consoleLog) process.on('SIGUSR1', () => reopenLogs(' (USR1)'));
     // ALRM toggles trace-level logging (Adhearsion); a master passes it on to its workers.
     let levelBeforeTrace = control.level;
     process.on('SIGALRM', () => {

@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
+import { withHeldCookie } from './cookie.js';
 import type { Logger } from './log.js';
 
 export interface SuccessorOptions {
@@ -55,7 +56,8 @@ export function successorControl(o: SuccessorOptions): SuccessorControl {
       if (successor) return Promise.reject(new Error(`a new ${o.what} (pid ${successor.pid}) is already starting or running; QUIT one of the two first`));
       fs.renameSync(o.pidFile, oldbin);
       const child = spawn(launcher, ['reexec'], {
-        env: { ...process.env, REL: o.nodeType, NODE_NAME: o.nodeName, NODEREL_REEXEC: '1' },
+        // the cookie from the environment, which the apps' process.env no longer holds
+        env: withHeldCookie({ ...process.env, REL: o.nodeType, NODE_NAME: o.nodeName, NODEREL_REEXEC: '1' }),
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         detached: true,
       });

@@ -325,6 +325,21 @@ status_with_hook() {
     exit 0
 }
 
+# RUNNER_LOG_MODE (default 0640: logs carry secrets, never world-readable) checked, and
+# LOG_UMASK set to what gives it to the log files the launcher creates (and 0750, the mode
+# plus search where it reads, to the directories). Arithmetic only: no fork.
+log_mode() {
+    RUNNER_LOG_MODE=${RUNNER_LOG_MODE:-0640}
+    case $RUNNER_LOG_MODE in
+        [0-7][0-7][0-7] | 0[0-7][0-7][0-7]) mode=$((0$RUNNER_LOG_MODE)) ;;
+        *) mode=0 ;;
+    esac
+    [ $((mode & 384)) -eq 384 ] || die "RUNNER_LOG_MODE=\"$RUNNER_LOG_MODE\" is not a mode for the log files; use three octal digits the owner can read and write with, e.g. 0640 (the default) or 0600"
+    mask=$((511 & ~(mode | ((mode & 292) >> 2))))
+    LOG_UMASK=0$(((mask >> 6) & 7))$(((mask >> 3) & 7))$((mask & 7))
+    export RUNNER_LOG_MODE
+}
+
 # Last lines of the node's log, after a failed start.
 log_tail() {
     [ -f "$NODE_LOG_DIR/console.log" ] || return 0
@@ -358,7 +373,13 @@ start_daemon() {
         die "Node $NODE_NAME is already running (pid $pid)"
     fi
     pre_start_hook
-    [ -d "$NODE_LOG_DIR" ] || mkdir -p "$NODE_LOG_DIR" || die "cannot create $NODE_LOG_DIR; set RUNNER_LOG_DIR to a writable directory"
+    log_mode
+    # The log directories and console.log in the log mode, whatever the umask: a subshell (a
+    # fork) only when the file is missing; the node gives an existing file its mode.
+    if [ ! -f "$NODE_LOG_DIR/console.log" ]; then
+        (umask "$LOG_UMASK" && mkdir -p "$NODE_LOG_DIR" && : >>"$NODE_LOG_DIR/console.log") ||
+            die "cannot create $NODE_LOG_DIR/console.log; set RUNNER_LOG_DIR to a writable directory"
+    fi
     status_file="$NODE_TMP/start.$$.status"
     [ ! -e "$status_file" ] || rm -f "$status_file"
     export NODEREL_START_STATUS="$status_file"

@@ -398,6 +398,134 @@ describe('logs', () => {
   });
 });
 
+describe('log files: one mode, never world-readable (issue 10, item 16)', () => {
+  it('console.log is 0640 in 0750 directories, as are rotated and reopened files; an old 0644 file gets the mode', async () => {
+    const s = await sandbox({ RUNNER_LOG_MAX_BYTES: '2K', RUNNER_LOG_GENERATIONS: '2' });
+    const mode = (f: string) => fs.statSync(f).mode & 0o777;
+    const umask = process.umask(0o022); // the usual umask, which made 0644 files in 0755 directories
+    try {
+      expect(s.run(['start']).status).toBe(0);
+    } finally {
+      process.umask(umask);
+    }
+    const dir = path.dirname(s.logFile());
+    expect(mode(s.logs)).toBe(0o750);
+    expect(mode(dir)).toBe(0o750);
+    expect(mode(s.logFile())).toBe(0o640);
+    expect(s.run(['eval', "for (let i = 0; i < 100; i++) console.log('x'.repeat(60) + i)"]).status).toBe(0);
+    fs.renameSync(s.logFile(), `${s.logFile()}.moved`);
+    expect(s.run(['reopen_logs']).status).toBe(0);
+    for (const f of fs.readdirSync(dir)) expect(mode(path.join(dir, f)), f).toBe(0o640);
+    expect(s.run(['stop']).status).toBe(0);
+    // a log left by an older release: the node gives it the mode
+    fs.chmodSync(s.logFile(), 0o644);
+    fs.chmodSync(dir, 0o755);
+    expect(s.run(['start']).status).toBe(0);
+    expect(mode(s.logFile())).toBe(0o640);
+    expect(mode(dir)).toBe(0o750);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
+  it('RUNNER_LOG_MODE=0600 gives 0600 files in 0700 directories; a bad mode is refused before anything starts', async () => {
+    const s = await sandbox({ RUNNER_LOG_MODE: '0600' });
+    expect(s.run(['start']).status).toBe(0);
+    expect(fs.statSync(s.logs).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(path.dirname(s.logFile())).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(s.logFile()).mode & 0o777).toBe(0o600);
+    expect(s.run(['stop']).status).toBe(0);
+    const bad = s.run(['start'], { RUNNER_LOG_MODE: '0444' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/RUNNER_LOG_MODE="0444" is not a mode for the log files; .*0640 \(the default\) or 0600/);
+    expect(s.pid()).toBeUndefined();
+  });
+});
+
+describe('the cookie is not the apps\' (issue 10, item 16)', () => {
+  it('<NAME>_COOKIE is in no app\'s process.env, nor in a worker\'s environment; the node still uses it', async () => {
+    const secret = 'c00kie-the-apps-must-not-see';
+    const s = await sandbox({ OPS_COOKIE: secret });
+    expect(s.run(['start']).status).toBe(0);
+    expect(s.run(['eval', 'process.env.OPS_COOKIE']).stdout).toBe('undefined\n');
+    // nor in what an app's children inherit
+    expect(s.run(['eval', "require('node:child_process').execSync('echo \"[$OPS_COOKIE]\"').toString().trim()"]).stdout).toMatch(/\[\]/);
+    expect(s.run(['ping'])).toMatchObject({ status: 0, stdout: 'pong\n' });
+    expect(s.run(['ping'], { OPS_COOKIE: 'another' }).status).toBe(1);
+    expect(s.run(['stop']).status).toBe(0);
+
+    // with workers: the master keeps it, the workers (where the apps run) never get it
+    expect(s.run(['start'], { REL: 'pool' }).status).toBe(0);
+    expect(s.run(['eval', 'process.env.OPS_COOKIE'], { REL: 'pool' }).stdout).toBe('undefined\n');
+    const master = s.pid('pool')!;
+    const workers = fs.readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    expect(workers.length).toBe(2);
+    for (const w of workers) expect(fs.readFileSync(`/proc/${w}/environ`, 'utf8'), `worker ${w}`).not.toContain(secret);
+    expect(s.run(['ping'], { REL: 'pool' }).stdout).toBe('pong\n');
+    expect(s.run(['stop'], { REL: 'pool' }).status).toBe(0);
+  });
+});
+
+describe('a full log disk (issue 10, item 7)', () => {
+  let mnt: string | undefined;
+  let why = '';
+  beforeAll(() => {
+    mnt = fs.mkdtempSync('/tmp/noderel-fulllog-');
+    const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      why = `mount -t tmpfs is not permitted here (${(r.stderr || r.error?.message || `exit ${r.status}`).trim()})`;
+      fs.rmSync(mnt, { recursive: true, force: true });
+      mnt = undefined;
+      console.warn(`SKIPPED the full-log-disk test: ${why}`);
+    }
+  });
+  afterAll(() => {
+    if (!mnt) return;
+    spawnSync('umount', ['-l', mnt]);
+    fs.rmSync(mnt, { recursive: true, force: true });
+  });
+
+  it('apps log on under load: nothing throws, the node serves; status counts the lost lines; the log notes them once space returns', async (ctx) => {
+    if (!mnt) return ctx.skip(why);
+    const s = await sandbox({ RUNNER_LOG_DIR: mnt });
+    expect(s.run(['start']).status).toBe(0);
+    const pid = s.pid()!;
+    const logFile = path.join(mnt, fs.readdirSync(mnt).find((d) => d.startsWith('web@'))!, 'console.log');
+    const filler = path.join(mnt, 'filler');
+    try {
+      fs.writeFileSync(filler, Buffer.alloc(512 * 1024));
+    } catch (err) {
+      expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    }
+    // load: each GET /log makes the app log a line (ctx.log.info), and console.log from eval
+    const statuses: number[] = [];
+    for (let batch = 0; batch < 10; batch++) {
+      const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => get(s.port, `/log?id=${batch}-${i}`).catch(() => ({ status: 0, body: '' }))));
+      statuses.push(...answers.map((a) => a.status));
+    }
+    expect(statuses.filter((c) => c !== 200)).toEqual([]);
+    expect(s.run(['eval', "for (let i = 0; i < 100; i++) console.log('lost ' + i); 'said'"]).stdout).toBe('said\n');
+    expect(alive(pid)).toBe(true);
+    expect(s.run(['ping']).stdout).toBe('pong\n');
+    const status = JSON.parse(s.run(['status', '--json']).stdout) as { stage: string; log: { dropped_lines: number; unreported_lines: number; last_error: string; file: string } };
+    expect(status.stage).toBe('running');
+    expect(status.log.dropped_lines).toBeGreaterThanOrEqual(300);
+    expect(status.log.unreported_lines).toBe(status.log.dropped_lines);
+    expect(status.log.last_error).toMatch(/^ENOSPC: /);
+    expect(status.log.file).toBe(logFile);
+    expect(s.run(['status']).stdout).toMatch(/^log: {7}\d+ lines could not be written \(ENOSPC: [^)]*\), \d+ not yet noted in .*console\.log$/m);
+    expect(fs.readFileSync(logFile, 'utf8')).not.toMatch(/request 9-29/);
+    // space returns: the note comes by itself, then lines are written again
+    fs.rmSync(filler);
+    await waitFor(() => /warn \[console\.log\] \d+ log lines could not be written to .* \(ENOSPC: [^)]*\) and are lost/.test(fs.readFileSync(logFile, 'utf8')), 'the note about the lost lines');
+    expect((await get(s.port, '/log?id=back')).status).toBe(200);
+    await waitFor(() => fs.readFileSync(logFile, 'utf8').includes('request back'), 'a line written again');
+    const after = JSON.parse(s.run(['status', '--json']).stdout) as typeof status;
+    expect(after.log.unreported_lines).toBe(0);
+    expect(after.log.dropped_lines).toBeGreaterThanOrEqual(status.log.dropped_lines);
+    expect(s.run(['status']).stdout).toMatch(/^log: {7}\d+ lines could not be written \(ENOSPC: [^)]*\)$/m);
+    expect(s.run(['stop']).status).toBe(0);
+  });
+});
+
 describe('restart and reload', () => {
   it('restart stops and starts the apps in the same process; reload hands the new config to configChange', async () => {
     const s = await sandbox();

@@ -209,6 +209,34 @@ describe('upgrade and downgrade', () => {
     expect(s.run(['stop']).status).toBe(0);
   });
 
+  it.each([
+    ['ecallmgr', 'node', 'ECALLMGR_PORT'],
+    ['kazoo_apps', 'master', 'CROSSBAR_PORT'],
+  ])('USR2 of %s with the cookie from KAZOO_COOKIE: the new %s has the same cookie, and no app sees it (issue 10, item 16)', async (type, _what, portVar) => {
+    const secret = 'env-c00kie-kept-from-the-apps';
+    const s = await sandbox(bin, type, portVar, { KAZOO_COOKIE: secret });
+    expect(s.run(['start']).status).toBe(0);
+    const oldPid = s.pid()!;
+    const pidFile = path.join(s.tmp, fs.readdirSync(s.tmp).find((d) => d.startsWith(`${type}@`))!, 'node.pid');
+    expect(s.run(['eval', 'process.env.KAZOO_COOKIE']).stdout).toBe('undefined\n');
+    process.kill(oldPid, 'SIGUSR2');
+    await waitFor(() => fs.existsSync(`${pidFile}.oldbin`) && fs.existsSync(pidFile) && Number(fs.readFileSync(pidFile, 'utf8')) !== oldPid, 'the new node');
+    const newPid = Number(fs.readFileSync(pidFile, 'utf8'));
+    const statusPid = (): number | undefined => {
+      const r = s.run(['status', '--json']);
+      return r.status === 0 ? (JSON.parse(r.stdout) as { pid: number }).pid : undefined;
+    };
+    // the client authenticates with KAZOO_COOKIE: the new node answers with the same cookie
+    await waitFor(() => statusPid() === newPid, 'the new node to answer with the cookie from the environment');
+    expect(s.run(['ping'], { KAZOO_COOKIE: 'not-the-cookie' }).status).toBe(1);
+    await waitFor(() => s.run(['eval', '1']).status === 0, 'the new node to evaluate');
+    expect(s.run(['eval', 'process.env.KAZOO_COOKIE']).stdout).toBe('undefined\n');
+    process.kill(oldPid, 'SIGQUIT');
+    await waitFor(() => !alive(oldPid), 'the old one to leave');
+    expect(s.run(['ping']).stdout).toBe('pong\n');
+    expect(s.run(['stop']).status).toBe(0);
+  });
+
   it('the unicorn procedure by hand: USR2, WINCH, QUIT; and the rollback: HUP the old master, QUIT the new', async () => {
     const s = await sandbox(bin, 'kazoo_apps', 'CROSSBAR_PORT');
     expect(s.run(['start']).status).toBe(0);

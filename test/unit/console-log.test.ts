@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { captureStdio, ConsoleLog, logSettings } from '../../src/node/console-log.js';
 import { BootError } from '../../src/node/errors.js';
 
@@ -159,6 +159,112 @@ describe('ConsoleLog: rotation by size', () => {
     log.write(line(7));
     expect(read(`${file}.1`)).toBe(lines(1, 6));
     expect(read(file)).toBe(line(7));
+  });
+});
+
+describe('ConsoleLog: one mode for every file, never world-readable (issue 10, item 16)', () => {
+  it('the first, rotated and reopened files are 0640 in 0750 directories, whatever the umask', () => {
+    const before = process.umask(0o000); // the worst umask: everything would be 0666 / 0777
+    try {
+      const log = consoleLog(20, 2);
+      expect(fs.statSync(path.dirname(file)).mode & 0o777).toBe(0o750);
+      expect(fs.statSync(path.dirname(path.dirname(file))).mode & 0o777).toBe(0o750);
+      expect(fs.statSync(file).mode & 0o777).toBe(0o640);
+      for (let i = 1; i <= 5; i++) log.write(line(i)); // rotates
+      fs.renameSync(file, `${file}.old`);
+      log.reopen();
+      log.write(line(6));
+      for (const f of files()) expect(fs.statSync(path.join(path.dirname(file), f)).mode & 0o777, f).toBe(0o640);
+    } finally {
+      process.umask(before);
+    }
+  });
+
+  it('gives an existing 0644 file and 0755 directory the mode; RUNNER_LOG_MODE=0600 makes 0600 / 0700', () => {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+    fs.chmodSync(path.dirname(file), 0o755);
+    fs.writeFileSync(file, 'old\n', { mode: 0o644 });
+    fs.chmodSync(file, 0o644);
+    consoleLog().close();
+    expect(fs.statSync(file).mode & 0o777).toBe(0o640);
+    expect(fs.statSync(path.dirname(file)).mode & 0o777).toBe(0o750);
+    const strict = new ConsoleLog({ file, maxBytes: 0, generations: 1, ...{ mode: logSettings({ RUNNER_LOG_MODE: '0600' }).mode } });
+    open.push(strict);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
+    expect(read(file)).toBe('old\n');
+  });
+});
+
+describe('ConsoleLog: a full disk (issue 10, item 7)', () => {
+  let mnt: string | undefined;
+  let why = '';
+  beforeAll(() => {
+    mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'noderel-fulldisk-'));
+    const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      why = `mount -t tmpfs is not permitted here (${(r.stderr || r.error?.message || `exit ${r.status}`).trim()})`;
+      fs.rmSync(mnt, { recursive: true, force: true });
+      mnt = undefined;
+      console.warn(`SKIPPED the full-disk tests of ConsoleLog: ${why}`);
+    }
+  });
+  afterAll(() => {
+    if (!mnt) return;
+    spawnSync('umount', [mnt]);
+    fs.rmSync(mnt, { recursive: true, force: true });
+  });
+
+  it('never throws: lines that cannot be written are counted, and noted in the log once space returns', (ctx) => {
+    if (!mnt) return ctx.skip(why);
+    const logFile = path.join(mnt, 'node', 'console.log');
+    const log = new ConsoleLog({ file: logFile, maxBytes: 0, generations: 1, retryMs: 0 });
+    open.push(log);
+    const got: Buffer[] = [];
+    log.subscribe((c) => got.push(c));
+    const text = (i: number) => `line ${i} ${'x'.repeat(90)}\n`; // 100 bytes and more
+    let i = 0;
+    for (; i < 4000; i++) expect(() => log.write(text(i))).not.toThrow(); // ~400 KB into 256 KB
+    expect(got).toHaveLength(4000); // attach still sees every line
+    const d = log.dropped;
+    expect(d.lines).toBeGreaterThan(1000);
+    expect(d.unreported).toBe(d.lines);
+    expect(d.lastError).toMatch(/^ENOSPC: /);
+    // two lines at once that cannot be written count as two
+    log.write('a\nb\n');
+    expect(log.dropped.lines).toBe(d.lines + 2);
+    const full = read(logFile);
+    expect(full).not.toContain('could not be written');
+    // space returns
+    fs.truncateSync(logFile, 0);
+    log.write('after\n');
+    const after = read(logFile);
+    // (the last failed write left part of a line, so the note starts on a line of its own)
+    expect(after).toMatch(new RegExp(`^\\n?\\S+Z warn \\[console\\.log\\] ${d.lines + 2} log lines could not be written to ${logFile.replace(/[.]/g, '\\.')} since \\S+Z \\(ENOSPC: [^)]*\\) and are lost\nafter\n$`));
+    expect(log.dropped).toEqual({ lines: d.lines + 2, unreported: 0, lastError: d.lastError });
+  });
+
+  it('on a quiet node the note comes by itself once space returns; a partial line is ended first', async (ctx) => {
+    if (!mnt) return ctx.skip(why);
+    const logFile = path.join(mnt, 'quiet', 'console.log');
+    const log = new ConsoleLog({ file: logFile, maxBytes: 0, generations: 1, retryMs: 20 });
+    open.push(log);
+    const filler = path.join(mnt, 'filler');
+    try {
+      fs.writeFileSync(filler, Buffer.alloc(512 * 1024));
+    } catch {
+      // full
+    }
+    log.write(`${'y'.repeat(300_000)}\n`);
+    expect(log.dropped.lines).toBe(1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(log.dropped.unreported).toBe(1); // still full
+    fs.rmSync(filler);
+    for (let t = 0; t < 100 && log.dropped.unreported > 0; t++) await new Promise((r) => setTimeout(r, 20));
+    expect(log.dropped.unreported).toBe(0);
+    const lines = read(logFile).split('\n');
+    expect(lines.at(-2)).toMatch(/warn \[console\.log\] 1 log line could not be written .* \(ENOSPC: .*\) and is lost$/);
+    expect(lines.at(-1)).toBe('');
   });
 });
 
@@ -398,10 +504,25 @@ describe('logSettings', () => {
   };
 
   it('defaults to 10 MiB and 5 generations, or to the given defaults', () => {
-    expect(logSettings({})).toEqual({ maxBytes: 10 * 1024 * 1024, generations: 5 });
-    expect(logSettings({ RUNNER_LOG_MAX_BYTES: '', RUNNER_LOG_GENERATIONS: ' ' })).toEqual({ maxBytes: 10485760, generations: 5 });
-    expect(logSettings({}, { maxBytes: 1000, generations: 2 })).toEqual({ maxBytes: 1000, generations: 2 });
-    expect(logSettings({ RUNNER_LOG_GENERATIONS: '9' }, { maxBytes: 1000, generations: 2 })).toEqual({ maxBytes: 1000, generations: 9 });
+    expect(logSettings({})).toEqual({ maxBytes: 10 * 1024 * 1024, generations: 5, mode: 0o640 });
+    expect(logSettings({ RUNNER_LOG_MAX_BYTES: '', RUNNER_LOG_GENERATIONS: ' ' })).toEqual({ maxBytes: 10485760, generations: 5, mode: 0o640 });
+    expect(logSettings({}, { maxBytes: 1000, generations: 2 })).toEqual({ maxBytes: 1000, generations: 2, mode: 0o640 });
+    expect(logSettings({ RUNNER_LOG_GENERATIONS: '9' }, { maxBytes: 1000, generations: 2 })).toEqual({ maxBytes: 1000, generations: 9, mode: 0o640 });
+  });
+
+  it.each([
+    ['0640', 0o640],
+    ['600', 0o600],
+    ['0660', 0o660],
+  ])('reads RUNNER_LOG_MODE=%j', (raw, mode) => {
+    expect(logSettings({ RUNNER_LOG_MODE: raw }).mode).toBe(mode);
+  });
+
+  it.each(['0400', '640x', '08', 'rw-r-----', '06400'])('refuses RUNNER_LOG_MODE=%j', (raw) => {
+    const err = failure({ RUNNER_LOG_MODE: raw });
+    expect(err.code).toBe('EENV');
+    expect(err.message).toContain(`RUNNER_LOG_MODE=${JSON.stringify(raw)}`);
+    expect(err.message).toMatch(/0640 \(the default\) or 0600/);
   });
 
   it.each([

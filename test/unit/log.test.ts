@@ -25,3 +25,20 @@ describe('createLogger', () => {
     expect(trace).toMatch(/ trace \[node@host\/w0\] shown$/);
   });
 });
+
+describe('a sink that fails (issue 10, item 7)', () => {
+  test('never throws into the caller (an app\'s log.debug on a full disk); the lost lines are counted', () => {
+    const control: LogControl = {
+      level: 'debug',
+      sink: {
+        write() {
+          throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        },
+      },
+    };
+    const log = createLogger('app', control).child('crossbar');
+    expect(() => log.debug('one')).not.toThrow();
+    expect(() => log.error('two')).not.toThrow();
+    expect(control.dropped).toBe(2);
+  });
+});
