@@ -5,6 +5,7 @@
  *
  *   not running        `Node <node> is not running!`, 1
  *   wrong cookie       `Node <node> refused the connection: wrong cookie (...)`, 1
+ *   socket not ours    `<command>: permission denied connecting to <socket> (EACCES): ...`, 1
  *   command failed     the node's error, 1
  */
 import fs from 'node:fs';
@@ -147,7 +148,9 @@ export async function runClient(command: string, args: string[], env: NodeJS.Pro
   } catch (err) {
     if (!(err instanceof ControlError)) throw err;
     if (err.code === 'ENOTRUNNING') return fail(remote === undefined ? `Node ${t.nodeName} is not running!` : `No node answers on ${t.nodeName} (is NODEREL_CONTROL_PORT set on it?)`);
-    if (err.code === 'EAUTH') {
+    // EAUTH is the cookie only when the node said so; a permission refusal (EACCES) or an answer
+    // that did not prove the cookie (a relay) says what happened instead
+    if (err.code === 'EAUTH' && err.message === 'wrong cookie') {
       return fail(`Node ${t.nodeName} refused the connection: wrong cookie (ours is from ${t.cookie.source}); use the node's cookie`);
     }
     return fail(command === 'eval' ? err.message : `${command}: ${err.message}`);

@@ -1,34 +1,62 @@
 /**
  * The control channel (SPEC §6): commands (`ping`, `stop`, `status`, `eval`, `attach`, ...)
  * reach a running node over a per-node Unix socket, mode 0600 in a 0700 directory, after a
- * challenge-response on the cookie. The server lives in the node; the client in every command.
+ * mutual authentication on the cookie (below). The server lives in the node; the client in every command.
  * A node may also listen on a TCP port (`NODEREL_CONTROL_PORT`), the same protocol, so that
  * `eval` and `remote_console` reach it from another host: there the cookie alone admits a
  * peer, and nothing is encrypted (as with Erlang's distribution).
  *
- * Protocol, version 1: newline-delimited JSON, one object per line, UTF-8.
+ * Protocol, version 2: newline-delimited JSON, one object per line, UTF-8. Both ends prove the
+ * cookie, in the same two round trips as before (no extra one for mutual authentication):
  *
- *   server -> client  {"v":1,"challenge":"<base64 of 32 random bytes>"}
- *   client -> server  {"hmac":"<base64 HMAC-SHA256(key = cookie,
- *                                  message = "noderel-control-v1:" + challenge)>",
- *                      "command":"<name>","args":[...]}
- *   server -> client  one of
+ *   server -> client  {"v":2,"nonce":"<Ns: base64 of 32 random bytes>"}
+ *   client -> server  {"nonce":"<Nc: base64 of 32 random bytes>",
+ *                      "msg":"<JSON text of {"command":"<name>","args":[...]}>",
+ *                      "mac":"<base64 HMAC-SHA256(K, "noderel-c2s:0:" + msg)>"}
+ *   server -> client  an authenticated answer {"msg":"<JSON text of the answer>",
+ *                      "mac":"<base64 HMAC-SHA256(K, "noderel-s2c:0:" + msg)>"}, the answer one of
  *     {"ok":true,"result":<json>}                          a request command's result; then close
  *     {"ok":true,"stream":true}                            a stream command (attach, remote_console):
  *                                                          from here the socket is a raw duplex
  *                                                          owned by the command's handler
- *     {"ok":false,"code":"EAUTH","error":"wrong cookie"}   then close; the node logs it
  *     {"ok":false,"code":"EUNKNOWN","error":"unknown command x; known: ..."}
  *     {"ok":false,"code":"ECOMMAND","error":"<message>"}   the handler threw
+ *     {"ok":false,"code":"EPROTO","error":"..."}           args not an array, no command
+ *   or, to a peer that did not prove the cookie, a plain refusal (then close):
+ *     {"ok":false,"code":"EAUTH","error":"wrong cookie"}   a wrong MAC: wrong cookie, or a message
+ *                                                          changed on the way; the node logs it
  *     {"ok":false,"code":"EPROTO","error":"..."}           a malformed or oversized first line
- *     {"ok":false,"code":"ETIMEOUT","error":"..."}         no answer to the challenge in time
+ *     {"ok":false,"code":"ETIMEOUT","error":"..."}         no answer to the greeting in time
+ *     {"ok":false,"code":"EBUSY","error":"..."}            too many unauthenticated connections
  *
- * The server checks the HMAC with a constant-time compare (a digest of the wrong length is a wrong
- * cookie) before it looks at the command, so an unauthenticated peer learns nothing. The answer
- * line is bounded (64 KiB) and must come within `authTimeoutMs` (10 s). A request client keeps
- * its side open until the reply (no half-close: the server then ends too). Bytes a client sends
- * right after its answer line (a stream command's first input) are kept for the stream handler;
- * bytes a server sends right after the stream ack are kept for the client.
+ *   where K = HMAC-SHA256(cookie, "noderel-session:" + Nc + ":" + Ns), the session key.
+ *
+ * The request's MAC proves the cookie over both nonces and the exact command, so a relay without
+ * the cookie can neither swap nor alter a command (the MAC breaks), nor replay one (the node's
+ * nonce is fresh), and the node never runs anything before checking it (constant-time compare; a
+ * digest of the wrong length is a wrong cookie), so an unauthenticated peer learns nothing. The
+ * answer's MAC proves the node has the cookie and binds the answer to this session and request
+ * (the client's nonce is fresh): the client trusts no result, and starts no stream, from a peer
+ * that did not prove it. The labels ("c2s"/"s2c") and sequence numbers (0: one request and one
+ * answer per connection) keep a message from being reflected or moved. A plain refusal is
+ * believed only as a failure: a relay can always drop a connection, never turn it into success.
+ * After a stream ack the bytes are the handler's, not MAC'd (TLS, item 13, is for that).
+ *
+ * Compatibility: the launcher runs the control client of the release's own noderel
+ * (lib/noderel-<vsn>/ctl.js), and an upgrade is between releases built by the same noderel, so
+ * both ends always speak the same version; there is no shim for v1 (a v1 peer gets EPROTO).
+ *
+ * Guessing is slowed (per server): a source (TCP peer address; all local processes for the Unix
+ * socket) that failed to authenticate waits for its refusal, 50 ms doubling per recent failure up
+ * to 5 s (a success from it, or a minute without failures, forgets them); a source may hold at
+ * most 32 unauthenticated connections (256 in all), more are refused at once with EBUSY. Each
+ * log window (60 s) reports its first refusal in full and the rest in one summary line.
+ *
+ * The answer line is bounded (64 KiB, however it arrives) and must come within `authTimeoutMs`
+ * (10 s). A request client keeps its side open until the reply (no half-close: the server then
+ * ends too). Bytes a client sends right after its answer line (a stream command's first input)
+ * are kept for the stream handler; bytes a server sends right after the stream ack are kept for
+ * the client.
  *
  * The client path (`ping` is measured against `node -e 0`) imports only node:net, node:fs,
  * digest.js (HMAC-SHA256 without node:crypto) and errors.js, and does no work at load.
@@ -38,8 +66,7 @@ import net from 'node:net';
 import { constantTimeEqual, hmacSha256, randomBytes } from './digest.js';
 import { BootError } from './errors.js';
 
-export const CONTROL_PROTOCOL_VERSION = 1;
-const HMAC_CONTEXT = 'noderel-control-v1:';
+export const CONTROL_PROTOCOL_VERSION = 2;
 /** The largest first line the server reads from an unauthenticated peer. */
 const MAX_AUTH_LINE_BYTES = 64 * 1024;
 const DEFAULT_AUTH_TIMEOUT_MS = 10_000;
@@ -62,11 +89,38 @@ export interface ControlService {
   requests: Record<string, RequestHandler>;
   /** Commands that take over the socket after `{"ok":true,"stream":true}`. */
   streams?: Record<string, StreamHandler>;
-  /** A peer was refused before authenticating (wrong cookie, malformed first line); `info` says how. */
+  /**
+   * A peer was refused before authenticating (wrong cookie, malformed first line, over the cap);
+   * `info` is the log line: the first refusal of a window, then one summary line for the rest.
+   */
   onAuthFailure?(info: string): void;
   /** How long a peer has to answer the challenge (default 10 s). */
   authTimeoutMs?: number;
+  /** Guessing limits (defaults in the header); tests shorten them. */
+  guard?: Partial<GuardOptions>;
 }
+
+export interface GuardOptions {
+  /** The refusal of a source's first recent failure waits this long; each further one doubles it. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** A source's failures are forgotten after this long without one. */
+  forgetMs: number;
+  /** Unauthenticated connections one source may hold, and all sources together. */
+  maxPendingPerSource: number;
+  maxPending: number;
+  /** Each window reports its first refusal in full and the rest in one summary line. */
+  logWindowMs: number;
+}
+
+const DEFAULT_GUARD: GuardOptions = {
+  baseDelayMs: 50,
+  maxDelayMs: 5_000,
+  forgetMs: 60_000,
+  maxPendingPerSource: 32,
+  maxPending: 256,
+  logWindowMs: 60_000,
+};
 
 export interface ControlServerOptions extends ControlService {
   socketPath: string;
@@ -86,7 +140,7 @@ export interface ControlServer {
   close(opts?: { keepFile?: boolean }): Promise<void>;
 }
 
-export type ControlErrorCode = 'ENOTRUNNING' | 'EAUTH' | 'EUNKNOWN' | 'ECOMMAND' | 'ETIMEOUT' | 'EPROTO';
+export type ControlErrorCode = 'ENOTRUNNING' | 'EAUTH' | 'EACCES' | 'EBUSY' | 'EUNKNOWN' | 'ECOMMAND' | 'ETIMEOUT' | 'EPROTO';
 
 /** What the client side reports: no node there, refused, or the command failed. */
 export class ControlError extends Error {
@@ -172,6 +226,7 @@ async function listenControl(
   what: string,
 ): Promise<{ server: net.Server; close(before?: () => void): Promise<void> }> {
   const connections = new Set<net.Socket>();
+  const guard = new Guard(o.guard, o.onAuthFailure);
   // what the log calls this server: the port bound, once it is (port 0 lets the OS choose)
   let where = describeEndpoint(endpoint);
   const server = net.createServer((socket) => {
@@ -179,7 +234,7 @@ async function listenControl(
     socket.on('close', () => connections.delete(socket));
     // A peer vanishing mid-exchange must never take the node down; stream handlers add their own.
     socket.on('error', () => {});
-    serveConnection(socket, o, where);
+    serveConnection(socket, o, where, guard);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -211,65 +266,182 @@ async function listenControl(
   };
 }
 
-function serveConnection(socket: net.Socket, o: ControlService, where: string): void {
+/**
+ * Slows cookie guessing for one server: a growing delay before each refusal of a source that keeps
+ * failing, a cap on unauthenticated connections (per source and in all), and one log line per
+ * refusal window plus one summary line for the rest of it.
+ */
+class Guard {
+  private readonly failures = new Map<string, { count: number; last: number }>();
+  private readonly pending = new Map<string, number>();
+  private pendingTotal = 0;
+  private window: { more: number; reasons: Map<string, number>; sources: Map<string, number> } | undefined;
+  readonly o: GuardOptions;
+
+  constructor(
+    opts: Partial<GuardOptions> | undefined,
+    private readonly report: ((info: string) => void) | undefined,
+  ) {
+    this.o = { ...DEFAULT_GUARD, ...opts };
+  }
+
+  /** Takes an unauthenticated slot for `source`; false when over a cap (the caller refuses). */
+  admit(source: string): boolean {
+    const held = this.pending.get(source) ?? 0;
+    if (held >= this.o.maxPendingPerSource || this.pendingTotal >= this.o.maxPending) return false;
+    this.pending.set(source, held + 1);
+    this.pendingTotal++;
+    return true;
+  }
+
+  /** Gives the slot back (once per admitted connection). */
+  leave(source: string): void {
+    const held = (this.pending.get(source) ?? 1) - 1;
+    if (held <= 0) this.pending.delete(source);
+    else this.pending.set(source, held);
+    this.pendingTotal--;
+  }
+
+  /** A failed authentication from `source`: reported (or counted), and how long its refusal waits. */
+  fail(source: string, reason: string, info: string): number {
+    const now = Date.now();
+    let entry = this.failures.get(source);
+    if (!entry || now - entry.last > this.o.forgetMs) entry = { count: 0, last: now };
+    entry.count++;
+    entry.last = now;
+    this.failures.set(source, entry);
+    if (this.failures.size > 10_000) this.forgetOld(now);
+    this.note(source, reason, info);
+    return Math.min(this.o.baseDelayMs * 2 ** Math.min(entry.count - 1, 30), this.o.maxDelayMs);
+  }
+
+  /** A refusal without a failure count (over the cap): reported like the others. */
+  note(source: string, reason: string, info: string): void {
+    if (!this.window) {
+      this.window = { more: 0, reasons: new Map(), sources: new Map() };
+      const seconds = this.o.logWindowMs / 1000;
+      setTimeout(() => {
+        const w = this.window;
+        this.window = undefined;
+        if (!w || w.more === 0) return;
+        const reasons = [...w.reasons].map(([r, n]) => `${r}: ${n}`).join(', ');
+        const top = [...w.sources].sort((x, y) => y[1] - x[1]);
+        const sources = top.slice(0, 3).map(([src, n]) => `${src} (${n})`).join(', ') + (top.length > 3 ? `, and ${top.length - 3} more` : '');
+        this.emit(`refused ${w.more} more control connections in the last ${seconds} s (${reasons}) from ${sources}`);
+      }, this.o.logWindowMs).unref();
+      this.emit(info);
+      return;
+    }
+    const w = this.window;
+    w.more++;
+    w.reasons.set(reason, (w.reasons.get(reason) ?? 0) + 1);
+    w.sources.set(source, (w.sources.get(source) ?? 0) + 1);
+  }
+
+  /** `source` proved the cookie: its failures are forgotten. */
+  succeed(source: string): void {
+    this.failures.delete(source);
+  }
+
+  private forgetOld(now: number): void {
+    for (const [src, e] of this.failures) if (now - e.last > this.o.forgetMs) this.failures.delete(src);
+  }
+
+  private emit(info: string): void {
+    try {
+      this.report?.(info);
+    } catch {
+      // the logger's problem must not become the control channel's
+    }
+  }
+}
+
+function serveConnection(socket: net.Socket, o: ControlService, where: string, guard: Guard): void {
+  const source = socket.remoteAddress ?? 'local processes';
+  if (!guard.admit(source)) {
+    guard.note(source, 'over the cap', `refused a control connection from ${describePeer(socket, where)}: too many unauthenticated connections`);
+    finish(socket, { ok: false, code: 'EBUSY', error: 'too many unauthenticated control connections; try again later' });
+    return;
+  }
+  let holding = true;
+  const leave = (): void => {
+    if (!holding) return;
+    holding = false;
+    guard.leave(source);
+  };
+  socket.on('close', leave);
+
   const reader = new LineReader(socket);
   const authTimeoutMs = o.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS;
   let answered = false;
-  const refuse = (code: string, error: string, info?: string): void => {
+  /** A plain (unauthenticated) refusal; a failure (`reason`) waits for the source's delay first. */
+  const refuse = (code: string, error: string, failure?: { reason: string; info: string }): void => {
     if (answered) return;
     answered = true;
     clearTimeout(timer);
     reader.release();
-    finish(socket, { ok: false, code, error });
-    if (info !== undefined && o.onAuthFailure) {
-      try {
-        o.onAuthFailure(info);
-      } catch {
-        // the logger's problem must not become the control channel's
-      }
-    }
+    if (failure === undefined) return finish(socket, { ok: false, code, error });
+    const delay = guard.fail(source, failure.reason, failure.info);
+    socket.resume(); // drop what it still sends; the slot stays taken until it goes
+    setTimeout(() => finish(socket, { ok: false, code, error }), delay).unref();
   };
   const timer = setTimeout(
     () => refuse('ETIMEOUT', `no answer to the challenge within ${authTimeoutMs} ms`),
     authTimeoutMs,
   );
 
-  const challenge = randomBytes(32).toString('base64');
-  socket.write(JSON.stringify({ v: CONTROL_PROTOCOL_VERSION, challenge }) + '\n');
+  const serverNonce = randomBytes(32).toString('base64');
+  socket.write(JSON.stringify({ v: CONTROL_PROTOCOL_VERSION, nonce: serverNonce }) + '\n');
 
   reader.next(MAX_AUTH_LINE_BYTES).then(
     (line) => {
       if (answered) return;
       const peer = describePeer(socket, where);
+      const malformed = { reason: 'malformed', info: `refused a control connection: malformed first line from ${peer}` };
       let msg: unknown;
       try {
         msg = JSON.parse(line);
       } catch {
-        return refuse('EPROTO', 'expected a JSON object answering the challenge', `malformed first line from ${peer}`);
+        return refuse('EPROTO', 'expected a JSON object answering the challenge', malformed);
       }
-      if (!isObject(msg)) {
-        return refuse('EPROTO', 'expected a JSON object answering the challenge', `malformed first line from ${peer}`);
+      if (!isObject(msg) || typeof msg.nonce !== 'string' || typeof msg.msg !== 'string') {
+        return refuse('EPROTO', `expected {"nonce","msg","mac"} (control protocol v${CONTROL_PROTOCOL_VERSION})`, malformed);
       }
-      const command = typeof msg.command === 'string' ? msg.command : undefined;
-      if (typeof msg.hmac !== 'string' || !sameDigest(msg.hmac, proof(o.cookie, challenge))) {
-        return refuse('EAUTH', 'wrong cookie', `wrong cookie from ${peer}${command === undefined ? '' : ` (command ${JSON.stringify(command)})`}`);
+      const key = sessionKey(o.cookie, msg.nonce, serverNonce);
+      let request: unknown;
+      try {
+        request = JSON.parse(msg.msg);
+      } catch {
+        request = undefined;
       }
-      if (command === undefined) return refuse('EPROTO', 'no command given');
-      const args = msg.args ?? [];
-      if (!Array.isArray(args)) return refuse('EPROTO', `args of ${command} must be a JSON array`);
+      const command = isObject(request) && typeof request.command === 'string' ? request.command : undefined;
+      if (typeof msg.mac !== 'string' || !sameDigest(msg.mac, macOf(key, C2S, 0, msg.msg))) {
+        return refuse('EAUTH', 'wrong cookie', {
+          reason: 'wrong cookie',
+          info: `refused a control connection: wrong cookie from ${peer}${command === undefined ? '' : ` (command ${JSON.stringify(command)})`}`,
+        });
+      }
+      // authenticated: from here every answer is MAC'd, and the slot is free
+      answered = true;
+      clearTimeout(timer);
+      leave();
+      guard.succeed(source);
+      const answer = (reply: object): void => {
+        reader.release();
+        finishLine(socket, seal(key, reply));
+      };
+      if (!isObject(request) || command === undefined) return answer({ ok: false, code: 'EPROTO', error: 'no command given' });
+      const args = request.args ?? [];
+      if (!Array.isArray(args)) return answer({ ok: false, code: 'EPROTO', error: `args of ${command} must be a JSON array` });
 
-      const request = ownEntry(o.requests, command);
+      const requestHandler = ownEntry(o.requests, command);
       const stream = ownEntry(o.streams ?? {}, command);
-      if (request) {
-        answered = true;
-        clearTimeout(timer);
+      if (requestHandler) {
         reader.release();
         socket.resume(); // drop further input; notice a peer that leaves while the handler runs
-        void runRequest(socket, command, request, args);
+        void runRequest(socket, key, command, requestHandler, args);
       } else if (stream) {
-        answered = true;
-        clearTimeout(timer);
-        socket.write(JSON.stringify({ ok: true, stream: true }) + '\n');
+        socket.write(seal(key, { ok: true, stream: true }) + '\n');
         reader.release();
         try {
           stream(socket, args);
@@ -278,13 +450,16 @@ function serveConnection(socket: net.Socket, o: ControlService, where: string): 
         }
       } else {
         const known = [...Object.keys(o.requests), ...Object.keys(o.streams ?? {})].sort().join(', ');
-        refuse('EUNKNOWN', `unknown command ${command}; known: ${known}`);
+        answer({ ok: false, code: 'EUNKNOWN', error: `unknown command ${command}; known: ${known}` });
       }
     },
     (err: unknown) => {
       if (answered) return; // refused already (timeout): its line is on the way out
       if (err instanceof LineTooLong) {
-        refuse('EPROTO', `first line longer than ${MAX_AUTH_LINE_BYTES} bytes`, `oversized first line from ${describePeer(socket, where)}`);
+        refuse('EPROTO', `first line longer than ${MAX_AUTH_LINE_BYTES} bytes`, {
+          reason: 'oversized',
+          info: `refused a control connection: oversized first line from ${describePeer(socket, where)}`,
+        });
       } else {
         // the peer left before answering: nothing to say to it
         answered = true;
@@ -295,19 +470,20 @@ function serveConnection(socket: net.Socket, o: ControlService, where: string): 
   );
 }
 
-async function runRequest(socket: net.Socket, command: string, handler: RequestHandler, args: unknown[]): Promise<void> {
-  let line: string;
+async function runRequest(socket: net.Socket, key: Buffer, command: string, handler: RequestHandler, args: unknown[]): Promise<void> {
+  let reply: object;
   try {
     const result = await handler(args);
     try {
-      line = JSON.stringify({ ok: true, result: result === undefined ? null : result });
+      JSON.stringify(result);
+      reply = { ok: true, result: result === undefined ? null : result };
     } catch (err) {
-      line = JSON.stringify({ ok: false, code: 'ECOMMAND', error: `the result of ${command} is not JSON: ${messageOf(err)}` });
+      reply = { ok: false, code: 'ECOMMAND', error: `the result of ${command} is not JSON: ${messageOf(err)}` };
     }
   } catch (err) {
-    line = JSON.stringify({ ok: false, code: 'ECOMMAND', error: messageOf(err) });
+    reply = { ok: false, code: 'ECOMMAND', error: messageOf(err) };
   }
-  finishLine(socket, line);
+  finishLine(socket, seal(key, reply));
 }
 
 /** Sends the last line, then closes: reads (and drops) what the peer still sends until it goes. */
@@ -441,12 +617,22 @@ function exchange(
 
     const run = async (): Promise<void> => {
       const hello = parseLine(await reader.next(MAX_AUTH_LINE_BYTES));
-      if (hello.v !== CONTROL_PROTOCOL_VERSION || typeof hello.challenge !== 'string') {
+      if (hello.ok === false) throw refusal(hello, where); // EBUSY: refused before any greeting
+      if (hello.v !== CONTROL_PROTOCOL_VERSION || typeof hello.nonce !== 'string') {
         throw new ControlError('EPROTO', `the node on ${where} speaks another control protocol (expected v${CONTROL_PROTOCOL_VERSION})`);
       }
-      const hmac = proof(o.cookie, hello.challenge).toString('base64');
-      socket.write(JSON.stringify({ hmac, command: o.command, args: o.args ?? [] }) + '\n');
-      const reply = parseLine(await reader.next(Infinity));
+      const clientNonce = randomBytes(32).toString('base64');
+      const key = sessionKey(o.cookie, clientNonce, hello.nonce);
+      const msg = JSON.stringify({ command: o.command, args: o.args ?? [] });
+      socket.write(JSON.stringify({ nonce: clientNonce, msg, mac: macOf(key, C2S, 0, msg).toString('base64') }) + '\n');
+      const sealed = parseLine(await reader.next(Infinity));
+      // Only an answer MAC'd with this session's key comes from a node that has the cookie; a
+      // plain line is believed only as a refusal (a relay can always drop us, never answer for it).
+      if (typeof sealed.msg !== 'string' || typeof sealed.mac !== 'string') throw refusal(sealed, where);
+      if (!sameDigest(sealed.mac, macOf(key, S2C, 0, sealed.msg))) {
+        throw new ControlError('EAUTH', `the answer from ${where} does not prove the cookie (something between us and the node changed it, or it is not the node); nothing was trusted`);
+      }
+      const reply = parseLine(sealed.msg);
       if (reply.ok !== true) {
         throw new ControlError(replyCode(reply.code), typeof reply.error === 'string' ? reply.error : 'the node refused the command');
       }
@@ -473,13 +659,23 @@ function exchange(
   });
 }
 
+/** A plain (unauthenticated) line: a refusal before authentication, or a peer without the cookie. */
+function refusal(line: Record<string, unknown>, where: string): ControlError {
+  const code = line.code;
+  if (line.ok === false && (code === 'EAUTH' || code === 'EPROTO' || code === 'ETIMEOUT' || code === 'EBUSY')) {
+    return new ControlError(code, typeof line.error === 'string' ? line.error : 'the node refused the connection');
+  }
+  return new ControlError('EAUTH', `the node on ${where} answered without proving the cookie (is something between us and the node?); nothing was trusted`);
+}
+
 function socketError(err: Error, where: string): ControlError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTSOCK') {
     return new ControlError('ENOTRUNNING', `no node is listening on ${where}`, { cause: err });
   }
   if (code === 'EACCES' || code === 'EPERM') {
-    return new ControlError('EAUTH', `permission denied on ${where}; run the command as the user the node runs as`, { cause: err });
+    // the socket's mode (0600, in a 0700 directory) refused us, not the node: the cookie was never sent
+    return new ControlError('EACCES', `permission denied connecting to ${where} (${code}): the control socket belongs to the user the node runs as; run the command as that user`, { cause: err });
   }
   return new ControlError('EPROTO', `control connection to ${where} failed: ${err.message}`, { cause: err });
 }
@@ -496,7 +692,7 @@ function parseLine(line: string): Record<string, unknown> {
 }
 
 function replyCode(code: unknown): ControlErrorCode {
-  return code === 'EAUTH' || code === 'EUNKNOWN' || code === 'ECOMMAND' || code === 'ETIMEOUT' || code === 'EPROTO'
+  return code === 'EAUTH' || code === 'EBUSY' || code === 'EUNKNOWN' || code === 'ECOMMAND' || code === 'ETIMEOUT' || code === 'EPROTO'
     ? code
     : 'EPROTO';
 }
@@ -504,9 +700,23 @@ function replyCode(code: unknown): ControlErrorCode {
 // ---------------------------------------------------------------------------------------------
 // shared
 
-/** HMAC-SHA256(cookie, "noderel-control-v1:" + challenge): what proves the cookie. */
-function proof(cookie: string, challenge: string): Buffer {
-  return hmacSha256(cookie, HMAC_CONTEXT + challenge);
+const C2S = 'noderel-c2s';
+const S2C = 'noderel-s2c';
+
+/** K = HMAC-SHA256(cookie, "noderel-session:" + client nonce + ":" + server nonce). */
+function sessionKey(cookie: string, clientNonce: string, serverNonce: string): Buffer {
+  return hmacSha256(cookie, `noderel-session:${clientNonce}:${serverNonce}`);
+}
+
+/** HMAC-SHA256(K, direction + ":" + sequence number + ":" + message text). */
+function macOf(key: Buffer, direction: string, seq: number, msg: string): Buffer {
+  return hmacSha256(key, `${direction}:${seq}:${msg}`);
+}
+
+/** An authenticated answer line (without its newline): the answer's JSON text and its MAC. */
+function seal(key: Buffer, reply: object): string {
+  const msg = JSON.stringify(reply);
+  return JSON.stringify({ msg, mac: macOf(key, S2C, 0, msg).toString('base64') });
 }
 
 function sameDigest(given: string, expected: Buffer): boolean {
@@ -565,6 +775,8 @@ class LineReader {
       if (this.released) throw new LineClosed();
       if (chunk) {
         const nl = chunk.indexOf(10);
+        // the limit holds however the line arrives: in one read or across many
+        if ((nl >= 0 ? size + nl : size + chunk.length) > maxBytes) throw new LineTooLong();
         if (nl >= 0) {
           parts.push(chunk.subarray(0, nl));
           if (nl + 1 < chunk.length) this.pending = chunk.subarray(nl + 1);
@@ -572,7 +784,6 @@ class LineReader {
         }
         parts.push(chunk);
         size += chunk.length;
-        if (size > maxBytes) throw new LineTooLong();
       }
       chunk = this.socket.read() as Buffer | null;
       if (chunk === null) {

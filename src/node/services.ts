@@ -216,7 +216,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     };
     const service: ControlService = {
       cookie: cookie.cookie,
-      onAuthFailure: (who) => log.warn(`refused a control connection: wrong cookie (${who})`),
+      onAuthFailure: (info) => log.warn(info),
       requests: {
         // A degraded node (a spawn loop: workers down) answers, and says what is wrong.
         ping: () => {

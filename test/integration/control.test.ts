@@ -1,12 +1,12 @@
 // The control channel on a real Unix socket in a temp dir: a real server, the real client, and a
 // raw client speaking the wire protocol by hand where the test is about the protocol itself.
 import { spawnSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   ControlError,
   controlRequest,
@@ -129,8 +129,32 @@ function rawClient(p = socketPath): {
   };
 }
 
-function hmacFor(challenge: string, cookie = COOKIE): string {
-  return createHmac('sha256', cookie).update('noderel-control-v1:' + challenge).digest('base64');
+const hmac = (key: string | Buffer, text: string): Buffer => createHmac('sha256', key).update(text).digest();
+
+/** A v2 session as the protocol documents it (node:crypto here, to check digest.ts's too). */
+function session(serverNonce: string, cookie = COOKIE, clientNonce = randomBytes(32).toString('base64')) {
+  const key = hmac(cookie, `noderel-session:${clientNonce}:${serverNonce}`);
+  return {
+    key,
+    /** The client's first line for `command` (without its newline). */
+    request(command: string, args: unknown[] = []): string {
+      const msg = JSON.stringify({ command, args });
+      return JSON.stringify({ nonce: clientNonce, msg, mac: hmac(key, `noderel-c2s:0:${msg}`).toString('base64') });
+    },
+    /** The node's answer, after checking its MAC. */
+    open(line: string): unknown {
+      const sealed = JSON.parse(line) as { msg: string; mac: string };
+      expect(sealed.mac).toBe(hmac(key, `noderel-s2c:0:${sealed.msg}`).toString('base64'));
+      return JSON.parse(sealed.msg);
+    },
+  };
+}
+
+/** The hello line's server nonce. */
+async function helloOf(c: { nextLine(): Promise<string> }): Promise<string> {
+  const hello = JSON.parse(await c.nextLine()) as { v: number; nonce: string };
+  expect(hello.v).toBe(2);
+  return hello.nonce;
 }
 
 /** Reads data from `socket` until `predicate(text so far)` holds. */
@@ -227,47 +251,53 @@ describe('authentication', () => {
     await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: 'wrong', command: 'nope' }), 'EAUTH');
   });
 
-  it('speaks the documented wire protocol', async () => {
+  it('speaks the documented wire protocol: both ends prove the cookie, the answer is MAC\'d', async () => {
     await start();
     const c = rawClient();
-    const hello = JSON.parse(await c.nextLine()) as { v: number; challenge: string };
-    expect(hello.v).toBe(1);
-    expect(Buffer.from(hello.challenge, 'base64')).toHaveLength(32);
-    c.socket.write(JSON.stringify({ hmac: hmacFor(hello.challenge), command: 'echo', args: ['x'] }) + '\n');
-    expect(JSON.parse(await c.nextLine())).toEqual({ ok: true, result: { args: ['x'] } });
+    const hello = JSON.parse(await c.nextLine()) as { v: number; nonce: string };
+    expect(hello.v).toBe(2);
+    expect(Buffer.from(hello.nonce, 'base64')).toHaveLength(32);
+    const s = session(hello.nonce);
+    c.socket.write(s.request('echo', ['x']) + '\n');
+    expect(s.open(await c.nextLine())).toEqual({ ok: true, result: { args: ['x'] } });
     await c.closed;
   });
 
-  it('a fresh challenge every connection; a replayed answer is refused', async () => {
+  it('a fresh nonce every connection; a replayed request is refused', async () => {
     await start();
     const a = rawClient();
-    const first = JSON.parse(await a.nextLine()) as { challenge: string };
-    const answer = JSON.stringify({ hmac: hmacFor(first.challenge), command: 'ping' }) + '\n';
+    const first = await helloOf(a);
+    const s = session(first);
+    const answer = s.request('ping') + '\n';
     a.socket.write(answer);
-    expect(JSON.parse(await a.nextLine())).toEqual({ ok: true, result: 'pong' });
+    expect(s.open(await a.nextLine())).toEqual({ ok: true, result: 'pong' });
     const b = rawClient();
-    const second = JSON.parse(await b.nextLine()) as { challenge: string };
-    expect(second.challenge).not.toBe(first.challenge);
+    const second = await helloOf(b);
+    expect(second).not.toBe(first);
     b.socket.write(answer);
     expect(JSON.parse(await b.nextLine())).toEqual({ ok: false, code: 'EAUTH', error: 'wrong cookie' });
   });
 
-  it('an hmac of the wrong length, or none, is a wrong cookie', async () => {
+  it('a mac of the wrong length, or none, is a wrong cookie', async () => {
     const failures: string[] = [];
-    await start({ onAuthFailure: (info) => failures.push(info) });
-    for (const hmac of ['c2hvcnQ=', undefined, 42]) {
+    await start({ onAuthFailure: (info) => failures.push(info), guard: { baseDelayMs: 1, logWindowMs: 200 } });
+    for (const mac of ['c2hvcnQ=', undefined, 42]) {
       const c = rawClient();
-      await c.nextLine();
-      c.socket.write(JSON.stringify({ hmac, command: 'ping' }) + '\n');
+      const nonce = await helloOf(c);
+      const good = JSON.parse(session(nonce).request('ping')) as Record<string, unknown>;
+      c.socket.write(JSON.stringify({ ...good, mac }) + '\n');
       expect(JSON.parse(await c.nextLine())).toEqual({ ok: false, code: 'EAUTH', error: 'wrong cookie' });
       await c.closed;
     }
-    expect(failures).toHaveLength(3);
+    // the first in full, the other two in the window's summary line
+    await new Promise((r) => setTimeout(r, 300));
+    expect(failures).toHaveLength(2);
+    expect(failures[1]).toMatch(/^refused 2 more control connections .*wrong cookie: 2/);
   });
 
   it('a first line that is not JSON, or too long, is EPROTO and reported', async () => {
     const failures: string[] = [];
-    await start({ onAuthFailure: (info) => failures.push(info) });
+    await start({ onAuthFailure: (info) => failures.push(info), guard: { baseDelayMs: 1, logWindowMs: 50 } });
     const junk = rawClient();
     await junk.nextLine();
     junk.socket.write('GET / HTTP/1.1\n');
@@ -277,7 +307,10 @@ describe('authentication', () => {
     big.socket.write('x'.repeat(200 * 1024));
     expect(JSON.parse(await big.nextLine())).toMatchObject({ ok: false, code: 'EPROTO' });
     await big.closed;
+    await new Promise((r) => setTimeout(r, 100));
     expect(failures).toHaveLength(2);
+    expect(failures[0]).toContain('malformed first line');
+    expect(failures[1]).toMatch(/^refused 1 more control connections .*oversized: 1/);
   });
 
   it('drops a client that never answers the challenge after authTimeoutMs', async () => {
@@ -297,10 +330,10 @@ describe('streams', () => {
   it('hands the socket over raw, keeping the bytes sent right after the answer line', async () => {
     await start();
     const c = rawClient();
-    const hello = JSON.parse(await c.nextLine()) as { challenge: string };
+    const s = session(await helloOf(c));
     // the answer line and the first stream bytes in one write: none of them may be lost
-    c.socket.write(JSON.stringify({ hmac: hmacFor(hello.challenge), command: 'echo_stream' }) + '\nearly bytes|');
-    expect(JSON.parse(await c.nextLine())).toEqual({ ok: true, stream: true });
+    c.socket.write(s.request('echo_stream') + '\nearly bytes|');
+    expect(s.open(await c.nextLine())).toEqual({ ok: true, stream: true });
     expect(await c.nextLine()).toBe('welcome');
     c.socket.write('later\n');
     expect(await c.nextLine()).toBe('early bytes|later');
@@ -309,9 +342,9 @@ describe('streams', () => {
   it('works the same for a handler that pipe()s the socket', async () => {
     await start();
     const c = rawClient();
-    const hello = JSON.parse(await c.nextLine()) as { challenge: string };
-    c.socket.write(JSON.stringify({ hmac: hmacFor(hello.challenge), command: 'pipe_stream' }) + '\nfirst|');
-    expect(JSON.parse(await c.nextLine())).toEqual({ ok: true, stream: true });
+    const s = session(await helloOf(c));
+    c.socket.write(s.request('pipe_stream') + '\nfirst|');
+    expect(s.open(await c.nextLine())).toEqual({ ok: true, stream: true });
     c.socket.write('second\n');
     expect(await c.nextLine()).toBe('first|second');
   });
@@ -319,9 +352,9 @@ describe('streams', () => {
   it('keeps the early bytes for a handler that starts reading later', async () => {
     await start();
     const c = rawClient();
-    const hello = JSON.parse(await c.nextLine()) as { challenge: string };
-    c.socket.write(JSON.stringify({ hmac: hmacFor(hello.challenge), command: 'late_stream' }) + '\nearly|');
-    expect(JSON.parse(await c.nextLine())).toEqual({ ok: true, stream: true });
+    const s = session(await helloOf(c));
+    c.socket.write(s.request('late_stream') + '\nearly|');
+    expect(s.open(await c.nextLine())).toEqual({ ok: true, stream: true });
     c.socket.write('more\n');
     expect(await c.nextLine()).toBe('early|more');
   });
@@ -527,5 +560,250 @@ describe('the TCP control port', () => {
       expect(err, bad).toBeInstanceOf(BootError);
       expect((err as BootError).message).toBe(`NODEREL_CONTROL_PORT is ${JSON.stringify(bad)}: expected PORT, HOST:PORT or [IPv6]:PORT, with a port from 1 to 65535`);
     }
+  });
+});
+
+/** A relay with no cookie between a client and the node (TCP in front of the node's socket). */
+async function startRelay(
+  nodePath: string,
+  tamper: (firstLine: string) => string,
+): Promise<{ port: number; seen: string[]; close(): Promise<void> }> {
+  const seen: string[] = [];
+  const open = new Set<net.Socket>();
+  const relay = net.createServer((victim) => {
+    const node = net.connect(nodePath);
+    open.add(victim).add(node);
+    victim.on('error', () => node.destroy());
+    node.on('error', () => victim.destroy());
+    node.pipe(victim); // the greeting and the answers, untouched
+    let buf = '';
+    let forwarded = false;
+    victim.on('data', (d: Buffer) => {
+      if (forwarded) return void node.write(d);
+      buf += d.toString('utf8');
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      forwarded = true;
+      seen.push(buf.slice(0, nl));
+      node.write(tamper(buf.slice(0, nl)) + buf.slice(nl));
+    });
+  });
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+  return {
+    port: (relay.address() as net.AddressInfo).port,
+    seen,
+    close: () => {
+      for (const sk of open) sk.destroy();
+      return new Promise<void>((r) => relay.close(() => r()));
+    },
+  };
+}
+
+describe('a relay without the cookie (issue 10, item 11)', () => {
+  const EVIL = 'require("child_process").execSync("id").toString()';
+  let evals: unknown[];
+  const startNode = (failures: string[] = []) =>
+    start({
+      onAuthFailure: (info) => failures.push(info),
+      guard: { baseDelayMs: 1 },
+      requests: {
+        ping: () => 'pong',
+        status: () => ({ stage: 'running' }),
+        eval: (args) => {
+          evals.push(args);
+          return 'evaluated';
+        },
+      },
+    });
+  beforeEach(() => {
+    evals = [];
+  });
+
+  it('cannot swap the victim\'s ping for an eval: the node refuses it and runs nothing', async () => {
+    const failures: string[] = [];
+    await startNode(failures);
+    const relay = await startRelay(socketPath, (line) => {
+      const req = JSON.parse(line) as Record<string, unknown>;
+      return JSON.stringify({ ...req, msg: JSON.stringify({ command: 'eval', args: [EVIL] }) });
+    });
+    try {
+      const err = await controlFailure(controlRequest({ endpoint: { host: '127.0.0.1', port: relay.port }, cookie: COOKIE, command: 'ping' }), 'EAUTH');
+      expect(err.message).toBe('wrong cookie');
+      expect(evals).toEqual([]);
+      expect(failures[0]).toContain('(command "eval")');
+      expect(relay.seen).toHaveLength(1);
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it('the victim\'s `ping --remote` through the relay: refused, never pong, nothing evaluated', async () => {
+    await startNode();
+    const relay = await startRelay(socketPath, (line) => {
+      const req = JSON.parse(line) as Record<string, unknown>;
+      return JSON.stringify({ ...req, msg: JSON.stringify({ command: 'eval', args: [EVIL] }) });
+    });
+    const stderr: string[] = [];
+    const write = vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, buf: Buffer) => {
+      stderr.push(String(buf));
+      return buf.length;
+    }) as typeof fs.writeSync);
+    try {
+      const code = await runClient('ping', ['--remote', `127.0.0.1:${relay.port}`], { NODEREL_ROOT: tmp, NODEREL_REL_NAME: 'ops', NODEREL_REL_VSN: '1.0.0', NODEREL_NODE_TYPE: 'web', NODEREL_NODE_NAME: 'web@h', OPS_COOKIE: COOKIE });
+      expect(code).toBe(1);
+      expect(stderr.join('')).not.toContain('pong');
+      expect(evals).toEqual([]);
+    } finally {
+      write.mockRestore();
+      await relay.close();
+    }
+  });
+
+  it('cannot inject a second request after the victim\'s, nor replay the victim\'s request in a new session', async () => {
+    await startNode();
+    const injected: string[] = [];
+    const relay = await startRelay(socketPath, (line) => {
+      const req = JSON.parse(line) as Record<string, unknown>;
+      injected.push(line);
+      // the victim's line untouched, then an eval riding on its MAC
+      return line + '\n' + JSON.stringify({ ...req, msg: JSON.stringify({ command: 'eval', args: [EVIL] }) });
+    });
+    try {
+      await expect(controlRequest({ endpoint: { host: '127.0.0.1', port: relay.port }, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
+    } finally {
+      await relay.close();
+    }
+    // replay: the victim's recorded request, in a session of the relay's own
+    const c = rawClient();
+    await helloOf(c);
+    c.socket.write(injected[0] + '\n');
+    expect(JSON.parse(await c.nextLine())).toEqual({ ok: false, code: 'EAUTH', error: 'wrong cookie' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(evals).toEqual([]);
+  });
+
+  it('the client trusts no answer the node did not MAC for its session: forged, or swapped between sessions', async () => {
+    await startNode();
+    // a fake node: a greeting, then a plain success
+    const fake = net.createServer((sk) => {
+      sk.on('error', () => {});
+      sk.write(JSON.stringify({ v: 2, nonce: randomBytes(32).toString('base64') }) + '\n');
+      sk.once('data', () => sk.write(JSON.stringify({ ok: true, result: 'pong' }) + '\n'));
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+    try {
+      const port = (fake.address() as net.AddressInfo).port;
+      const err = await controlFailure(controlRequest({ endpoint: { host: '127.0.0.1', port }, cookie: COOKIE, command: 'eval', args: ['1'] }), 'EAUTH');
+      expect(err.message).toMatch(/without proving the cookie/);
+    } finally {
+      await new Promise<void>((r) => fake.close(() => r()));
+    }
+    // a relay that answers the victim's status with a sealed answer from another session (reorder)
+    const other = rawClient();
+    const s = session(await helloOf(other));
+    other.socket.write(s.request('ping') + '\n');
+    const stolen = await other.nextLine();
+    const swapper = net.createServer((victim) => {
+      victim.on('error', () => {});
+      const node = net.connect(socketPath);
+      node.on('error', () => {});
+      node.once('data', (hello) => victim.write(hello));
+      victim.once('data', () => {
+        victim.write(stolen + '\n');
+        node.destroy();
+      });
+    });
+    await new Promise<void>((r) => swapper.listen(0, '127.0.0.1', r));
+    try {
+      const port = (swapper.address() as net.AddressInfo).port;
+      const err = await controlFailure(controlRequest({ endpoint: { host: '127.0.0.1', port }, cookie: COOKIE, command: 'status' }), 'EAUTH');
+      expect(err.message).toMatch(/does not prove the cookie/);
+    } finally {
+      await new Promise<void>((r) => swapper.close(() => r()));
+    }
+    expect(evals).toEqual([]);
+  });
+});
+
+describe('guessing the cookie (issue 10, item 12)', () => {
+  const wrong = () => controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: 'guess', command: 'ping' }), 'EAUTH');
+  const timed = async (f: () => Promise<unknown>): Promise<number> => {
+    const t0 = Date.now();
+    await f();
+    return Date.now() - t0;
+  };
+
+  it('each failure from a source makes its next refusal wait longer; the right cookie is not slowed, and resets it', async () => {
+    await start({ guard: { baseDelayMs: 40, maxDelayMs: 2_000 } });
+    const times: number[] = [];
+    for (let i = 0; i < 6; i++) times.push(await timed(wrong));
+    // 40, 80, 160, 320, 640, 1280 ms
+    expect(times[5]).toBeGreaterThanOrEqual(1_200);
+    expect(times.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(2_400);
+    expect(await timed(() => controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' }))).toBeLessThan(1_000);
+    expect(await timed(wrong)).toBeLessThan(1_000);
+  }, 30_000);
+
+  it('caps unauthenticated connections per source: beyond it, EBUSY at once; a slot freed serves again', async () => {
+    await start({ guard: { maxPendingPerSource: 3 } });
+    const silent = [rawClient(), rawClient(), rawClient()];
+    for (const c of silent) await helloOf(c);
+    const over = rawClient();
+    expect(JSON.parse(await over.nextLine())).toMatchObject({ ok: false, code: 'EBUSY' });
+    await over.closed;
+    await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' }), 'EBUSY');
+    silent[0]!.socket.destroy();
+    await silent[0]!.closed;
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' })).resolves.toBe('pong');
+  });
+
+  it('logs the first refusal of a window in full and the rest in one summary line', async () => {
+    const failures: string[] = [];
+    await start({ onAuthFailure: (info) => failures.push(info), guard: { baseDelayMs: 0, logWindowMs: 500 } });
+    await Promise.all(Array.from({ length: 40 }, () => wrong()));
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toMatch(/^refused a control connection: wrong cookie from a local process/);
+    await new Promise((r) => setTimeout(r, 700));
+    expect(failures).toHaveLength(2);
+    expect(failures[1]).toMatch(/^refused 39 more control connections in the last 0\.5 s \(wrong cookie: 39\) from local processes \(39\)$/);
+  });
+});
+
+describe('the client says what happened (issue 10, item 14)', () => {
+  it('a socket that refuses us for permissions (EACCES) is not blamed on the cookie', async () => {
+    await start();
+    const connect = vi.spyOn(net, 'connect').mockImplementation((() => {
+      const sk = new net.Socket();
+      process.nextTick(() => sk.emit('error', Object.assign(new Error(`connect EACCES ${socketPath}`), { code: 'EACCES' })));
+      return sk;
+    }) as typeof net.connect);
+    const stderr: string[] = [];
+    const write = vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, buf: Buffer) => {
+      stderr.push(String(buf));
+      return buf.length;
+    }) as typeof fs.writeSync);
+    try {
+      const err = await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' }), 'EACCES');
+      expect(err.message).toMatch(/permission denied connecting to .*control\.sock \(EACCES\).*run the command as that user/);
+      const runDir = path.dirname(socketPath);
+      fs.writeFileSync(path.join(runDir, 'node.pid'), `${process.pid}\n`);
+      expect(await runClient('ping', [], { NODEREL_ROOT: tmp, NODEREL_REL_NAME: 'ops', NODEREL_REL_VSN: '1.0.0', NODEREL_NODE_TYPE: 'web', NODEREL_NODE_NAME: 'web@h', NODEREL_RUN_DIR: runDir, OPS_COOKIE: COOKIE })).toBe(1);
+    } finally {
+      write.mockRestore();
+      connect.mockRestore();
+    }
+    expect(stderr.join('')).toMatch(/permission denied/);
+    expect(stderr.join('')).not.toMatch(/cookie/i);
+  });
+
+  it('a first line over 64 KiB is refused even when it arrives in one read, and runs nothing', async () => {
+    let ran = false;
+    await start({ requests: { echo: () => ((ran = true), 'ran') }, guard: { baseDelayMs: 1 } });
+    const c = rawClient();
+    const s = session(await helloOf(c));
+    c.socket.write(s.request('echo', ['x'.repeat(100 * 1000)]) + '\n');
+    expect(JSON.parse(await c.nextLine())).toMatchObject({ ok: false, code: 'EPROTO', error: expect.stringMatching(/longer than 65536 bytes/) });
+    expect(ran).toBe(false);
   });
 });
