@@ -5,7 +5,7 @@
  * directory and leaves the release as it was. Nothing outside the output directory is
  * ever deleted.
  *
- * After the swap, what no installed version uses any more is removed (SPEC §3: one runtime,
+ * After the swap, what no installed version uses any more is removed (one runtime,
  * nothing stale): a version is installed when `releases/<vsn>/release.json` exists, and it
  * uses `node-<node_version>/`, its apps' `dir`s, `lib/noderel-<noderel_version>/` and
  * `bin/<name>-<vsn>`. Only `node-X.Y.Z/` directories, directories of `lib/` and

@@ -1,4 +1,4 @@
-/** Pure path functions for the release layout of SPEC §3, relative to the release root. */
+/** Pure path functions for the release layout, relative to the release root. */
 
 export const START_DATA = 'releases/start.data';
 export const COOKIE = 'releases/COOKIE';

@@ -1,6 +1,6 @@
 /**
  * Build leftovers: what compiling a native addon leaves in its package and nothing loads at run
- * time (SPEC §3). The plan leaves them out of every package it ships, apps and dependencies.
+ * time. The plan leaves them out of every package it ships, apps and dependencies.
  *
  * The rule. Within a package (the directory holding its package.json), a file is left out when
  * 1. it is an object file: named `*.o` or `*.obj`, and its header says relocatable object code

@@ -1,5 +1,5 @@
 /**
- * `rel/sys.config` (SPEC §2): a YAML mapping `app -> key -> value`, parsed and validated at
+ * `rel/sys.config`: a YAML mapping `app -> key -> value`, parsed and validated at
  * build time with `file:line:col` on every problem, and written into the release as JSON.
  * A `sys.config.src` may hold `${VAR}` / `${VAR:-default}` placeholders, substituted at launch.
  */

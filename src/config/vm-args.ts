@@ -1,5 +1,5 @@
 /**
- * `rel/vm.args` (SPEC §2): one directive per line, full-line `#` comments. Node/V8 flags plus
+ * `rel/vm.args`: one directive per line, full-line `#` comments. Node/V8 flags plus
  * the launcher directives `-name`/`-sname`, `-setcookie`, `-env KEY VALUE` and `-args_file PATH`
  * (an include, inlined at build time). `${VAR}` / `${VAR:-default}` are kept verbatim here and
  * substituted at launch into a per-node file, never in place.

@@ -1,5 +1,5 @@
 /**
- * The control commands run by `bin/<name>` against a running node (SPEC §4): each resolves the
+ * The control commands run by `bin/<name>` against a running node: each resolves the
  * cookie (cookie.ts), talks to the node over its control socket (control.ts), prints the answer
  * and returns the exit code. Kept light: `ping` is measured against `node -e 0`.
  *
@@ -27,7 +27,7 @@ interface Target {
   cookie: CookieResolution;
 }
 
-/** The commands `--remote HOST:PORT` takes: those SPEC §6 names, and the two that check a node. */
+/** The commands `--remote HOST:PORT` takes: eval and remote_console, and the two that check a node. */
 export const REMOTE_COMMANDS = ['eval', 'remote_console', 'ping', 'status'] as const;
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The daemon's console log, `RUNNER_LOG_DIR/<node>/console.log` (SPEC §7): everything the node
+ * The daemon's console log, `RUNNER_LOG_DIR/<node>/console.log`: everything the node
  * prints, rotated by size with a fixed number of generations (`console.log.1` is the newest,
  * `console.log.<generations>` the oldest, the one after that is dropped), and reopened on USR1 /
  * `reopen_logs` after an external rotation (logrotate's rename + signal).

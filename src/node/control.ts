@@ -1,5 +1,5 @@
 /**
- * The control channel (SPEC §6): commands (`ping`, `stop`, `status`, `eval`, `attach`, ...)
+ * The control channel: commands (`ping`, `stop`, `status`, `eval`, `attach`, ...)
  * reach a running node over a per-node Unix socket, mode 0600 in a 0700 directory, after a
  * mutual authentication on the cookie (below). The server lives in the node; the client in every command.
  * A node may also listen on a TCP port (`NODEREL_CONTROL_PORT`), the same protocol, so that

@@ -1,5 +1,5 @@
 /**
- * The cookie: the one resolution every command uses (SPEC §6), in this order, first hit wins:
+ * The cookie: the one resolution every command uses, in this order, first hit wins:
  *
  *   a. `<NAME>_COOKIE` in the environment (NAME: the release name upper-cased, every character
  *      other than A-Z and 0-9 turned into `_`, e.g. KAZOO_COOKIE);

@@ -1,5 +1,5 @@
 /**
- * Drains an app's HTTP server cleanly (SPEC §5): what keeps reloads and upgrades free of failed
+ * Drains an app's HTTP server cleanly: what keeps reloads and upgrades free of failed
  * requests under keep-alive load. Offered to apps as `ctx.drain(server)`. While the node runs it
  * costs nothing per connection or request: the draining starts with the first stage after
  * `running`, and finds the connections open at that moment in the server's own list.

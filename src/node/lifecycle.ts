@@ -1,5 +1,5 @@
 /**
- * The node's lifecycle (SPEC §5): the stage every app can read and watch, and the count of
+ * The node's lifecycle: the stage every app can read and watch, and the count of
  * in-flight work (calls, requests, jobs) the apps report with `track()`. Stages only move
  * forward: running -> draining -> rejecting -> hanging-up -> stopping. What each stage means
  * for an app:

@@ -1,5 +1,5 @@
 /**
- * The master of a node type with `workers: N` (unicorn's model, SPEC §5). It runs no app
+ * The master of a node type with `workers: N` (unicorn's model). It runs no app
  * itself: it binds the listening sockets the workers ask for (once per address; the workers
  * accept on them directly), keeps N workers alive (respawn with exponential backoff; a worker
  * dying during boot again and again trips the spawn-loop guard), and turns signals into work:

@@ -203,7 +203,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     // the old master has closed its server ('ctl-free').
     const ctlPath = path.join(runDir, 'ctl');
     const ownPath = reexec ? path.join(runDir, `ctl.${process.pid}`) : ctlPath;
-    // The TCP control port (SPEC §6), when NODEREL_CONTROL_PORT asks for one: like the socket
+    // The TCP control port, when NODEREL_CONTROL_PORT asks for one: like the socket
     // path, it passes to a USR2 successor once this node lets it go ('ctl-free').
     const tcpAddress = env.NODEREL_CONTROL_PORT ? parseHostPort(env.NODEREL_CONTROL_PORT, 'NODEREL_CONTROL_PORT') : undefined;
     const handOver = async (): Promise<void> => {

@@ -1,5 +1,5 @@
 /**
- * The one place that listens to process signals (SPEC §5). It turns signals into requests
+ * The one place that listens to process signals. It turns signals into requests
  * (a shutdown step now; reload, reopen logs, re-exec, worker counts later) and leaves what they
  * do to the node.
  *

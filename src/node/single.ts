@@ -1,5 +1,5 @@
 /**
- * USR2 for a node type without workers (SPEC §5), as unicorn does it for a master: the node holds
+ * USR2 for a node type without workers, as unicorn does it for a master: the node holds
  * its apps' listening sockets (bound by noderel: listeners.ts), starts `bin/<name> reexec` (so the
  * new process may be another release version) and hands it those sockets over IPC (successor.ts,
  * shared with masters); both serve

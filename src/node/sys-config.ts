@@ -1,5 +1,5 @@
 /**
- * The apps' configuration at launch (SPEC §2): `releases/<vsn>/sys.config` (JSON, `app -> key ->
+ * The apps' configuration at launch: `releases/<vsn>/sys.config` (JSON, `app -> key ->
  * value`), with `${VAR}` / `${VAR:-default}` substituted in string values when the release was
  * built from a sys.config.src, then overridden per app by `$<NAME>_APP_CONFIG` or
  * `/etc/<name>/app.config` when present (deep merge: objects merge, anything else replaces).

@@ -1,5 +1,5 @@
 /**
- * `upgrade VSN` / `downgrade VSN` (SPEC §5): install the version if it is only a tarball, make
+ * `upgrade VSN` / `downgrade VSN`: install the version if it is only a tarball, make
  * it current, and switch the running node to it the unicorn way, with readiness checks:
  *
  *   1. releases/<name>-<vsn>.tar.gz unpacked beside the installed versions (only the pieces of

@@ -1,5 +1,5 @@
 /**
- * A worker of a node type with `workers: N` (unicorn's model, SPEC §5): runs the apps; its TCP
+ * A worker of a node type with `workers: N` (unicorn's model): runs the apps; its TCP
  * listens are served by the master, which holds the listening sockets and hands each worker the
  * same bound socket, so workers accept connections directly (no hand-off through the master).
  * Stages, stop, status and trace come from the master over IPC; losing the master (even to

@@ -1,7 +1,7 @@
 /**
  * Native addons (`*.node` files) in the apps and their dependencies, and their checks against
  * the pinned runtime: an addon built for another NODE_MODULE_VERSION, or for another CPU, fails
- * to load at boot, so the build fails first, naming it (SPEC §3).
+ * to load at boot, so the build fails first, naming it.
  *
  * The ABI is read from the file's bytes, without loading it:
  * - `node_register_module_v<N>` (exported by `NODE_MODULE_INIT` / nan addons): ABI N;

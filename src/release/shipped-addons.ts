@@ -1,6 +1,6 @@
 /**
  * The native addons a release ships (the `.node` files among the plan's copies, not whatever
- * else sits in node_modules), their checks against the pinned runtime (ABI and CPU, SPEC §3),
+ * else sits in node_modules), their checks against the pinned runtime (ABI and CPU),
  * and `--rebuild-addons`: compiling them again against the pinned runtime's own headers.
  *
  * The rebuild never touches the project: the packages to rebuild, with the rest of their app's
