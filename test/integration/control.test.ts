@@ -180,6 +180,17 @@ function makeStaleSocket(p: string): void {
   expect(fs.lstatSync(p).isSocket()).toBe(true);
 }
 
+
+/** What the control client writes (it answers with fs.writeSync), captured instead of printed. */
+function captureWrites(): { stderr: string[]; write: { mockRestore(): void } } {
+  const stderr: string[] = [];
+  const write = vi.spyOn(fs, 'writeSync').mockImplementation(((_fd: number, buf: Buffer) => {
+    stderr.push(String(buf));
+    return buf.length;
+  }) as typeof fs.writeSync);
+  return { stderr, write };
+}
+
 describe('requests', () => {
   it('answers a request with its result', async () => {
     await start();
@@ -643,11 +654,7 @@ describe('a relay without the cookie (issue 10, item 11)', () => {
       const req = JSON.parse(line) as Record<string, unknown>;
       return JSON.stringify({ ...req, msg: JSON.stringify({ command: 'eval', args: [EVIL] }) });
     });
-    const stderr: string[] = [];
-    const write = vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, buf: Buffer) => {
-      stderr.push(String(buf));
-      return buf.length;
-    }) as typeof fs.writeSync);
+    const { stderr, write } = captureWrites();
     try {
       const code = await runClient('ping', ['--remote', `127.0.0.1:${relay.port}`], { NODEREL_ROOT: tmp, NODEREL_REL_NAME: 'ops', NODEREL_REL_VSN: '1.0.0', NODEREL_NODE_TYPE: 'web', NODEREL_NODE_NAME: 'web@h', OPS_COOKIE: COOKIE });
       expect(code).toBe(1);
@@ -778,11 +785,7 @@ describe('the client says what happened (issue 10, item 14)', () => {
       process.nextTick(() => sk.emit('error', Object.assign(new Error(`connect EACCES ${socketPath}`), { code: 'EACCES' })));
       return sk;
     }) as typeof net.connect);
-    const stderr: string[] = [];
-    const write = vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, buf: Buffer) => {
-      stderr.push(String(buf));
-      return buf.length;
-    }) as typeof fs.writeSync);
+    const { stderr, write } = captureWrites();
     try {
       const err = await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' }), 'EACCES');
       expect(err.message).toMatch(/permission denied connecting to .*control\.sock \(EACCES\).*run the command as that user/);
