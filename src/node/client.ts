@@ -8,8 +8,8 @@
  *   socket not ours    `<command>: permission denied connecting to <socket> (EACCES): ...`, 1
  *   command failed     the node's error, 1
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import { writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { controlRequest, controlStream, ControlError, describeEndpoint, parseHostPort, type ControlEndpoint } from './control.js';
 import { readIniCookie, resolveCookie, type CookieResolution } from './cookie.js';
 import { BootError } from './errors.js';
@@ -40,8 +40,8 @@ export function controlTarget(env: NodeJS.ProcessEnv = process.env, remote?: str
   if (endpoint) return { nodeName: describeEndpoint(endpoint), endpoint, cookie };
   const launch = readLaunchEnv(env);
   const nodeName = nodeNameFor(launch, launch.nodeType ?? '');
-  const runDir = env.NODEREL_RUN_DIR || path.join(launch.releaseTmp, nodeName);
-  return { nodeName, endpoint: { path: path.join(runDir, 'ctl') }, runDir, cookie };
+  const runDir = env.NODEREL_RUN_DIR || join(launch.releaseTmp, nodeName);
+  return { nodeName, endpoint: { path: join(runDir, 'ctl') }, runDir, cookie };
 }
 
 function cookieOptions(env: NodeJS.ProcessEnv) {
@@ -86,7 +86,7 @@ function writeAll(fd: number, text: string): void {
   let off = 0;
   while (off < buf.length) {
     try {
-      off += fs.writeSync(fd, buf, off, buf.length - off);
+      off += writeSync(fd, buf, off, buf.length - off);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
@@ -123,7 +123,7 @@ async function request(t: Target, command: string, args: unknown[] = [], timeout
 function liveNodePid(t: Target): boolean {
   const dir = t.runDir;
   if (dir === undefined) return false;
-  return [path.join(dir, 'node.pid'), path.join(dir, 'node.pid.oldbin')].some((f) => {
+  return [join(dir, 'node.pid'), join(dir, 'node.pid.oldbin')].some((f) => {
     const pid = readPidFile(f);
     return pid !== undefined && isAlive(pid);
   });
@@ -281,7 +281,7 @@ async function stopNode(t: Target, args: string[]): Promise<number> {
     r = (await request(t, 'stop', [], deadline - Date.now())) as typeof r;
   } catch (err) {
     if (!(err instanceof ControlError) || err.code !== 'ETIMEOUT') throw err;
-    const pid = t.runDir === undefined ? undefined : readPidFile(path.join(t.runDir, 'node.pid'));
+    const pid = t.runDir === undefined ? undefined : readPidFile(join(t.runDir, 'node.pid'));
     return fail(
       `Node ${t.nodeName}${pid === undefined ? '' : ` (pid ${pid})`} did not answer the stop request within ${timeoutS}s: its event loop is blocked or it is overloaded; ` +
         `nothing was asked of it. Try again, or send it TERM (${pid === undefined ? 'kill -TERM <pid>' : `kill -TERM ${pid}`}; the 4th TERM exits at once)`,

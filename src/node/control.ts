@@ -61,8 +61,8 @@
  * The client path (`ping` is measured against `node -e 0`) imports only node:net, node:fs,
  * digest.js (HMAC-SHA256 without node:crypto) and errors.js, and does no work at load.
  */
-import fs from 'node:fs';
-import net from 'node:net';
+import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { type AddressInfo, connect, createServer, type Server, Socket } from 'node:net';
 import { constantTimeEqual, hmacSha256, randomBytes } from './digest.js';
 import { BootError } from './errors.js';
 
@@ -80,7 +80,7 @@ const CLOSE_GRACE_MS = 1_000;
 const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 
 export type RequestHandler = (args: unknown[]) => unknown | Promise<unknown>;
-export type StreamHandler = (socket: net.Socket, args: unknown[]) => void;
+export type StreamHandler = (socket: Socket, args: unknown[]) => void;
 
 /** What a control server answers, and to whom: the same on the Unix socket and the TCP port. */
 export interface ControlService {
@@ -193,7 +193,7 @@ export async function startControlServer(o: ControlServerOptions): Promise<Contr
   else await removeStaleSocket(o.socketPath);
 
   const listening = await listenControl({ path: o.socketPath }, o, 'the control socket');
-  fs.chmodSync(o.socketPath, 0o600);
+  chmodSync(o.socketPath, 0o600);
   return {
     socketPath: o.socketPath,
     close(closeOpts = {}) {
@@ -215,7 +215,7 @@ export interface ControlTcpServer {
 /** The same control server on a TCP port (`NODEREL_CONTROL_PORT`), for clients on other hosts. */
 export async function startControlTcpServer(o: ControlService & { host: string; port: number }): Promise<ControlTcpServer> {
   const listening = await listenControl({ host: o.host, port: o.port }, o, 'the control port');
-  const { address, port } = listening.server.address() as net.AddressInfo;
+  const { address, port } = listening.server.address() as AddressInfo;
   return { host: address, port, close: () => listening.close() };
 }
 
@@ -224,12 +224,12 @@ async function listenControl(
   endpoint: ControlEndpoint,
   o: ControlService,
   what: string,
-): Promise<{ server: net.Server; close(before?: () => void): Promise<void> }> {
-  const connections = new Set<net.Socket>();
+): Promise<{ server: Server; close(before?: () => void): Promise<void> }> {
+  const connections = new Set<Socket>();
   const guard = new Guard(o.guard, o.onAuthFailure);
   // what the log calls this server: the port bound, once it is (port 0 lets the OS choose)
   let where = describeEndpoint(endpoint);
-  const server = net.createServer((socket) => {
+  const server = createServer((socket) => {
     connections.add(socket);
     socket.on('close', () => connections.delete(socket));
     // A peer vanishing mid-exchange must never take the node down; stream handlers add their own.
@@ -356,7 +356,7 @@ class Guard {
   }
 }
 
-function serveConnection(socket: net.Socket, o: ControlService, where: string, guard: Guard): void {
+function serveConnection(socket: Socket, o: ControlService, where: string, guard: Guard): void {
   const source = socket.remoteAddress ?? 'local processes';
   if (!guard.admit(source)) {
     guard.note(source, 'over the cap', `refused a control connection from ${describePeer(socket, where)}: too many unauthenticated connections`);
@@ -470,7 +470,7 @@ function serveConnection(socket: net.Socket, o: ControlService, where: string, g
   );
 }
 
-async function runRequest(socket: net.Socket, key: Buffer, command: string, handler: RequestHandler, args: unknown[]): Promise<void> {
+async function runRequest(socket: Socket, key: Buffer, command: string, handler: RequestHandler, args: unknown[]): Promise<void> {
   let reply: object;
   try {
     const result = await handler(args);
@@ -487,11 +487,11 @@ async function runRequest(socket: net.Socket, key: Buffer, command: string, hand
 }
 
 /** Sends the last line, then closes: reads (and drops) what the peer still sends until it goes. */
-function finish(socket: net.Socket, reply: object): void {
+function finish(socket: Socket, reply: object): void {
   finishLine(socket, JSON.stringify(reply));
 }
 
-function finishLine(socket: net.Socket, line: string): void {
+function finishLine(socket: Socket, line: string): void {
   if (!socket.writable) {
     socket.destroy();
     return;
@@ -501,18 +501,18 @@ function finishLine(socket: net.Socket, line: string): void {
   setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
-function describePeer(socket: net.Socket, where: string): string {
+function describePeer(socket: Socket, where: string): string {
   return socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort} on ${where}` : `a local process on ${where}`;
 }
 
 /** The socket's directory: created 0700, or tightened to 0700 when it is ours and looser. */
 function prepareSocketDir(dir: string): void {
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw new BootError('ESOCKET', `cannot create the control socket directory ${dir}: ${messageOf(err)}`, { cause: err });
   }
-  const stat = fs.statSync(dir);
+  const stat = statSync(dir);
   if (!stat.isDirectory()) {
     throw new BootError('ESOCKET', `${dir} is not a directory; the control socket needs a directory of its own`);
   }
@@ -532,7 +532,7 @@ function prepareSocketDir(dir: string): void {
         `chmod 700 ${dir} as its owner or set RELEASE_TMP to a directory of this user's`,
     );
   }
-  fs.chmodSync(dir, 0o700);
+  chmodSync(dir, 0o700);
 }
 
 /**
@@ -541,13 +541,13 @@ function prepareSocketDir(dir: string): void {
  * still answers is never taken over.
  */
 async function removeStaleSocket(socketPath: string): Promise<void> {
-  const stat = fs.lstatSync(socketPath, { throwIfNoEntry: false });
+  const stat = lstatSync(socketPath, { throwIfNoEntry: false });
   if (!stat) return;
   if (!stat.isSocket()) {
     throw new BootError('ESOCKET', `${socketPath} exists and is not a socket; move it away or set RELEASE_TMP elsewhere`);
   }
   const live = await new Promise<boolean>((resolve) => {
-    const probe = net.connect(socketPath);
+    const probe = connect(socketPath);
     probe.once('connect', () => {
       probe.destroy();
       resolve(true);
@@ -557,13 +557,13 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
   if (live) {
     throw new BootError('ESOCKET', `another process is listening on the control socket ${socketPath}; is this node already running?`);
   }
-  fs.unlinkSync(socketPath);
+  unlinkSync(socketPath);
 }
 
 function removeSocketFile(socketPath: string): void {
   try {
-    const stat = fs.lstatSync(socketPath, { throwIfNoEntry: false });
-    if (stat?.isSocket()) fs.unlinkSync(socketPath);
+    const stat = lstatSync(socketPath, { throwIfNoEntry: false });
+    if (stat?.isSocket()) unlinkSync(socketPath);
   } catch {
     // already gone
   }
@@ -584,7 +584,7 @@ export async function controlRequest(o: ControlClientOptions): Promise<unknown> 
  * the node sent right after its ack are readable first). The caller owns it: add an 'error'
  * listener, and end or destroy it.
  */
-export async function controlStream(o: ControlClientOptions): Promise<net.Socket> {
+export async function controlStream(o: ControlClientOptions): Promise<Socket> {
   const { socket } = await exchange(o, 'stream', o.timeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS);
   return socket;
 }
@@ -593,13 +593,13 @@ function exchange(
   o: ControlClientOptions,
   mode: 'request' | 'stream',
   timeoutMs: number,
-): Promise<{ socket: net.Socket; reply: Record<string, unknown> }> {
+): Promise<{ socket: Socket; reply: Record<string, unknown> }> {
   const e = o.endpoint;
   if ('path' in e) checkSocketPath(e.path);
   const where = describeEndpoint(e);
   return new Promise((resolve, reject) => {
     let settled = false;
-    const socket = 'path' in e ? net.connect(e.path) : net.connect({ host: e.host, port: e.port });
+    const socket = 'path' in e ? connect(e.path) : connect({ host: e.host, port: e.port });
     const reader = new LineReader(socket);
     const fail = (err: ControlError): void => {
       if (settled) return;
@@ -759,7 +759,7 @@ class LineReader {
     this.onEvent();
   };
 
-  constructor(private readonly socket: net.Socket) {
+  constructor(private readonly socket: Socket) {
     socket.on('readable', this.onEvent);
     socket.on('end', this.onEnd);
     socket.on('close', this.onEnd);

@@ -8,7 +8,7 @@
  * master's memory against pm2's. Checked against node:crypto on random inputs (test/unit/digest).
  * Random bytes come from the kernel (/dev/urandom), or node:crypto where there is none.
  */
-import fs from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 
 const K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
@@ -113,10 +113,10 @@ export function randomBytes(n: number): Buffer {
   const out = Buffer.alloc(n);
   let fd: number | undefined;
   try {
-    fd = fs.openSync('/dev/urandom', 'r');
+    fd = openSync('/dev/urandom', 'r');
     let got = 0;
     while (got < n) {
-      const r = fs.readSync(fd, out, got, n - got, null);
+      const r = readSync(fd, out, got, n - got, null);
       if (r <= 0) throw new Error('short read from /dev/urandom');
       got += r;
     }
@@ -125,6 +125,6 @@ export function randomBytes(n: number): Buffer {
     const crypto = process.getBuiltinModule('node:crypto') as typeof import('node:crypto');
     return crypto.randomBytes(n);
   } finally {
-    if (fd !== undefined) fs.closeSync(fd);
+    if (fd !== undefined) closeSync(fd);
   }
 }
