@@ -22,6 +22,32 @@ import { runClient } from '../../src/node/client.js';
 
 const COOKIE = 'right-cookie';
 
+// The client imports `connect` by name; a test that needs a connect error no real socket gives
+// (EACCES: root opens any socket) sets `connectFault` and the next connect fails with it.
+// Likewise the client writes its messages with `writeSync` by name: `captureWrites` collects them.
+const net_ = vi.hoisted(() => ({ connectFault: undefined as NodeJS.ErrnoException | undefined, writes: undefined as string[] | undefined }));
+vi.mock('node:fs', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs')>();
+  const writeSync = ((fd: number, buf: unknown, ...rest: unknown[]) => {
+    if (net_.writes === undefined || (fd !== 1 && fd !== 2)) return (real.writeSync as (...a: unknown[]) => number)(fd, buf, ...rest);
+    net_.writes.push(String(buf));
+    return (buf as Buffer).length;
+  }) as typeof real.writeSync;
+  return { ...real, default: { ...real, writeSync }, writeSync };
+});
+vi.mock('node:net', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:net')>();
+  const connect = ((...args: unknown[]) => {
+    const fault = net_.connectFault;
+    if (fault === undefined) return (real.connect as (...a: unknown[]) => net.Socket)(...args);
+    net_.connectFault = undefined;
+    const sk = new real.Socket();
+    process.nextTick(() => sk.emit('error', fault));
+    return sk;
+  }) as typeof real.connect;
+  return { ...real, default: { ...real, connect, createConnection: connect }, connect, createConnection: connect };
+});
+
 let tmp: string;
 let socketPath: string;
 let servers: ControlServer[];
@@ -184,11 +210,8 @@ function makeStaleSocket(p: string): void {
 /** What the control client writes (it answers with fs.writeSync), captured instead of printed. */
 function captureWrites(): { stderr: string[]; write: { mockRestore(): void } } {
   const stderr: string[] = [];
-  const write = vi.spyOn(fs, 'writeSync').mockImplementation(((_fd: number, buf: Buffer) => {
-    stderr.push(String(buf));
-    return buf.length;
-  }) as typeof fs.writeSync);
-  return { stderr, write };
+  net_.writes = stderr;
+  return { stderr, write: { mockRestore: () => (net_.writes = undefined) } };
 }
 
 describe('requests', () => {
@@ -780,21 +803,19 @@ describe('guessing the cookie (issue 10, item 12)', () => {
 describe('the client says what happened (issue 10, item 14)', () => {
   it('a socket that refuses us for permissions (EACCES) is not blamed on the cookie', async () => {
     await start();
-    const connect = vi.spyOn(net, 'connect').mockImplementation((() => {
-      const sk = new net.Socket();
-      process.nextTick(() => sk.emit('error', Object.assign(new Error(`connect EACCES ${socketPath}`), { code: 'EACCES' })));
-      return sk;
-    }) as typeof net.connect);
+    const eacces = () => Object.assign(new Error(`connect EACCES ${socketPath}`), { code: 'EACCES' });
     const { stderr, write } = captureWrites();
     try {
+      net_.connectFault = eacces();
       const err = await controlFailure(controlRequest({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'ping' }), 'EACCES');
       expect(err.message).toMatch(/permission denied connecting to .*control\.sock \(EACCES\).*run the command as that user/);
       const runDir = path.dirname(socketPath);
       fs.writeFileSync(path.join(runDir, 'node.pid'), `${process.pid}\n`);
+      net_.connectFault = eacces();
       expect(await runClient('ping', [], { NODEREL_ROOT: tmp, NODEREL_REL_NAME: 'ops', NODEREL_REL_VSN: '1.0.0', NODEREL_NODE_TYPE: 'web', NODEREL_NODE_NAME: 'web@h', NODEREL_RUN_DIR: runDir, OPS_COOKIE: COOKIE })).toBe(1);
     } finally {
       write.mockRestore();
-      connect.mockRestore();
+      net_.connectFault = undefined;
     }
     expect(stderr.join('')).toMatch(/permission denied/);
     expect(stderr.join('')).not.toMatch(/cookie/i);
