@@ -450,31 +450,3 @@ export function varsIn(text: string): { name: string; hasDefault: boolean }[] {
     .filter((p) => p.name !== undefined)
     .map((p) => ({ name: p.name!, hasDefault: p.fallback !== undefined }));
 }
-
-/**
- * Substitute `${VAR}` and `${VAR:-default}` (the default applies when VAR is unset or empty,
- * as in sh). Throws a `NoderelError` (code `EVAR`) naming `where` for every unset variable
- * without a default (`<where>: ${HOME_DIR} is not set and has no default; set it or write
- * ${HOME_DIR:-value}`) and every malformed placeholder.
- */
-export function substituteVars(text: string, env: Record<string, string | undefined>, where: string): string {
-  const problems = new Problems();
-  for (const p of placeholderProblems(text)) problems.add(where, p);
-  let out = '';
-  let from = 0;
-  for (const p of scanPlaceholders(text)) {
-    const start = text.indexOf(p.raw, from);
-    out += text.slice(from, start) + (p.name === undefined ? p.raw : valueOf(p, env, where, problems));
-    from = start + p.raw.length;
-  }
-  problems.throwIfAny('EVAR', `${where}: cannot substitute variables`);
-  return out + text.slice(from);
-}
-
-function valueOf(p: Placeholder, env: Record<string, string | undefined>, where: string, problems: Problems): string {
-  const value = env[p.name!];
-  if (p.fallback !== undefined) return value === undefined || value === '' ? p.fallback : value;
-  if (value !== undefined) return value;
-  problems.add(where, `\${${p.name}} is not set and has no default; set it or write \${${p.name}:-value}`);
-  return '';
-}

@@ -40,23 +40,6 @@ export interface AddonArch {
   archs: string[];
 }
 
-/**
- * Every `*.node` file under `dirs` (node_modules included, symlinks followed once, missing
- * directories skipped), sorted by path, with its package and ABI.
- */
-export async function findNativeAddons(dirs: string[]): Promise<NativeAddon[]> {
-  const found = new Map<string, string>(); // real path of the file -> scanned root
-  const visited = new Set<string>();
-  for (const dir of dirs) await walk(path.resolve(dir), path.resolve(dir), visited, found);
-  const names = new Map<string, string | undefined>();
-  const addons: NativeAddon[] = [];
-  for (const [file, root] of found) {
-    const bytes = await fs.readFile(file);
-    addons.push({ file, packageName: await nearestPackageName(path.dirname(file), root, names), abi: addonAbiOf(bytes), arch: addonArchOf(bytes) });
-  }
-  return addons.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
-}
-
 /** The command that rebuilds addons against the pinned runtime's headers (named by the errors). */
 export const REBUILD_COMMAND = 'noderel build --rebuild-addons';
 
@@ -173,50 +156,6 @@ export function addonsForTarget<T extends PackagedAddon>(addons: readonly T[], t
 function majorNote(abi: number): string {
   const major = nodeMajorForAbi(abi);
   return major === undefined ? '' : ` (Node ${major})`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// finding the files
-
-async function walk(dir: string, root: string, visited: Set<string>, found: Map<string, string>): Promise<void> {
-  const real = await fs.realpath(dir).catch(() => undefined);
-  if (real === undefined || visited.has(real)) return;
-  visited.add(real);
-  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
-  for (const e of entries) {
-    if (e.name === '.git') continue;
-    const full = path.join(dir, e.name);
-    const kind = e.isSymbolicLink() ? await statKind(full) : e.isDirectory() ? 'dir' : e.isFile() ? 'file' : 'other';
-    if (kind === 'dir') await walk(full, root, visited, found);
-    else if (kind === 'file' && e.name.endsWith('.node')) {
-      const file = await fs.realpath(full);
-      if (!found.has(file)) found.set(file, root);
-    }
-  }
-}
-
-async function statKind(p: string): Promise<'dir' | 'file' | 'other'> {
-  const st = await fs.stat(p).catch(() => undefined);
-  return st?.isDirectory() ? 'dir' : st?.isFile() ? 'file' : 'other';
-}
-
-/** The `name` of the nearest package.json from `dir` up to `root`; else the root's basename. */
-async function nearestPackageName(dir: string, root: string, memo: Map<string, string | undefined>): Promise<string> {
-  for (let d = dir; ; d = path.dirname(d)) {
-    if (!memo.has(d)) memo.set(d, await packageNameIn(d));
-    const name = memo.get(d);
-    if (name) return name;
-    if (d === root || !d.startsWith(root) || path.dirname(d) === d) return path.basename(root);
-  }
-}
-
-async function packageNameIn(dir: string): Promise<string | undefined> {
-  try {
-    const pkg = JSON.parse(await fs.readFile(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown };
-    return typeof pkg.name === 'string' && pkg.name ? pkg.name : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

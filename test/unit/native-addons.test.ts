@@ -8,12 +8,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  addonAbiOf, addonArchOf, addonsForTarget, checkAddonAbi, checkAddonArch, describeArch, findNativeAddons, platformOfDir, targetArch,
+  addonAbiOf, addonArchOf, addonsForTarget, checkAddonAbi, checkAddonArch, describeArch, platformOfDir, readAddon, targetArch,
   type NativeAddon, type PackagedAddon,
 } from '../../src/release/native-addons.js';
 import { buildLeftovers, isObjectFile } from '../../src/assemble/leftovers.js';
 
 const HOST_ABI = Number(process.versions.modules);
+
+/** The `.node` files in `dir` (or anywhere under it), read as addons of the package `packageName`. */
+async function addonsIn(dir: string, packageName: string, recursive = false): Promise<NativeAddon[]> {
+  const files = fs.existsSync(dir) ? (fs.readdirSync(dir, { recursive }) as string[]).filter((f) => f.endsWith('.node')).sort() : [];
+  return Promise.all(files.map(async (f) => ({ file: path.join(dir, f), packageName, ...(await readAddon(path.join(dir, f))) })));
+}
 
 function tmpDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -45,36 +51,6 @@ describe('addonAbiOf', () => {
     expect(addonAbiOf(fakeAddon('something_else'))).toBe('unknown');
     expect(addonAbiOf(Buffer.from('not an object file'))).toBe('unknown');
     expect(addonAbiOf(fakeAddon('node_module_register'))).toBe('unknown'); // legacy import, no readable symtab
-  });
-});
-
-describe('findNativeAddons', () => {
-  let root: string;
-  beforeAll(() => {
-    root = tmpDir('noderel-addons-');
-    const nm = path.join(root, 'app', 'node_modules');
-    write(path.join(root, 'app', 'package.json'), '{"name":"app"}');
-    write(path.join(nm, 'old-addon', 'package.json'), '{"name":"old-addon"}');
-    write(path.join(nm, 'old-addon', 'build', 'Release', 'old.node'), fakeAddon('node_register_module_v108'));
-    write(path.join(nm, '@scope', 'napi-addon', 'package.json'), '{"name":"@scope/napi-addon"}');
-    write(path.join(nm, '@scope', 'napi-addon', 'prebuilds', 'linux-x64', 'package.json'), '{"type":"commonjs"}');
-    write(path.join(nm, '@scope', 'napi-addon', 'prebuilds', 'linux-x64', 'n.node'), fakeAddon('napi_register_module_v1'));
-    write(path.join(nm, 'plain', 'package.json'), '{"name":"plain"}');
-    write(path.join(nm, 'plain', 'index.js'), '');
-    fs.symlinkSync(path.join(root, 'app'), path.join(nm, 'plain', 'loop')); // a cycle must not hang
-  });
-  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
-
-  it('finds every .node file once with its nearest named package', async () => {
-    const addons = await findNativeAddons([path.join(root, 'app'), path.join(root, 'missing')]);
-    expect(addons.map((a) => ({ ...a, file: path.relative(root, a.file) }))).toEqual([
-      { file: 'app/node_modules/@scope/napi-addon/prebuilds/linux-x64/n.node', packageName: '@scope/napi-addon', abi: 'napi' },
-      { file: 'app/node_modules/old-addon/build/Release/old.node', packageName: 'old-addon', abi: 108 },
-    ]);
-  });
-
-  it('returns nothing for directories without addons', async () => {
-    expect(await findNativeAddons([path.join(root, 'app', 'node_modules', 'plain', 'index.js'), path.join(root, 'nope')])).toEqual([]);
   });
 });
 
@@ -374,8 +350,8 @@ describe('real compiled addons', () => {
   });
 
   it('detects the ABI of NODE_MODULE, NODE_MODULE_INIT and N-API addons', async () => {
-    const found = await findNativeAddons([dir]);
-    const byName = Object.fromEntries(found.filter((a) => path.dirname(a.file) === release).map((a) => [path.basename(a.file, '.node'), a]));
+    const found = await addonsIn(release, 'real-addons');
+    const byName = Object.fromEntries(found.map((a) => [path.basename(a.file, '.node'), a]));
     expect(byName.legacy).toMatchObject({ packageName: 'real-addons', abi: HOST_ABI });
     expect(byName.aware).toMatchObject({ packageName: 'real-addons', abi: HOST_ABI });
     expect(byName.napi).toMatchObject({ packageName: 'real-addons', abi: 'napi' });
@@ -383,20 +359,20 @@ describe('real compiled addons', () => {
 
   it('fails the non-N-API ones against another runtime ABI', async () => {
     const other = HOST_ABI === 127 ? 137 : 127;
-    const built = (await findNativeAddons([dir])).filter((a) => path.dirname(a.file) === release);
+    const built = await addonsIn(release, 'real-addons');
     const problems = checkAddonAbi(built, other);
     expect(problems).toHaveLength(2);
     for (const p of problems) expect(p).toMatch(new RegExp(`^native addon "real-addons" \\(.*(legacy|aware)\\.node\\) was built for NODE_MODULE_VERSION ${HOST_ABI}`));
   });
 
   it('reads the host CPU from every real addon, and from an installed package\'s', async () => {
-    const found = (await findNativeAddons([dir])).filter((a) => path.dirname(a.file) === release);
+    const found = await addonsIn(release, 'real-addons');
     expect(found.map((a) => a.arch)).toEqual(found.map(() => ({ format: 'ELF', archs: [process.arch] })));
     expect(checkAddonArch(found, `linux-${process.arch}`)).toEqual([]);
     const other = process.arch === 'arm64' ? 'linux-x64' : 'linux-arm64';
     expect(checkAddonArch(found, other)).toHaveLength(found.length);
     // Any addon an installed package of this repository ships (rollup's, on most hosts).
-    const installed = await findNativeAddons([path.join(process.cwd(), 'node_modules', '@rollup')]);
+    const installed = await addonsIn(path.join(process.cwd(), 'node_modules', '@rollup'), '@rollup', true);
     for (const a of installed) expect(a.arch?.archs).toContain(process.arch);
   });
 

@@ -9,7 +9,6 @@ import {
   flattenVmArgs,
   loadVmArgs,
   placeholderProblems,
-  substituteVars,
   unbalancedQuote,
   varsIn,
   type FlagType,
@@ -404,39 +403,5 @@ describe('varsIn', () => {
       'placeholder "${OPEN" is not closed with }; write ${NAME} or ${NAME:-default}, NAME being letters, digits and _',
     ]);
     expect(placeholderProblems('${OK} ${OK_2:-x y} $5')).toEqual([]);
-  });
-});
-
-describe('substituteVars', () => {
-  it('substitutes set variables and defaults', () => {
-    const env = { NAME: 'kazoo', HOST: 'h1', EMPTY: '' };
-    expect(substituteVars('-name ${NAME}@${HOST:-localhost}', env, 'x')).toBe('-name kazoo@h1');
-    expect(substituteVars('${PORT:-5555}/${NAME}', env, 'x')).toBe('5555/kazoo');
-    expect(substituteVars('a${NAME}${NAME}b $HOME', env, 'x')).toBe('akazookazoob $HOME');
-  });
-
-  it('uses the default when the variable is set but empty, like sh', () => {
-    expect(substituteVars('${EMPTY:-fallback}', { EMPTY: '' }, 'x')).toBe('fallback');
-    expect(substituteVars('[${EMPTY}]', { EMPTY: '' }, 'x')).toBe('[]');
-  });
-
-  it('allows an empty default ${X:-}', () => {
-    expect(substituteVars('-env A [${X:-}]', {}, 'x')).toBe('-env A []');
-  });
-
-  it('fails on an unset variable without a default, naming it and the fix', () => {
-    const { err, text } = failure(() => substituteVars('--title=${HOME_DIR}', {}, 'rel/vm.args:4'));
-    expect(err.code).toBe('EVAR');
-    expect(text).toBe('rel/vm.args:4: ${HOME_DIR} is not set and has no default; set it or write ${HOME_DIR:-value}');
-  });
-
-  it('reports every unset variable and malformed placeholder at once', () => {
-    const { err } = failure(() => substituteVars('${A} ${B:-b} ${C} ${}', {}, 'vm.args'));
-    expect(err.message).toBe('vm.args: cannot substitute variables: 3 problems');
-    expect(err.problems).toEqual([
-      expect.stringMatching(/^vm\.args: placeholder "\$\{\}" is malformed/),
-      'vm.args: ${A} is not set and has no default; set it or write ${A:-value}',
-      'vm.args: ${C} is not set and has no default; set it or write ${C:-value}',
-    ]);
   });
 });
