@@ -19,7 +19,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NoderelError } from '../errors.js';
-import { isInside, PROTECTED_DIRS } from '../config/resolve.js';
+import { isInside, PROTECTED_DIRS } from '../paths.js';
 import { COOKIE, nodeDir, noderelDir, versionedLauncher } from './layout.js';
 import type { Plan } from './plan.js';
 

@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { configToPlain, isInside, PROTECTED_DIRS } from '../config/resolve.js';
+import { configToPlain } from '../config/resolve.js';
+import { isInside, PROTECTED_DIRS } from '../paths.js';
 import { NoderelError } from '../errors.js';
 import { shippedRuntimeDir, templatesDir } from '../paths.js';
 import type { Release } from '../release/model.js';

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Problems } from '../errors.js';
 import { displayPath } from '../reporter.js';
-import { KNOWN_TARGETS } from '../release/runtime.js';
+import { isInside, PROTECTED_DIRS } from '../paths.js';
+import { RELEASE_TARGETS } from '../targets.js';
 import type { LoadedConfig, UserConfig } from './load.js';
 
 export type Ready =
@@ -86,14 +87,6 @@ export const KNOWN_KEYS = [
 ] as const;
 /** relx's extended start script hooks; the launcher runs them (README, "Hooks"). */
 export const HOOK_NAMES = ['pre_start', 'post_start', 'pre_stop', 'post_stop', 'status'] as const;
-/**
- * The top-level directories of a release that hold what the build does not own as a whole:
- * other installed versions (bin/, lib/, releases/ and the cookie) and the nodes' run state and
- * logs (tmp/, log/). An overlay never replaces or removes anything there (plan.ts).
- */
-export const PROTECTED_DIRS = ['bin', 'lib', 'releases', 'tmp', 'log'] as const;
-/** Targets a release can pin: the launcher is POSIX sh, so no Windows builds. */
-export const RELEASE_TARGETS = KNOWN_TARGETS.filter((t) => !t.startsWith('win'));
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
 const VERSION_RE = /^[0-9A-Za-z][0-9A-Za-z.+_-]*$/;
 const DEFAULT_START_TIMEOUT_MS = 60_000;
@@ -110,12 +103,6 @@ function readPackageJson(dir: string): Obj | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Is `child` inside `parent` (or equal to it)? */
-export function isInside(parent: string, child: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
 function resolveReady(raw: unknown, at: string, problems: Problems): Ready {

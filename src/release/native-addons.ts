@@ -20,7 +20,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { displayPath } from '../reporter.js';
-import { hostTarget, nodeMajorForAbi } from './runtime.js';
+import { hostTarget } from '../targets.js';
+import { nodeMajorForAbi } from './runtime.js';
 
 export interface NativeAddon {
   /** Absolute path of the `.node` file. */

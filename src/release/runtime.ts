@@ -24,6 +24,7 @@ import * as tar from 'tar';
 import { NoderelError } from '../errors.js';
 import { displayPath, type Reporter } from '../reporter.js';
 import type { FlagType } from '../config/vm-args.js';
+import { hostTarget, KNOWN_TARGETS } from '../targets.js';
 
 /** What the config pins: `system`, or an exact version and an optional target. */
 export interface RuntimePin {
@@ -64,12 +65,6 @@ export interface ResolveRuntimeOptions {
   cwd?: string;
 }
 
-/** Targets with a `node-<target>` package on the npm registry (not every version has every target). */
-export const KNOWN_TARGETS: readonly string[] = [
-  'linux-x64', 'linux-arm64', 'linux-armv7l', 'linux-ppc64le', 'linux-s390x',
-  'darwin-x64', 'darwin-arm64', 'win-x64', 'win-x86', 'win-arm64',
-];
-
 /** NODE_MODULE_VERSION of each Node major (https://github.com/nodejs/node/blob/main/doc/abi_version_registry.json). */
 const MODULES_ABI_BY_MAJOR: ReadonlyMap<number, number> = new Map([
   [14, 83], [15, 88], [16, 93], [17, 102], [18, 108], [19, 111],
@@ -90,12 +85,6 @@ export function defaultCacheDir(): string {
   if (process.env.NODEREL_CACHE_DIR) return path.resolve(process.env.NODEREL_CACHE_DIR);
   if (process.env.XDG_CACHE_HOME) return path.resolve(process.env.XDG_CACHE_HOME, 'noderel');
   return path.join(os.homedir(), '.cache', 'noderel');
-}
-
-/** This host as a target name: `linux-x64`, `darwin-arm64`, `win-x64` (npm's package naming). */
-export function hostTarget(): string {
-  const platform = process.platform === 'win32' ? 'win' : process.platform;
-  return `${platform}-${process.arch}`;
 }
 
 /**

@@ -37,7 +37,8 @@ import type { Release } from './model.js';
 import {
   addonsForTarget, checkAddonAbi, checkAddonArch, describeArch, readAddon, REBUILD_COMMAND, type PackagedAddon,
 } from './native-addons.js';
-import { hostTarget, runtimeHeaders, type Runtime } from './runtime.js';
+import { hostTarget } from '../targets.js';
+import { runtimeHeaders, type Runtime } from './runtime.js';
 
 /** A `.node` file the plan ships. */
 export interface ShippedAddon extends PackagedAddon {

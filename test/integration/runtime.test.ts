@@ -14,9 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NoderelError } from '../../src/errors.js';
 import { createSilentReporter } from '../../src/reporter.js';
 import {
-  defaultCacheDir, describePublished, hostTarget, isKnownFlag, parseNodeHelp, parseNodeOptionTypes, parseV8Options, parseV8OptionTypes, resolveRuntime, runtimeFlagTypes,
+  defaultCacheDir, describePublished, isKnownFlag, parseNodeHelp, parseNodeOptionTypes, parseV8Options, parseV8OptionTypes, resolveRuntime, runtimeFlagTypes,
   runtimeFlags, runtimeHeaders, type Runtime,
 } from '../../src/release/runtime.js';
+import { hostTarget } from '../../src/targets.js';
 
 const PIN = { version: '22.23.3', target: 'linux-x64' };
 const SHARED_CACHE = process.env.NODEREL_TEST_CACHE ?? path.join(os.tmpdir(), 'noderel-test-cache');

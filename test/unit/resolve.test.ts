@@ -3,7 +3,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { thrown } from '../helpers/errors.js';
 import { NoderelError } from '../../src/errors.js';
 import type { UserConfig } from '../../src/config/load.js';
-import { configToPlain, isInside, RELEASE_TARGETS, resolveConfig, type CliOverrides, type ResolvedConfig } from '../../src/config/resolve.js';
+import { configToPlain, resolveConfig, type CliOverrides, type ResolvedConfig } from '../../src/config/resolve.js';
+import { isInside } from '../../src/paths.js';
+import { RELEASE_TARGETS } from '../../src/targets.js';
 import { tempDir, writeFiles } from '../helpers/project.js';
 
 let project: string;
