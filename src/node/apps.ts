@@ -7,10 +7,10 @@
  *            process exits once the other apps have stopped)
  * The order of apps, logging and what to do on failure belong to the node (`node.ts`).
  */
-import type http from 'node:http';
-import fs from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
+import type { Server as HttpServer } from 'node:http';
+import { statSync } from 'node:fs';
+import { Server as NetServer } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { DrainOptions, HttpDrain } from './http-drain.js';
 import { BootError } from './errors.js';
@@ -47,7 +47,7 @@ export interface AppContext {
    * `running`, idle keep-alive connections closed after a grace, and a `close()` for `stop` that
    * lets every connection finish (http-drain.ts). Call it right after creating the server.
    */
-  drain(server: http.Server, opts?: DrainOptions): HttpDrain;
+  drain(server: HttpServer, opts?: DrainOptions): HttpDrain;
 }
 
 export interface RunningApp {
@@ -114,13 +114,13 @@ export function programLaunch(spec: AppSpec, extraArgs: readonly string[], env: 
   const unset: string[] = [];
   const sub = (text: string, at: string): string => substituteString(text, env, (name) => unset.push(`\${${name}} in ${at}`));
   const args = spec.args.map((a, i) => sub(a, `args[${i}]`));
-  const cwd = path.resolve(spec.dir, sub(spec.cwd, 'cwd'));
+  const cwd = resolvePath(spec.dir, sub(spec.cwd, 'cwd'));
   if (unset.length > 0) {
     throw new BootError('EAPPSTART', `environment variable not set and no default: ${unset.join(', ')}; set it, or write \${VAR:-default} in the app's args/cwd in rel/relx.config`);
   }
   let isDir = false;
   try {
-    isDir = fs.statSync(cwd).isDirectory();
+    isDir = statSync(cwd).isDirectory();
   } catch {
     isDir = false;
   }
@@ -182,14 +182,14 @@ async function startProgram(spec: AppSpec, ctx: AppContext, signal: AbortSignal,
 function portReady(port: number, signal: AbortSignal): Promise<void> {
   return untilAborted(
     new Promise<void>((resolve) => {
-      const previous = net.Server.prototype.listen;
-      net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]): net.Server {
+      const previous = NetServer.prototype.listen;
+      NetServer.prototype.listen = function listen(this: NetServer, ...args: unknown[]): NetServer {
         this.once('listening', () => {
           const address = this.address();
           if (typeof address === 'object' && address?.port === port) resolve();
         });
-        return (previous as (...a: unknown[]) => net.Server).apply(this, args);
-      } as typeof net.Server.prototype.listen;
+        return (previous as (...a: unknown[]) => NetServer).apply(this, args);
+      } as typeof NetServer.prototype.listen;
     }),
     signal,
   );
@@ -253,17 +253,17 @@ function deferShutdownListeners(): { run(log: Logger): void } {
 }
 
 /** Calls `fn` once for each HTTP server of this process that starts listening (from now on). */
-function onHttpListen(fn: (server: http.Server) => void): void {
-  const seen = new WeakSet<net.Server>();
-  const previous = net.Server.prototype.listen;
-  net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]): net.Server {
+function onHttpListen(fn: (server: HttpServer) => void): void {
+  const seen = new WeakSet<NetServer>();
+  const previous = NetServer.prototype.listen;
+  NetServer.prototype.listen = function listen(this: NetServer, ...args: unknown[]): NetServer {
     // An HTTP(S) server, told apart without importing node:http (its ESM namespace loads undici).
-    if (typeof (this as Partial<http.Server>).closeIdleConnections === 'function' && !seen.has(this)) {
+    if (typeof (this as Partial<HttpServer>).closeIdleConnections === 'function' && !seen.has(this)) {
       seen.add(this);
-      fn(this as http.Server);
+      fn(this as HttpServer);
     }
-    return (previous as (...a: unknown[]) => net.Server).apply(this, args);
-  } as typeof net.Server.prototype.listen;
+    return (previous as (...a: unknown[]) => NetServer).apply(this, args);
+  } as typeof NetServer.prototype.listen;
 }
 
 /** `promise`, or a rejection with the abort reason when `signal` fires first. */

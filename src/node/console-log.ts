@@ -20,8 +20,8 @@
  * Files are created with one mode (`RUNNER_LOG_MODE`, default 0640: never world-readable, logs
  * carry secrets), and directories with that mode plus search where it can read (0750).
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import { chmodSync, closeSync, fchmodSync, fstatSync, mkdirSync, openSync, renameSync, type Stats, statSync, writeSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { BootError } from './errors.js';
 import { isoTime, type LogSink } from './log.js';
 
@@ -83,7 +83,7 @@ export class ConsoleLog {
     if (!Number.isSafeInteger(o.generations) || o.generations < 1 || o.generations > MAX_GENERATIONS) {
       throw new RangeError(`ConsoleLog: generations must be a whole number from 1 to ${MAX_GENERATIONS}, got ${String(o.generations)}`);
     }
-    this.file = path.resolve(o.file);
+    this.file = resolve(o.file);
     this.maxBytes = o.maxBytes;
     this.generations = o.generations;
     this.mode = (o.mode ?? DEFAULT_LOG_MODE) & 0o777;
@@ -91,7 +91,7 @@ export class ConsoleLog {
     this.#retryMs = o.retryMs ?? 1000;
     this.#mkdir();
     this.#fd = this.#open();
-    this.#size = fs.fstatSync(this.#fd).size;
+    this.#size = fstatSync(this.#fd).size;
   }
 
   /** Lines that could not be written (a full disk), and the last error. */
@@ -210,9 +210,9 @@ export class ConsoleLog {
     this.#mkdir(); // someone may have removed it
     const fd = this.#open();
     this.#fd = fd;
-    this.#size = fs.fstatSync(fd).size;
+    this.#size = fstatSync(fd).size;
     this.#retryRotationAt = 0;
-    fs.closeSync(old);
+    closeSync(old);
   }
 
   /**
@@ -234,30 +234,30 @@ export class ConsoleLog {
     this.#fd = undefined;
     this.#subscribers.clear();
     this.#stopRetrying();
-    fs.closeSync(fd);
+    closeSync(fd);
   }
 
   /** The log's directory, created with `dirMode` (whatever the umask says) when missing. */
   #mkdir(): void {
-    const dir = path.dirname(this.file);
-    const st = fs.statSync(dir, { throwIfNoEntry: false });
+    const dir = dirname(this.file);
+    const st = statSync(dir, { throwIfNoEntry: false });
     if (st) {
       // one made before the log mode was (0755): it loses what the mode does not give
       const extra = st.mode & 0o777 & ~this.dirMode;
       if (extra) {
         try {
-          fs.chmodSync(dir, st.mode & 0o7777 & ~extra);
+          chmodSync(dir, st.mode & 0o7777 & ~extra);
         } catch {
           // not ours to change
         }
       }
       return;
     }
-    const first = fs.mkdirSync(dir, { recursive: true, mode: this.dirMode });
+    const first = mkdirSync(dir, { recursive: true, mode: this.dirMode });
     // every directory mkdir made gets the mode (the umask may have taken bits the mode gives)
-    for (let d = dir; first !== undefined && d.length >= first.length; d = path.dirname(d)) {
+    for (let d = dir; first !== undefined && d.length >= first.length; d = dirname(d)) {
       try {
-        fs.chmodSync(d, this.dirMode);
+        chmodSync(d, this.dirMode);
       } catch {
         // not ours to change
       }
@@ -266,9 +266,9 @@ export class ConsoleLog {
 
   /** Opens the file for appending, in `mode`: one mode for the first file, reopened and rotated ones. */
   #open(): number {
-    const fd = fs.openSync(this.file, 'a', this.mode);
+    const fd = openSync(this.file, 'a', this.mode);
     try {
-      if ((fs.fstatSync(fd).mode & 0o777) !== this.mode) fs.fchmodSync(fd, this.mode);
+      if ((fstatSync(fd).mode & 0o777) !== this.mode) fchmodSync(fd, this.mode);
     } catch {
       // another user's file: it keeps its mode
     }
@@ -299,11 +299,11 @@ export class ConsoleLog {
       return;
     }
     for (let i = this.generations - 1; i >= 1; i--) renameIfExists(`${this.file}.${i}`, `${this.file}.${i + 1}`);
-    fs.renameSync(this.file, `${this.file}.1`);
+    renameSync(this.file, `${this.file}.1`);
     const fresh = this.#open();
     this.#fd = fresh;
-    this.#size = fs.fstatSync(fresh).size;
-    fs.closeSync(fd);
+    this.#size = fstatSync(fresh).size;
+    closeSync(fd);
   }
 
   #notify(buf: Buffer): void {
@@ -490,7 +490,7 @@ function parseGenerations(raw: string | undefined): number | undefined {
 function writeAll(fd: number, buf: Buffer): number {
   let offset = 0;
   try {
-    while (offset < buf.length) offset += fs.writeSync(fd, buf, offset, buf.length - offset);
+    while (offset < buf.length) offset += writeSync(fd, buf, offset, buf.length - offset);
   } catch (err) {
     if (err && typeof err === 'object') Object.assign(err, { written: offset });
     throw err;
@@ -511,19 +511,19 @@ export function dirModeOf(mode: number): number {
 }
 
 function isSameFile(fd: number, file: string): boolean {
-  let onDisk: fs.Stats;
+  let onDisk: Stats;
   try {
-    onDisk = fs.statSync(file);
+    onDisk = statSync(file);
   } catch {
     return false;
   }
-  const open = fs.fstatSync(fd);
+  const open = fstatSync(fd);
   return open.ino === onDisk.ino && open.dev === onDisk.dev;
 }
 
 function renameIfExists(from: string, to: string): void {
   try {
-    fs.renameSync(from, to);
+    renameSync(from, to);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }

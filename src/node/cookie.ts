@@ -19,9 +19,9 @@
  *
  * Errors are BootError('ECOOKIE') (or 'EINI' from the INI parser), one line with the fix.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { readFileSync, type Stats, statSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { join } from 'node:path';
 import { BootError } from './errors.js';
 import { parseIni, type IniSection } from './ini.js';
 
@@ -88,7 +88,7 @@ export function resolveCookie(o: CookieOptions): CookieResolution {
   }
 
   // d. releases/COOKIE
-  const cookieFile = path.join(o.root, 'releases', 'COOKIE');
+  const cookieFile = join(o.root, 'releases', 'COOKIE');
   const text = readCookieFile(cookieFile);
   if (text !== undefined) {
     const cookie = text.trim();
@@ -159,7 +159,7 @@ function iniFileOf(o: CookieOptions): IniFile {
   const envVar = `${relEnvName(o.relName)}_CONFIG`;
   const fromEnv = env[envVar];
   if (fromEnv) return { file: fromEnv, envVar, fromEnv: true };
-  return { file: path.join(o.etcDir ?? '/etc', o.relName, 'config.ini'), envVar, fromEnv: false };
+  return { file: join(o.etcDir ?? '/etc', o.relName, 'config.ini'), envVar, fromEnv: false };
 }
 
 function lookupIni(o: CookieOptions, ini: IniFile): IniLookup {
@@ -171,7 +171,7 @@ function lookupIni(o: CookieOptions, ini: IniFile): IniLookup {
     return { kind: 'no-file' };
   }
   const sections = parseIni(text, ini.file);
-  const hosts = cookieHostnames(o.hostname ?? os.hostname());
+  const hosts = cookieHostnames(o.hostname ?? osHostname());
   const named = sections.filter((s) => s.name === o.nodeType);
   const hostOf = (s: IniSection): string => normalizeHost(s.entries.host ?? '');
   const mine = named.filter((s) => hostOf(s) !== '' && hosts.includes(hostOf(s)));
@@ -224,9 +224,9 @@ function describeIniMiss(o: CookieOptions, file: string, miss: Exclude<IniLookup
  * users can read (mode & 0o004), like ssh with a private key, and names an unreadable one.
  */
 function readCookieFile(file: string): string | undefined {
-  let stat: fs.Stats;
+  let stat: Stats;
   try {
-    stat = fs.statSync(file);
+    stat = statSync(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
@@ -240,13 +240,13 @@ function readCookieFile(file: string): string | undefined {
     throw new BootError('ECOOKIE', `${file} is readable by other users (mode ${mode}); chmod 600 ${file}`);
   }
   try {
-    return fs.readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     throw unreadable(file, err, stat);
   }
 }
 
-function unreadable(file: string, err: unknown, stat?: fs.Stats): BootError {
+function unreadable(file: string, err: unknown, stat?: Stats): BootError {
   const e = err as NodeJS.ErrnoException;
   if (e.code === 'EACCES' || e.code === 'EPERM') {
     const owner = stat ? ` (mode ${(stat.mode & 0o7777).toString(8).padStart(4, '0')}, owner uid ${stat.uid})` : '';
@@ -263,7 +263,7 @@ function unreadable(file: string, err: unknown, stat?: fs.Stats): BootError {
 function readVmArgsCookie(file: string): string | undefined {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;

@@ -1,11 +1,11 @@
 /** Whether `file` (a module's `import.meta.filename`) is the script Node was started with. */
-import fs from 'node:fs';
+import { realpathSync } from 'node:fs';
 
 export function isMainModule(file: string): boolean {
   const main = process.argv[1];
   if (!main) return false;
   try {
-    return fs.realpathSync(main) === fs.realpathSync(file);
+    return realpathSync(main) === realpathSync(file);
   } catch {
     return false;
   }

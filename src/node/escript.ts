@@ -3,15 +3,15 @@
  * (the launcher's NODEREL_* variables), no running node needed. The script runs as the main
  * module of this process, so its exit code is the process's.
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { BootError } from './errors.js';
 import { defaultRoot } from './launch-env.js';
 import { runAsMain } from './run-main.js';
 
 export function runEscript(file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): void {
-  const script = path.resolve(file);
-  if (!fs.existsSync(script)) throw new BootError('EESCRIPT', `escript: no such file ${script}`);
+  const script = resolve(file);
+  if (!existsSync(script)) throw new BootError('EESCRIPT', `escript: no such file ${script}`);
   env.NODEREL_ROOT ||= defaultRoot();
   runAsMain(script, args);
 }

@@ -22,9 +22,9 @@
  * declarations and functions declared there stay local to that input.
  */
 import { createRequire } from 'node:module';
-import path from 'node:path';
+import { join } from 'node:path';
 import { inspect, types } from 'node:util';
-import vm from 'node:vm';
+import { type Context, createContext, runInContext, runInNewContext, Script } from 'node:vm';
 import type { NodeHandle } from './node.js';
 
 /** The time limit of an `eval` and of each REPL input when none is given (`eval --timeout S`). */
@@ -43,11 +43,11 @@ let contextNames: Set<string> | undefined;
 /** One evaluation scope: a REPL, or one `eval`. */
 export class EvalSession {
   private readonly sandbox: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-  private readonly context: vm.Context;
+  private readonly context: Context;
   private readonly linked = new Set<string>();
 
   constructor(handle: NodeHandle) {
-    contextNames ??= new Set((vm.runInNewContext('Object.getOwnPropertyNames(globalThis)') as string[]).filter((n) => n !== 'console' && n !== 'globalThis'));
+    contextNames ??= new Set((runInNewContext('Object.getOwnPropertyNames(globalThis)') as string[]).filter((n) => n !== 'console' && n !== 'globalThis'));
     const scope: Record<string, () => unknown> = {
       node: () => handle.info,
       apps: () => Object.fromEntries(handle.apps),
@@ -55,10 +55,10 @@ export class EvalSession {
       lifecycle: () => handle.lifecycle,
     };
     for (const [name, get] of Object.entries(scope)) Object.defineProperty(this.sandbox, name, { get, configurable: true });
-    const req = createRequire(path.join(process.cwd(), '[eval]'));
+    const req = createRequire(join(process.cwd(), '[eval]'));
     Object.defineProperty(this.sandbox, 'require', { value: req, writable: true, configurable: true });
     this.link();
-    this.context = vm.createContext(this.sandbox, { name: 'noderel eval' });
+    this.context = createContext(this.sandbox, { name: 'noderel eval' });
   }
 
   /** The node's globals, read and written through: linked again before each input (apps add some). */
@@ -102,29 +102,29 @@ export class EvalSession {
   }
 }
 
-function compile(code: string, context: vm.Context): vm.Script {
+function compile(code: string, context: Context): Script {
   // `{ a: 1 }` is an object, as in Node's REPL, when it parses as one.
   if (/^\s*\{/.test(code) && /\}\s*;?\s*$/.test(code)) {
     try {
-      return new vm.Script(`(${code.replace(/;\s*$/, '')}\n)`, { filename: 'eval' });
+      return new Script(`(${code.replace(/;\s*$/, '')}\n)`, { filename: 'eval' });
     } catch {
       // a block
     }
   }
   try {
-    return new vm.Script(code, { filename: 'eval' });
+    return new Script(code, { filename: 'eval' });
   } catch (err) {
     if (!(err instanceof SyntaxError) || !/await is only valid|Unexpected reserved word|Unexpected identifier/.test(err.message) || !/\bawait\b/.test(code)) throw err;
-    let script: vm.Script;
+    let script: Script;
     const { source, names } = asyncBody(code);
     try {
-      script = new vm.Script(source, { filename: 'eval' });
+      script = new Script(source, { filename: 'eval' });
     } catch {
       throw err; // the rewrite did not help: the original error is the one to show
     }
     for (const name of names) {
       try {
-        vm.runInContext(`var ${name};`, context);
+        runInContext(`var ${name};`, context);
       } catch {
         // already a let/const of this session: the assignment goes to it
       }
@@ -241,7 +241,7 @@ export async function evaluate(code: string, handle: NodeHandle, timeoutMs?: num
 export function isIncompleteInput(code: string, err: unknown): boolean {
   if ((err as Error | null)?.name !== 'SyntaxError') return false;
   try {
-    new vm.Script(code); // compiled, never run
+    new Script(code); // compiled, never run
     return false;
   } catch (e) {
     return e instanceof SyntaxError && /Unexpected end of input|Unterminated template literal|missing \) after argument list/.test(e.message);

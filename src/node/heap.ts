@@ -15,8 +15,8 @@
  * 0.4-0.5 MiB less RSS, idle (bench/README.md). `NODEREL_GC_AFTER_BOOT=0` turns it off; a
  * heap already over 64 MiB (a huge config, say) is left alone: the pause grows with it.
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 /** Above this much live heap a full collection pauses the process for too long: skipped. */
 export const BOOT_GC_MAX_HEAP_BYTES = 64 * 1024 * 1024;
@@ -39,11 +39,11 @@ function collector(): Collect {
   if (typeof exposed === 'function') return exposed as Collect;
   // V8 gives `gc` to the contexts created while --expose-gc is set; the flag goes back at once
   // (V8's flags are part of the key of its code caches, Node's built-in modules' among them).
-  v8.setFlagsFromString('--expose-gc');
+  setFlagsFromString('--expose-gc');
   try {
-    return vm.runInNewContext('gc') as Collect;
+    return runInNewContext('gc') as Collect;
   } finally {
-    v8.setFlagsFromString('--no-expose-gc');
+    setFlagsFromString('--no-expose-gc');
   }
 }
 
@@ -60,14 +60,14 @@ export interface BootGc {
 /** Runs the collection now (unless skipped) and says what it did; undefined when turned off. */
 export function collectBootGarbage(env: NodeJS.ProcessEnv = process.env, maxHeapBytes = BOOT_GC_MAX_HEAP_BYTES): BootGc | undefined {
   if (env.NODEREL_GC_AFTER_BOOT === '0') return undefined;
-  const heapBefore = v8.getHeapStatistics().used_heap_size;
+  const heapBefore = getHeapStatistics().used_heap_size;
   const rssBefore = process.memoryUsage.rss();
   if (heapBefore > maxHeapBytes) return { heapBefore, heapAfter: heapBefore, rssBefore, rssAfter: rssBefore, ms: 0, skipped: `heap of ${mib(heapBefore)} over ${mib(maxHeapBytes)}` };
   // (hrtime, not performance.now(): the first use of `performance` loads perf_hooks, 0.4 MiB)
   const t0 = process.hrtime.bigint();
   collector()(...FULL_GC);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  return { heapBefore, heapAfter: v8.getHeapStatistics().used_heap_size, rssBefore, rssAfter: process.memoryUsage.rss(), ms };
+  return { heapBefore, heapAfter: getHeapStatistics().used_heap_size, rssBefore, rssAfter: process.memoryUsage.rss(), ms };
 }
 
 /** The log line for a BootGc. */

@@ -16,9 +16,9 @@
  * Specifiers that name a file (`./x`, `/abs/x`) or a URL (`node:fs`, `file:`, `data:`) are the
  * app's own choice and are left alone; so are built-ins.
  */
-import fs from 'node:fs';
-import Module from 'node:module';
-import path from 'node:path';
+import { readFileSync, realpathSync } from 'node:fs';
+import { Module } from 'node:module';
+import { isAbsolute, join, sep } from 'node:path';
 
 export interface HermeticApp {
   readonly name: string;
@@ -49,7 +49,7 @@ export function isPackageSpecifier(specifier: string): boolean {
 const fileOf = (url: string | undefined): string | undefined =>
   url?.startsWith('file://') ? decodeURIComponent(url.slice('file://'.length)) : undefined;
 
-const inside = (root: string, file: string): boolean => file === root || file.startsWith(`${root}${path.sep}`);
+const inside = (root: string, file: string): boolean => file === root || file.startsWith(`${root}${sep}`);
 
 /** The error a lookup that left the release gets: Node's own code, the package and the app named. */
 export function notInRelease(specifier: string, parent: string | undefined, found: string, apps: readonly HermeticApp[], code: string): Error {
@@ -70,11 +70,11 @@ let installed = false;
 export function containModuleResolution(root: string, apps: readonly HermeticApp[]): void {
   if (installed || process.env.NODEREL_HERMETIC === '0') return;
   installed = true;
-  const realRoot = fs.realpathSync(root);
+  const realRoot = realpathSync(root);
   // Node reports resolved files by their real path: compare real paths.
   const real = (p: string): string => {
     try {
-      return fs.realpathSync(p);
+      return realpathSync(p);
     } catch {
       return p;
     }
@@ -97,7 +97,7 @@ export function containModuleResolution(root: string, apps: readonly HermeticApp
   const original = m._resolveFilename;
   m._resolveFilename = function resolveFilename(this: unknown, request, parent, ...rest) {
     const file = original.call(this, request, parent, ...rest);
-    if (isPackageSpecifier(request) && path.isAbsolute(file) && !inside(realRoot, file) && !inside(root, file)) {
+    if (isPackageSpecifier(request) && isAbsolute(file) && !inside(realRoot, file) && !inside(root, file)) {
       throw notInRelease(request, parent?.filename ?? undefined, file, apps, 'MODULE_NOT_FOUND');
     }
     return file;
@@ -139,7 +139,7 @@ export function hermeticApps(specs: readonly { name: string; dir: string; entry:
   return specs.map((s) => {
     let pkg: { type?: unknown; dependencies?: unknown; optionalDependencies?: unknown } = {};
     try {
-      pkg = JSON.parse(fs.readFileSync(path.join(s.dir, 'package.json'), 'utf8')) as typeof pkg;
+      pkg = JSON.parse(readFileSync(join(s.dir, 'package.json'), 'utf8')) as typeof pkg;
     } catch {
       // no package.json: CommonJS, no dependencies
     }

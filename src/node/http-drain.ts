@@ -14,8 +14,8 @@
  * Node's own `server.close()` closes idle connections at once, which races with clients that
  * are about to reuse them: the classic cause of failed requests during a reload.
  */
-import net from 'node:net';
-import type http from 'node:http';
+import { Server as NetServer, type Socket } from 'node:net';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { LifecycleView } from './lifecycle.js';
 
 export interface DrainOptions {
@@ -31,7 +31,7 @@ export interface HttpDrain {
 }
 
 /** A connection with no response under way (Node keeps the current one as `_httpMessage`). */
-const isIdle = (socket: net.Socket): boolean => !(socket as net.Socket & { _httpMessage?: unknown })._httpMessage;
+const isIdle = (socket: Socket): boolean => !(socket as Socket & { _httpMessage?: unknown })._httpMessage;
 
 /**
  * The server's open connections, from the list Node keeps for its own idle and header timeouts
@@ -40,35 +40,35 @@ const isIdle = (socket: net.Socket): boolean => !(socket as net.Socket & { _http
  * collections and are promoted (bench/README.md). Empty where Node has no such list; the
  * server's keepAliveTimeout then closes those connections.
  */
-function openSockets(server: http.Server): net.Socket[] {
+function openSockets(server: HttpServer): Socket[] {
   const key = Object.getOwnPropertySymbols(server).find((s) => s.description === 'http.server.connections');
-  const list = key === undefined ? undefined : (server as unknown as Record<symbol, { all?: () => Array<{ socket?: net.Socket }> }>)[key];
+  const list = key === undefined ? undefined : (server as unknown as Record<symbol, { all?: () => Array<{ socket?: Socket }> }>)[key];
   if (typeof list?.all !== 'function') return [];
   return list.all().flatMap((c) => (c.socket ? [c.socket] : []));
 }
 
-export function drainHttpServer(server: http.Server, lifecycle: LifecycleView, opts: DrainOptions = {}): HttpDrain {
+export function drainHttpServer(server: HttpServer, lifecycle: LifecycleView, opts: DrainOptions = {}): HttpDrain {
   const idleGraceMs = opts.idleGraceMs ?? 1_000;
   const timeoutMs = opts.timeoutMs ?? 30_000;
   let draining = false;
   const startDraining = (): void => {
     if (draining) return;
     draining = true;
-    server.on('connection', (socket: net.Socket) => socket.setTimeout(idleGraceMs));
+    server.on('connection', (socket: Socket) => socket.setTimeout(idleGraceMs));
     // Before the app's own listener, so the header is set before the app writes its head.
-    server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
       if (!res.headersSent) res.setHeader('Connection', 'close');
     });
     server.keepAliveTimeout = Math.min(server.keepAliveTimeout || idleGraceMs, idleGraceMs);
     // A connection quiet for idleGraceMs closes if it is idle; one busy with a slow answer stays
     // (handling 'timeout' here keeps Node from destroying it).
-    server.on('timeout', (socket: net.Socket) => {
+    server.on('timeout', (socket: Socket) => {
       if (isIdle(socket)) socket.destroy();
     });
     for (const socket of openSockets(server)) {
       socket.setTimeout(idleGraceMs);
       // an answer under way whose head is not out yet closes the connection too
-      const res = (socket as net.Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
+      const res = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
       if (res && !res.headersSent) res.setHeader('Connection', 'close');
     }
   };
@@ -87,7 +87,7 @@ export function drainHttpServer(server: http.Server, lifecycle: LifecycleView, o
         const deadline = setTimeout(() => server.closeAllConnections(), timeoutMs);
         deadline.unref();
         // net's close, not http's: stop accepting without closing the idle connections at once.
-        net.Server.prototype.close.call(server, () => {
+        NetServer.prototype.close.call(server, () => {
           clearTimeout(deadline);
           resolve();
         });

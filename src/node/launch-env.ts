@@ -5,9 +5,9 @@
  * `releases/start.data`, run state and logs under the root. The node type and name need the
  * manifest and are settled by `manifest.ts` (`selectNodeType`) and `nodeNameFor`.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
 import { BootError } from './errors.js';
 
 export interface LaunchEnv {
@@ -32,26 +32,26 @@ export interface LaunchEnv {
 
 /** `<root>` for a boot.js at `<root>/lib/noderel-<vsn>/boot.js`. */
 export function defaultRoot(): string {
-  return path.resolve(import.meta.dirname, '..', '..');
+  return resolve(import.meta.dirname, '..', '..');
 }
 
 export function readLaunchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv {
-  const root = path.resolve(nonEmpty(env.NODEREL_ROOT) ?? defaultRoot());
+  const root = resolve(nonEmpty(env.NODEREL_ROOT) ?? defaultRoot());
   return {
     root,
     relName: nonEmpty(env.NODEREL_REL_NAME),
     relVsn: nonEmpty(env.NODEREL_REL_VSN) ?? readStartDataVsn(root),
     nodeType: nonEmpty(env.NODEREL_NODE_TYPE),
     nodeName: nonEmpty(env.NODEREL_NODE_NAME),
-    releaseTmp: path.resolve(nonEmpty(env.RELEASE_TMP) ?? path.join(root, 'tmp')),
-    logDir: path.resolve(nonEmpty(env.RUNNER_LOG_DIR) ?? path.join(root, 'log')),
+    releaseTmp: resolve(nonEmpty(env.RELEASE_TMP) ?? join(root, 'tmp')),
+    logDir: resolve(nonEmpty(env.RUNNER_LOG_DIR) ?? join(root, 'log')),
     programArgs: parseProgramArgs(env.NODEREL_PROGRAM_ARGS),
   };
 }
 
 /** The node name when the launcher gave none: `<node type>@<short hostname>`. */
 export function nodeNameFor(launch: LaunchEnv, nodeType: string): string {
-  return launch.nodeName ?? `${nodeType}@${os.hostname().split('.')[0]}`;
+  return launch.nodeName ?? `${nodeType}@${hostname().split('.')[0]}`;
 }
 
 function parseProgramArgs(raw: string | undefined): string[] {
@@ -69,10 +69,10 @@ function parseProgramArgs(raw: string | undefined): string[] {
 }
 
 function readStartDataVsn(root: string): string {
-  const file = path.join(root, 'releases', 'start.data');
+  const file = join(root, 'releases', 'start.data');
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch {
     throw new BootError('EENV', `NODEREL_REL_VSN is not set and ${file} is missing; start the node with bin/<name> or set NODEREL_REL_VSN`);
   }

@@ -4,14 +4,18 @@
  * worker.ts), a single-process node binds its apps' addresses itself, and both hand them to the
  * new process that USR2 starts (the same socket, never closed: no connection refused meanwhile).
  */
-import net from 'node:net';
+import { _createServerHandle, isIP, Server } from 'node:net';
 import { constants } from 'node:os';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import type { Logger } from './log.js';
 
 /** A bound TCP handle (net's internal TCP wrap), not yet listening. */
 export type RawHandle = { close(cb?: () => void): void; getsockname?(out: Record<string, unknown>): number; listen?(backlog: number): number };
-type CreateServerHandle = (address: string, port: number, addressType: number, fd?: number, flags?: number) => RawHandle | number;
+
+// net's internal bind, which Server#listen calls: a bound handle, or a negative errno.
+declare module 'node:net' {
+  export function _createServerHandle(address: string, port: number, addressType: number, fd?: number, flags?: number): RawHandle | number;
+}
 
 /** What a bound socket is for: one per distinct address, shared by every server that asks for it. */
 export interface ListenAddress {
@@ -60,16 +64,15 @@ const UV_EADDRINUSE = -constants.errno.EADDRINUSE;
 /** Binds (without listening) a TCP socket for an address as `server.listen` would: host '' is every address. */
 export async function bindListener(a: ListenAddress): Promise<RawHandle> {
   const { host, port } = a;
-  const create = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
   // as net.Server#listen: every address is '::' (with IPv4 too, unless ipv6Only), else 0.0.0.0
-  const attempts: [string, number][] = host === '' ? (a.ipv6Only ? [['::', 6]] : [['::', 6], ['0.0.0.0', 4]]) : [[host, net.isIP(host) || 4]];
-  if (host !== '' && net.isIP(host) === 0) {
+  const attempts: [string, number][] = host === '' ? (a.ipv6Only ? [['::', 6]] : [['::', 6], ['0.0.0.0', 4]]) : [[host, isIP(host) || 4]];
+  if (host !== '' && isIP(host) === 0) {
     const { address, family } = await import('node:dns').then((dns) => dns.promises.lookup(host));
     attempts.splice(0, 1, [address, family]);
   }
   let errno = 0;
   for (const [address, type] of attempts) {
-    const h = create(address, port, type, undefined, a.ipv6Only ? UV_TCP_IPV6ONLY : 0);
+    const h = _createServerHandle(address, port, type, undefined, a.ipv6Only ? UV_TCP_IPV6ONLY : 0);
     if (typeof h === 'number') {
       errno = h;
       continue;
@@ -101,12 +104,12 @@ function listenError(errno: number, host: string, port: number): Error {
  */
 export function routeListens(
   get: (address: ListenAddress) => Promise<RawHandle>,
-  opts: { active?: () => boolean; onListening?: (server: net.Server, key: string) => void } = {},
+  opts: { active?: () => boolean; onListening?: (server: Server, key: string) => void } = {},
 ): void {
-  const original = net.Server.prototype.listen;
-  net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]): net.Server {
+  const original = Server.prototype.listen;
+  Server.prototype.listen = function listen(this: Server, ...args: unknown[]): Server {
     const req = tcpListenArgs(args);
-    if (!req || (opts.active && !opts.active())) return (original as (...a: unknown[]) => net.Server).apply(this, args);
+    if (!req || (opts.active && !opts.active())) return (original as (...a: unknown[]) => Server).apply(this, args);
     if (req.callback) this.once('listening', req.callback);
     get({ host: req.host, port: req.port, ipv6Only: req.ipv6Only }).then(
       (handle) => {
@@ -119,13 +122,13 @@ export function routeListens(
           process.nextTick(() => this.emit('error', listenError(errno, req.host, req.port)));
           return;
         }
-        (original as (...a: unknown[]) => net.Server).call(this, { _handle: handle }, req.backlog);
+        (original as (...a: unknown[]) => Server).call(this, { _handle: handle }, req.backlog);
         opts.onListening?.(this, listenKey(req));
       },
       (err: unknown) => this.emit('error', err),
     );
     return this;
-  } as typeof net.Server.prototype.listen;
+  } as typeof Server.prototype.listen;
 }
 
 /**

@@ -4,8 +4,8 @@
  * name = node type). The build already validated it; the checks here guard against a hand-edited
  * or truncated file and report every problem, with its key path, in one line.
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { BootError } from './errors.js';
 
 export type Readiness =
@@ -59,14 +59,14 @@ export interface Manifest {
 export const DEFAULT_START_TIMEOUT_MS = 60_000;
 
 export function manifestPath(root: string, vsn: string): string {
-  return path.join(root, 'releases', vsn, 'release.json');
+  return join(root, 'releases', vsn, 'release.json');
 }
 
 export function readManifest(root: string, vsn: string): Manifest {
   const file = manifestPath(root, vsn);
   let raw: unknown;
   try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
     const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `no release ${vsn} in ${root}` : (err as Error).message;
     throw new BootError('EMANIFEST', `${file}: ${why}`);
@@ -101,13 +101,13 @@ export function parseManifest(raw: unknown, root: string, file: string): Manifes
       if (type !== 'module' && type !== 'program') at(`${p}.type`, `expected "module" or "program", found ${JSON.stringify(type)}`);
       const timeout = a.start_timeout_ms ?? DEFAULT_START_TIMEOUT_MS;
       if (typeof timeout !== 'number' || !(timeout > 0)) at(`${p}.start_timeout_ms`, `expected a positive number, found ${JSON.stringify(timeout)}`);
-      const dir = path.resolve(root, str(a, 'dir', `${p}.dir`));
+      const dir = resolve(root, str(a, 'dir', `${p}.dir`));
       apps.set(name, {
         name,
         version: str(a, 'version', `${p}.version`),
         type: type === 'program' ? 'program' : 'module',
         dir,
-        entry: path.resolve(dir, str(a, 'entry', `${p}.entry`)),
+        entry: resolve(dir, str(a, 'entry', `${p}.entry`)),
         ready: parseReadiness(a.ready, `${p}.ready`, at),
         startTimeoutMs: typeof timeout === 'number' ? timeout : DEFAULT_START_TIMEOUT_MS,
         args: parseArgs(a.args, `${p}.args`, at),

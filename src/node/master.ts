@@ -25,8 +25,8 @@
  * has one writer to its console.log.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
-import path from 'node:path';
+import { type Server } from 'node:net';
+import { join } from 'node:path';
 import { DEFAULT_EVAL_TIMEOUT_MS } from './evaluate.js';
 import { scheduleBootGc } from './heap.js';
 import { Lifecycle, type Stage } from './lifecycle.js';
@@ -38,7 +38,7 @@ import { adoptHandles, bindListener, listenKey, type ListenAddress, type RawHand
 import { successorControl } from './successor.js';
 
 /** A worker's own entry, beside boot.js: a bundle of only what a worker runs (worker-main.ts). */
-const WORKER_MAIN = path.join(import.meta.dirname, 'worker-main.js');
+const WORKER_MAIN = join(import.meta.dirname, 'worker-main.js');
 /** Boot deaths in a row that trip the spawn-loop guard for a worker slot. */
 export const SPAWN_LOOP_LIMIT = 5;
 const BACKOFF_BASE_MS = 100;
@@ -116,7 +116,7 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
   const sendTo = (w: WorkerProc, msg: ToWorker, handle?: unknown): void => {
     if (!w.child.connected) return;
     try {
-      w.child.send(msg, handle as net.Server | undefined);
+      w.child.send(msg, handle as Server | undefined);
     } catch (err) {
       log.warn(`could not reach worker ${w.index} (pid ${w.child.pid}): ${describeError(err)}`);
     }
@@ -415,7 +415,7 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     what: 'master',
     retireWith: 'WINCH and QUIT',
     pidFile: opts.pidFile,
-    launcher: path.join(plan.launch.root, 'bin', plan.manifest.name),
+    launcher: join(plan.launch.root, 'bin', plan.manifest.name),
     nodeType: nodeType.name,
     nodeName: info.name,
     log,

@@ -21,9 +21,9 @@
  * same stale lock can both win if one stalls between its last check and its rename for longer
  * than the verification pause (TAKEOVER_SETTLE_MS).
  */
-import fs from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
+import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import { randomBytes, sha256 } from './digest.js';
 import { isAlive, parsePid } from './pid-file.js';
 
@@ -70,7 +70,7 @@ const heldLockFiles = new Set<string>();
 
 /** The abstract socket name for `runDir` (which must exist): `\0noderel-lock:<sha256 of its real path>`. */
 export function lockName(runDir: string): string {
-  const real = fs.realpathSync(runDir);
+  const real = realpathSync(runDir);
   const hash = sha256(real).toString('hex');
   return (PREFIX + hash).slice(0, MAX_ABSTRACT_NAME);
 }
@@ -81,11 +81,11 @@ export function lockName(runDir: string): string {
  * cannot be asked: it does not answer within 2 s, or keeps vanishing and reappearing).
  */
 export async function acquireNodeLock(runDir: string, opts: AcquireNodeLockOptions = {}): Promise<LockResult> {
-  fs.mkdirSync(runDir, { recursive: true, mode: 0o750 });
+  mkdirSync(runDir, { recursive: true, mode: 0o750 });
   const method = opts.method ?? (process.platform === 'linux' ? 'abstract-socket' : 'lock-file');
   const deadline = Date.now() + Math.max(0, opts.waitMs ?? 0);
   for (;;) {
-    const result = method === 'abstract-socket' ? await tryAbstractSocket(runDir) : await tryLockFile(path.join(fs.realpathSync(runDir), LOCK_FILE));
+    const result = method === 'abstract-socket' ? await tryAbstractSocket(runDir) : await tryLockFile(join(realpathSync(runDir), LOCK_FILE));
     const left = deadline - Date.now();
     if (result.acquired || left <= 0) return result;
     await sleep(Math.min(WAIT_POLL_MS, left));
@@ -97,7 +97,7 @@ export async function acquireNodeLock(runDir: string, opts: AcquireNodeLockOptio
 async function tryAbstractSocket(runDir: string): Promise<LockResult> {
   const name = lockName(runDir);
   for (let i = 0; i < SOCKET_TRIES; i++) {
-    const server = net.createServer((socket) => {
+    const server = createServer((socket) => {
       socket.on('error', () => {}); // a loser that hung up early
       socket.end(`${process.pid}\n`);
     });
@@ -106,7 +106,7 @@ async function tryAbstractSocket(runDir: string): Promise<LockResult> {
       if (server.address() !== name) {
         // A runtime without abstract socket support bound something else: use the lock file.
         server.close();
-        return tryLockFile(path.join(fs.realpathSync(runDir), LOCK_FILE));
+        return tryLockFile(join(realpathSync(runDir), LOCK_FILE));
       }
       server.unref();
       server.on('error', () => {}); // accept errors (EMFILE) must not crash the node
@@ -130,7 +130,7 @@ async function tryAbstractSocket(runDir: string): Promise<LockResult> {
   return { acquired: false };
 }
 
-function listen(server: net.Server, name: string): Promise<NodeJS.ErrnoException | undefined> {
+function listen(server: Server, name: string): Promise<NodeJS.ErrnoException | undefined> {
   return new Promise((resolve) => {
     const onError = (err: NodeJS.ErrnoException): void => resolve(err);
     server.once('error', onError);
@@ -147,7 +147,7 @@ function askHolder(name: string): Promise<number | 'gone' | undefined> {
   return new Promise((resolve) => {
     let settled = false;
     let data = '';
-    const socket = net.connect({ path: name });
+    const socket = connect({ path: name });
     const settle = (value: number | 'gone' | undefined): void => {
       if (settled) return;
       settled = true;
@@ -193,15 +193,15 @@ async function tryLockFile(file: string): Promise<LockResult> {
 function createExclusive(file: string): boolean {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'wx', 0o644);
+    fd = openSync(file, 'wx', 0o644);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw err;
   }
   try {
-    fs.writeSync(fd, `${process.pid}\n`);
+    writeSync(fd, `${process.pid}\n`);
   } finally {
-    fs.closeSync(fd);
+    closeSync(fd);
   }
   return true;
 }
@@ -213,12 +213,12 @@ function createExclusive(file: string): boolean {
  */
 async function takeOver(file: string, stale: string): Promise<boolean> {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  fs.writeFileSync(tmp, `${process.pid}\n`, { mode: 0o644, flag: 'wx' });
+  writeFileSync(tmp, `${process.pid}\n`, { mode: 0o644, flag: 'wx' });
   try {
     if (readText(file) !== stale) return false;
-    fs.renameSync(tmp, file);
+    renameSync(tmp, file);
   } finally {
-    fs.rmSync(tmp, { force: true });
+    rmSync(tmp, { force: true });
   }
   await sleep(TAKEOVER_SETTLE_MS);
   return parsePid(readText(file) ?? '') === process.pid;
@@ -229,7 +229,7 @@ function fileLock(file: string): NodeLock {
   const release = (): void => {
     if (!heldLockFiles.delete(file)) return;
     process.removeListener('exit', release);
-    if (parsePid(readText(file) ?? '') === process.pid) fs.rmSync(file, { force: true });
+    if (parsePid(readText(file) ?? '') === process.pid) rmSync(file, { force: true });
   };
   process.once('exit', release); // a process that exits normally leaves no lock file behind
   return { release };
@@ -237,7 +237,7 @@ function fileLock(file: string): NodeLock {
 
 function readText(file: string): string | undefined {
   try {
-    return fs.readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
@@ -246,7 +246,7 @@ function readText(file: string): string | undefined {
 
 function ageMs(file: string): number {
   try {
-    return Date.now() - fs.statSync(file).mtimeMs;
+    return Date.now() - statSync(file).mtimeMs;
   } catch {
     return 0;
   }

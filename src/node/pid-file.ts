@@ -4,25 +4,25 @@
  * line; removed only by the process it names, so a stopping node never deletes the file of the
  * node that already replaced it (USR2 re-exec, a quick `restart`).
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import { closeSync, fchmodSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { randomBytes } from './digest.js';
 
 /** Writes `<pid>\n` to `file` atomically, mode 0644. The directory must exist. */
 export function writePidFile(file: string, pid: number = process.pid): void {
   if (!isPid(pid)) throw new RangeError(`writePidFile: not a pid: ${String(pid)}`);
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
-    const fd = fs.openSync(tmp, 'wx', 0o644);
+    const fd = openSync(tmp, 'wx', 0o644);
     try {
-      fs.fchmodSync(fd, 0o644); // whatever the umask says: logrotate and `bin/<name> pid` read it
-      fs.writeSync(fd, `${pid}\n`);
+      fchmodSync(fd, 0o644); // whatever the umask says: logrotate and `bin/<name> pid` read it
+      writeSync(fd, `${pid}\n`);
     } finally {
-      fs.closeSync(fd);
+      closeSync(fd);
     }
-    fs.renameSync(tmp, file);
+    renameSync(tmp, file);
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
+    rmSync(tmp, { force: true });
     throw err;
   }
 }
@@ -34,7 +34,7 @@ export function writePidFile(file: string, pid: number = process.pid): void {
 export function readPidFile(file: string): number | undefined {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
@@ -71,7 +71,7 @@ export function isAlive(pid: number): boolean {
 function isZombie(pid: number): boolean {
   let stat: string;
   try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
     return false;
   }
@@ -87,7 +87,7 @@ function isZombie(pid: number): boolean {
  */
 export function removePidFile(file: string, pid: number = process.pid): void {
   if (readPidFile(file) !== pid) return;
-  fs.rmSync(file, { force: true });
+  rmSync(file, { force: true });
 }
 
 function isPid(pid: number): boolean {

@@ -4,7 +4,7 @@
  * fires, and the start timeout lives with the caller. Port readiness (a server of this process
  * listens on the port) is in apps.ts, beside the other listen hooks.
  */
-import fs from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 
 /** How often a daemon's console.log is read back for a readiness pattern written to fd 1. */
@@ -85,9 +85,9 @@ export function watchFd1File(pattern: RegExp, signal: AbortSignal): Promise<void
   let fd: number;
   let offset: number;
   try {
-    const st = fs.fstatSync(1);
+    const st = fstatSync(1);
     if (!st.isFile()) return undefined;
-    fd = fs.openSync('/proc/self/fd/1', 'r');
+    fd = openSync('/proc/self/fd/1', 'r');
     offset = st.size;
   } catch {
     return undefined;
@@ -99,14 +99,14 @@ export function watchFd1File(pattern: RegExp, signal: AbortSignal): Promise<void
     const done = (err?: unknown): void => {
       clearInterval(timer);
       signal.removeEventListener('abort', onAbort);
-      fs.closeSync(fd);
+      closeSync(fd);
       if (err === undefined) resolve();
       else reject(err);
     };
     const onAbort = (): void => done(signal.reason);
     const timer = setInterval(() => {
       try {
-        for (let n = fs.readSync(fd, buf, 0, buf.length, offset); n > 0; n = fs.readSync(fd, buf, 0, buf.length, offset)) {
+        for (let n = readSync(fd, buf, 0, buf.length, offset); n > 0; n = readSync(fd, buf, 0, buf.length, offset)) {
           offset += n;
           window += decoder.write(buf.subarray(0, n));
           if (window.length > OUTPUT_WINDOW) window = window.slice(-OUTPUT_WINDOW);

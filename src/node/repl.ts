@@ -7,7 +7,7 @@
  * live in the workers: the master's REPL sends each input to a ready worker (NodeHandle.evaluate,
  * the same worker for the whole session while it lives) and prints what it answers.
  */
-import repl from 'node:repl';
+import { Recoverable, type REPLServer, start as startRepl } from 'node:repl';
 import { inspect } from 'node:util';
 import { randomBytes } from './digest.js';
 import { DEFAULT_EVAL_TIMEOUT_MS, EvalSession, isIncompleteInput } from './evaluate.js';
@@ -25,7 +25,7 @@ export interface NodeReplOptions {
 
 type Done = (err: Error | null, result?: unknown) => void;
 
-export function startNodeRepl(node: NodeHandle, opts: NodeReplOptions): repl.REPLServer {
+export function startNodeRepl(node: NodeHandle, opts: NodeReplOptions): REPLServer {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_EVAL_TIMEOUT_MS;
   const remote = node.evaluate?.bind(node);
   const session = randomBytes(9).toString('base64url');
@@ -35,7 +35,7 @@ export function startNodeRepl(node: NodeHandle, opts: NodeReplOptions): repl.REP
     local ??= new EvalSession(node);
     return local.run(code, timeoutMs);
   };
-  const server = repl.start({
+  const server = startRepl({
     prompt: `${node.info.name}> `,
     input: opts.input,
     output: opts.output,
@@ -46,7 +46,7 @@ export function startNodeRepl(node: NodeHandle, opts: NodeReplOptions): repl.REP
       if (code.trim() === '') return done(null, undefined);
       run(code).then(
         (value) => done(null, value),
-        (err: Error & { incomplete?: boolean }) => done(err.incomplete || isIncompleteInput(code, err) ? new repl.Recoverable(err) : err),
+        (err: Error & { incomplete?: boolean }) => done(err.incomplete || isIncompleteInput(code, err) ? new Recoverable(err) : err),
       );
     },
   });

@@ -8,11 +8,11 @@
  * A CommonJS program that throws while loading throws here; an ES module's load is
  * asynchronous and its errors surface as an uncaught exception (as with `node FILE`).
  */
-import Module from 'node:module';
-import path from 'node:path';
+import { runMain } from 'node:module';
+import { resolve } from 'node:path';
 
 export function runAsMain(file: string, args: readonly string[] = []): void {
-  const entry = path.resolve(file);
+  const entry = resolve(file);
   process.argv = [process.argv[0] ?? process.execPath, entry, ...args];
-  Module.runMain(entry);
+  runMain(entry);
 }

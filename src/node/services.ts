@@ -4,9 +4,9 @@
  * through, the pid file, and for a daemon its console.log and the start status the launcher's
  * `start` waits on. Torn down in reverse when the node stops.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import type net from 'node:net';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
 import { captureStdio, ConsoleLog, consoleLogSink, logSettings } from './console-log.js';
 import { parseHostPort, startControlServer, startControlTcpServer, type ControlServer, type ControlService, type ControlTcpServer } from './control.js';
 import { resolveCookie, takeCookieFromEnv } from './cookie.js';
@@ -29,17 +29,17 @@ function reportStart(env: NodeJS.ProcessEnv, verdict: 'ready' | 'running' | 'fai
   const file = env.NODEREL_START_STATUS;
   if (!file) return;
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${verdict} ${detail.replace(/\s*\n\s*/g, ' ')}\n`);
-  fs.renameSync(tmp, file);
+  writeFileSync(tmp, `${verdict} ${detail.replace(/\s*\n\s*/g, ' ')}\n`);
+  renameSync(tmp, file);
   delete env.NODEREL_START_STATUS; // reported once
 }
 
 /** `releases/COOKIE` for a release unpacked from a tarball (which never carries the cookie). */
 function ensureReleaseCookie(root: string): void {
-  const file = path.join(root, 'releases', 'COOKIE');
-  if (fs.existsSync(file)) return;
+  const file = join(root, 'releases', 'COOKIE');
+  if (existsSync(file)) return;
   try {
-    fs.writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o400, flag: 'wx' });
+    writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o400, flag: 'wx' });
   } catch {
     // read-only release, or another node just wrote it: resolution says what it finds
   }
@@ -80,7 +80,7 @@ async function statusOf(handle: NodeHandle | undefined, info: { name: string; re
 }
 
 /** A REPL inside the node on a control socket (attach, remote_console). */
-async function socketRepl(handle: NodeHandle | undefined, socket: net.Socket, args: unknown[], onClose?: () => void): Promise<void> {
+async function socketRepl(handle: NodeHandle | undefined, socket: Socket, args: unknown[], onClose?: () => void): Promise<void> {
   if (!handle?.ready) {
     socket.end('the node is still starting; try again in a moment\n');
     return;
@@ -148,8 +148,8 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
   let consoleLog: ConsoleLog | undefined;
   if (mode === 'daemon') {
     // JS output goes through the rotating log; the launcher pointed fds 1 and 2 at the same file.
-    const dir = env.NODEREL_LOG_DIR || path.join(launch.logDir, launch.nodeName ?? 'node');
-    consoleLog = new ConsoleLog({ file: path.join(dir, 'console.log'), ...logSettings(env) });
+    const dir = env.NODEREL_LOG_DIR || join(launch.logDir, launch.nodeName ?? 'node');
+    consoleLog = new ConsoleLog({ file: join(dir, 'console.log'), ...logSettings(env) });
     captureStdio(consoleLog);
     // The node's own lines go straight to the log: fds 1 and 2 still point at the file the
     // launcher opened, which is the old one after a rename and reopen.
@@ -168,8 +168,8 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     throw err;
   }
   const log: Logger = createLogger(plan.info.name, control);
-  const runDir = env.NODEREL_RUN_DIR || path.join(launch.releaseTmp, plan.info.name);
-  fs.mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  const runDir = env.NODEREL_RUN_DIR || join(launch.releaseTmp, plan.info.name);
+  mkdirSync(runDir, { recursive: true, mode: 0o700 });
 
   // A master started by USR2 runs beside the old one, which holds the lock: it takes the lock
   // over when the old master is gone (the old one starts at most one successor at a time).
@@ -188,7 +188,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
   let handedOver = false;
   let renamedCtl: number | undefined;
   let single: SingleProcessHandover | undefined;
-  const pidFile = path.join(runDir, 'node.pid');
+  const pidFile = join(runDir, 'node.pid');
   const programApps = plan.nodeType.apps.filter((a) => plan.manifest.apps.get(a)?.type === 'program');
   // With workers, the master replaces its workers on restart, reload and HUP, programs or not.
   const replacesItself = plan.nodeType.workers === 0 && programApps.length > 0;
@@ -201,8 +201,8 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     // libuv unlinks a Unix socket's path when its server closes, so two masters cannot share the
     // name: a master started by USR2 listens on a name of its own and renames it to `ctl` once
     // the old master has closed its server ('ctl-free').
-    const ctlPath = path.join(runDir, 'ctl');
-    const ownPath = reexec ? path.join(runDir, `ctl.${process.pid}`) : ctlPath;
+    const ctlPath = join(runDir, 'ctl');
+    const ownPath = reexec ? join(runDir, `ctl.${process.pid}`) : ctlPath;
     // The TCP control port, when NODEREL_CONTROL_PORT asks for one: like the socket
     // path, it passes to a USR2 successor once this node lets it go ('ctl-free').
     const tcpAddress = env.NODEREL_CONTROL_PORT ? parseHostPort(env.NODEREL_CONTROL_PORT, 'NODEREL_CONTROL_PORT') : undefined;
@@ -282,8 +282,8 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     if (reexec) {
       process.on('message', (msg: { t?: string }) => {
         if (msg.t !== 'ctl-free') return;
-        fs.renameSync(ownPath, ctlPath);
-        renamedCtl = fs.statSync(ctlPath).ino;
+        renameSync(ownPath, ctlPath);
+        renamedCtl = statSync(ctlPath).ino;
         log.info('took over the control socket from the old process');
         takeTcp();
       });
@@ -309,7 +309,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
         ? holdListeningSockets({
             successorOfOld: reexec,
             pidFile,
-            launcher: path.join(launch.root, 'bin', plan.manifest.name),
+            launcher: join(launch.root, 'bin', plan.manifest.name),
             nodeType: plan.nodeType.name,
             nodeName: plan.info.name,
             log,
@@ -329,9 +329,9 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
           + 'start it with `start` (then restart replaces the node on the same sockets), give its node type workers: 1 (the master replaces the worker), or restart the service',
         );
       }
-      const launcher = path.join(launch.root, 'bin', `${plan.manifest.name}-${plan.manifest.version}`);
+      const launcher = join(launch.root, 'bin', `${plan.manifest.name}-${plan.manifest.version}`);
       log.info(`${what}: replacing this node (program apps cannot restart in their process)`);
-      const newPid = await single.reexec(fs.existsSync(launcher) ? launcher : undefined);
+      const newPid = await single.reexec(existsSync(launcher) ? launcher : undefined);
       setImmediate(() => {
         void handOver().then(() => {
           log.info(`${what}: the new node (pid ${newPid}) is ready and serving; this one finishes its work in flight and exits`);
@@ -347,7 +347,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       removePidFile(pidFile);
       removePidFile(`${pidFile}.oldbin`);
     });
-    fs.writeFileSync(path.join(runDir, 'node.vsn'), `${plan.manifest.version}\n`);
+    writeFileSync(join(runDir, 'node.vsn'), `${plan.manifest.version}\n`);
     // A reopen that fails (a full disk, a removed directory) keeps the old file: never fatal.
     const reopenLogs = (why = ''): void => {
       try {
@@ -414,8 +414,8 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     // After a USR2 hand-over the socket path belongs to the new master.
     await server?.close({ keepFile: handedOver });
     await tcpServer?.close();
-    if (renamedCtl !== undefined && fs.statSync(path.join(runDir, 'ctl'), { throwIfNoEntry: false })?.ino === renamedCtl) {
-      fs.rmSync(path.join(runDir, 'ctl'), { force: true });
+    if (renamedCtl !== undefined && statSync(join(runDir, 'ctl'), { throwIfNoEntry: false })?.ino === renamedCtl) {
+      rmSync(join(runDir, 'ctl'), { force: true });
     }
     lock.lock.release();
   }

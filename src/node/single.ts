@@ -6,7 +6,7 @@
  * until the old one gets QUIT; a new node that fails to become ready exits and the old one keeps
  * its pid file; the new one exiting later gives it back (a rollback).
  */
-import type net from 'node:net';
+import type { Server } from 'node:net';
 import { adoptHandles, bindListener, listenKey, routeListens, type RawHandle } from './listeners.js';
 import type { Logger } from './log.js';
 import type { SuccessorControl } from './successor.js';
@@ -34,7 +34,7 @@ export interface SingleProcessOptions {
 export function holdListeningSockets(o: SingleProcessOptions): SingleProcessHandover {
   const inherited = new Map<string, RawHandle>();
   const adopted = o.successorOfOld && process.send ? adoptHandles(inherited, o.log, 'the old node') : Promise.resolve();
-  const serving = new Map<net.Server, string>();
+  const serving = new Map<Server, string>();
   routeListens(
     async (address) => {
       await adopted;
@@ -67,7 +67,7 @@ export function holdListeningSockets(o: SingleProcessOptions): SingleProcessHand
         nodeName: o.nodeName,
         log: o.log,
         handles: () => [...serving].flatMap(([server, key]) => {
-          const handle = (server as net.Server & { _handle?: unknown })._handle;
+          const handle = (server as Server & { _handle?: unknown })._handle;
           return handle ? [[key, handle] as [string, unknown]] : [];
         }),
         onGone: () => o.onSuccessorGone(),

@@ -8,9 +8,9 @@
  * path, `completeHandover` tells the new one to take it ('ctl-free') and lets it go its own way.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import type net from 'node:net';
-import path from 'node:path';
+import { existsSync, renameSync } from 'node:fs';
+import type { Server } from 'node:net';
+import { basename } from 'node:path';
 import { withHeldCookie } from './cookie.js';
 import type { Logger } from './log.js';
 
@@ -48,13 +48,13 @@ export function successorControl(o: SuccessorOptions): SuccessorControl {
   let successor: ChildProcess | undefined;
   const oldbin = `${o.pidFile}.oldbin`;
   const pidFileBack = (): void => {
-    if (fs.existsSync(oldbin)) fs.renameSync(oldbin, o.pidFile);
+    if (existsSync(oldbin)) renameSync(oldbin, o.pidFile);
   };
   return {
     current: () => successor,
     reexec(launcher = o.launcher) {
       if (successor) return Promise.reject(new Error(`a new ${o.what} (pid ${successor.pid}) is already starting or running; QUIT one of the two first`));
-      fs.renameSync(o.pidFile, oldbin);
+      renameSync(o.pidFile, oldbin);
       const child = spawn(launcher, ['reexec'], {
         // the cookie from the environment, which the apps' process.env no longer holds
         env: withHeldCookie({ ...process.env, REL: o.nodeType, NODE_NAME: o.nodeName, NODEREL_REEXEC: '1' }),
@@ -62,8 +62,8 @@ export function successorControl(o: SuccessorOptions): SuccessorControl {
         detached: true,
       });
       successor = child;
-      o.log.info(`USR2: starting a new ${o.what} (pid ${child.pid}) from ${launcher}; ${o.pidFile} is now ${path.basename(oldbin)}`);
-      for (const [key, h] of o.handles()) child.send({ t: 'listener', key }, h as net.Server);
+      o.log.info(`USR2: starting a new ${o.what} (pid ${child.pid}) from ${launcher}; ${o.pidFile} is now ${basename(oldbin)}`);
+      for (const [key, h] of o.handles()) child.send({ t: 'listener', key }, h as Server);
       child.send({ t: 'handover-done' });
       return new Promise<number>((resolve, reject) => {
         child.once('exit', (code, signal) => {
@@ -83,7 +83,7 @@ export function successorControl(o: SuccessorOptions): SuccessorControl {
             if (o.stopping?.()) return;
             // Rolled back (QUIT to the new one): the pid file is ours again, as in unicorn.
             pidFileBack();
-            o.log.info(`the new ${o.what} (pid ${child.pid}) exited; ${path.basename(o.pidFile)} is this ${o.what}'s again`);
+            o.log.info(`the new ${o.what} (pid ${child.pid}) exited; ${basename(o.pidFile)} is this ${o.what}'s again`);
             o.onGone?.();
           });
           resolve(child.pid!);

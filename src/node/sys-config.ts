@@ -10,8 +10,8 @@
  * while `port: "${PORT}"` stays the string "8092". Node built-ins only: this file ships in every
  * release, so the YAML 1.2 core schema's scalar rules are written out here ({@link yamlScalar}).
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { BootError } from './errors.js';
 
 /** `app -> key -> value`. */
@@ -40,7 +40,7 @@ export interface SysConfigOptions {
 export function loadSysConfig(opts: SysConfigOptions): LoadedSysConfig {
   const env = opts.env ?? process.env;
   const sources: string[] = [];
-  const file = path.join(opts.root, 'releases', opts.vsn, 'sys.config');
+  const file = join(opts.root, 'releases', opts.vsn, 'sys.config');
   let config: SysConfig = {};
   const base = readJsonIfPresent(file, 'ESYSCONFIG');
   if (base !== undefined) {
@@ -70,8 +70,8 @@ export function appConfigPath(
 ): { file: string; explicit: boolean; envVar: string } {
   const envVar = `${envPrefix(relName)}_APP_CONFIG`;
   const fromEnv = env[envVar];
-  if (fromEnv) return { file: path.resolve(fromEnv), explicit: true, envVar };
-  return { file: path.join(etcDir, relName, 'app.config'), explicit: false, envVar };
+  if (fromEnv) return { file: resolve(fromEnv), explicit: true, envVar };
+  return { file: join(etcDir, relName, 'app.config'), explicit: false, envVar };
 }
 
 /**
@@ -160,7 +160,7 @@ function deepMerge(a: unknown, b: unknown): unknown {
 function readJsonIfPresent(file: string, code: string, requiredBy?: string): unknown {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && requiredBy === undefined) return undefined;
     const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;

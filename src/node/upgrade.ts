@@ -13,8 +13,8 @@
  * If the new master fails, the old one keeps serving and step 2 is undone.
  */
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { controlRequest, ControlError } from './control.js';
 import { controlTarget } from './client.js';
 import { BootError } from './errors.js';
@@ -30,38 +30,38 @@ function say(text: string): void {
 /** Writes a file atomically (temp file + rename), keeping `mode`. */
 function replaceFile(file: string, data: string | Buffer, mode: number): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, data, { mode });
-  fs.chmodSync(tmp, mode);
-  fs.renameSync(tmp, file);
+  writeFileSync(tmp, data, { mode });
+  chmodSync(tmp, mode);
+  renameSync(tmp, file);
 }
 
 /** Unpacks `<name>-<vsn>.tar.gz` from releases/ unless the version is installed. */
 export function ensureInstalled(root: string, name: string, vsn: string): 'installed' | 'unpacked' {
-  if (fs.existsSync(path.join(root, 'releases', vsn, 'release.json'))) return 'installed';
-  const tarball = path.join(root, 'releases', `${name}-${vsn}.tar.gz`);
-  if (!fs.existsSync(tarball)) {
-    const installed = fs.readdirSync(path.join(root, 'releases')).filter((d) => fs.existsSync(path.join(root, 'releases', d, 'release.json')));
+  if (existsSync(join(root, 'releases', vsn, 'release.json'))) return 'installed';
+  const tarball = join(root, 'releases', `${name}-${vsn}.tar.gz`);
+  if (!existsSync(tarball)) {
+    const installed = readdirSync(join(root, 'releases')).filter((d) => existsSync(join(root, 'releases', d, 'release.json')));
     throw new BootError('EUPGRADE', `${name} ${vsn} is not installed and ${tarball} does not exist; copy the tarball of \`noderel tar\` there (installed: ${installed.join(', ')})`);
   }
-  const stage = fs.mkdtempSync(path.join(root, '.unpack-'));
+  const stage = mkdtempSync(join(root, '.unpack-'));
   try {
     execFileSync('tar', ['xzf', tarball, '-C', stage], { stdio: ['ignore', 'ignore', 'pipe'] });
-    if (!fs.existsSync(path.join(stage, 'releases', vsn, 'release.json'))) {
+    if (!existsSync(join(stage, 'releases', vsn, 'release.json'))) {
       throw new BootError('EUPGRADE', `${tarball} holds no releases/${vsn}/release.json; is it the tarball of ${name} ${vsn}?`);
     }
     // Only this version's own pieces: never the current bin/<name>, start.data or the cookie.
     const pieces = [`bin/${name}-${vsn}`, `releases/${vsn}`];
-    for (const top of ['lib']) for (const d of fs.readdirSync(path.join(stage, top))) pieces.push(`${top}/${d}`);
-    for (const d of fs.readdirSync(stage)) if (d.startsWith('node-')) pieces.push(d);
+    for (const top of ['lib']) for (const d of readdirSync(join(stage, top))) pieces.push(`${top}/${d}`);
+    for (const d of readdirSync(stage)) if (d.startsWith('node-')) pieces.push(d);
     for (const piece of pieces) {
-      const from = path.join(stage, piece);
-      const to = path.join(root, piece);
-      if (!fs.existsSync(from) || fs.existsSync(to)) continue; // same-named pieces are the same version
-      fs.mkdirSync(path.dirname(to), { recursive: true });
-      fs.renameSync(from, to);
+      const from = join(stage, piece);
+      const to = join(root, piece);
+      if (!existsSync(from) || existsSync(to)) continue; // same-named pieces are the same version
+      mkdirSync(dirname(to), { recursive: true });
+      renameSync(from, to);
     }
   } finally {
-    fs.rmSync(stage, { recursive: true, force: true });
+    rmSync(stage, { recursive: true, force: true });
   }
   return 'unpacked';
 }
@@ -73,18 +73,18 @@ interface Current {
 
 /** Makes `vsn` the current version; returns what it replaced, to undo. */
 function makeCurrent(root: string, name: string, vsn: string): Current {
-  const startData = path.join(root, 'releases', 'start.data');
-  const launcher = path.join(root, 'bin', name);
-  const previous = { startData: fs.readFileSync(startData, 'utf8'), launcher: fs.readFileSync(launcher) };
-  const manifest = JSON.parse(fs.readFileSync(path.join(root, 'releases', vsn, 'release.json'), 'utf8')) as { node_version: string };
-  replaceFile(launcher, fs.readFileSync(path.join(root, 'bin', `${name}-${vsn}`)), 0o755);
+  const startData = join(root, 'releases', 'start.data');
+  const launcher = join(root, 'bin', name);
+  const previous = { startData: readFileSync(startData, 'utf8'), launcher: readFileSync(launcher) };
+  const manifest = JSON.parse(readFileSync(join(root, 'releases', vsn, 'release.json'), 'utf8')) as { node_version: string };
+  replaceFile(launcher, readFileSync(join(root, 'bin', `${name}-${vsn}`)), 0o755);
   replaceFile(startData, `${manifest.node_version} ${vsn}\n`, 0o644);
   return previous;
 }
 
 function restore(root: string, name: string, previous: Current): void {
-  replaceFile(path.join(root, 'bin', name), previous.launcher, 0o755);
-  replaceFile(path.join(root, 'releases', 'start.data'), previous.startData, 0o644);
+  replaceFile(join(root, 'bin', name), previous.launcher, 0o755);
+  replaceFile(join(root, 'releases', 'start.data'), previous.startData, 0o644);
 }
 
 async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
@@ -151,8 +151,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 /** Children of `pid` (its workers), from /proc; empty where /proc is not there. */
 function childrenOf(pid: number): number[] {
   try {
-    return fs
-      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
       .split(/\s+/)
       .filter(Boolean)
       .map(Number)
