@@ -26,9 +26,13 @@ for (const entry of ['boot', 'ctl', 'worker-main']) {
     target: 'node20',
     write: false,
     outfile: new URL(`${entry}.js`, outDir).pathname,
-    // Only Node built-ins may be imported (the release ships nothing else); esbuild fails the
-    // build on anything it cannot resolve inside dist/node.
+    // Only Node built-ins may be imported (the release ships nothing else). `node:*` and
+    // `packages: 'external'` leave every import that is not a file of dist/node as a `require`
+    // (or `import()`) in the output, so an npm package is never inlined into the bundle: the
+    // checks below then fail the build on it. esbuild itself fails only on an import it cannot
+    // resolve at all (a relative path that is not there, a package that is not installed).
     external: ['node:*'],
+    packages: 'external',
     // The runtime names its own files by path, never by URL: parsing a URL maps the URL parser
     // (ada) and ICU's pages of the node binary into every process (bench/README.md).
     define: { 'import.meta.filename': '__filename', 'import.meta.dirname': '__dirname' },
@@ -37,14 +41,15 @@ for (const entry of ['boot', 'ctl', 'worker-main']) {
     logLevel: 'warning',
   });
 
-  let code = result.outputFiles[0].text;
-  // esbuild wraps a default or namespace import of a CommonJS module in __toESM, which reads
-  // every property descriptor; for node:util and node:fs that loads their lazy exports
-  // (worker_threads, fs/dir, ...). For built-ins a view that reads through to the module is enough.
-  code = code.replace(/__toESM\((require\("node:[a-z0-9_/]+"\)), 1\)/g, '__noderel_builtin($1)');
-  code = code.replace('"use strict";\n', '"use strict";\nconst __noderel_builtin = (mod) => ({ __proto__: mod, default: mod });\n');
-  if (code.includes('__toESM(require("node:')) throw new Error(`post-build: ${entry}.js wraps a built-in in __toESM (its lazy exports would load)`);
+  const code = result.outputFiles[0].text;
+  // src/node imports built-ins by name (`import { readFileSync } from 'node:fs'`), which esbuild
+  // turns into a plain `require`. A default or namespace import (`import fs from 'node:fs'`)
+  // would be wrapped in __toESM, which reads every property descriptor of the module and so
+  // loads its lazy exports (fs/promises, util's worker_threads, ...) in every process.
+  if (code.includes('__toESM(require("node:')) throw new Error(`post-build: ${entry}.js wraps a built-in in __toESM (its lazy exports would load): import it by name in src/node`);
+  // A built-in named without `node:` (platform 'node' leaves `fs` external too) or an npm package.
   if (/require\("(?!node:)/.test(code)) throw new Error(`post-build: ${entry}.js requires a module that is not a node: built-in`);
+  if (/\bimport\("(?!node:)/.test(code)) throw new Error(`post-build: ${entry}.js imports a module that is not a node: built-in`);
   if (code.includes('import.meta')) throw new Error(`post-build: import.meta left in the CommonJS bundle ${entry}.js`);
   fs.writeFileSync(new URL(`${entry}.js`, outDir), code);
 }
