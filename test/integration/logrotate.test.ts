@@ -10,6 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnChild, useChildProcesses, type Child } from '../helpers/proc.js';
+import { waitFor } from '../helpers/sandbox.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = (name: string): string => pathToFileURL(path.join(repo, 'dist', 'node', name)).href;
@@ -90,14 +91,26 @@ describe('templates/logrotate', () => {
     fs.mkdirSync(path.join(root, 'tmp', 'junk@host'), { recursive: true });
     fs.writeFileSync(path.join(root, 'tmp', 'junk@host', 'node.pid'), 'rm -rf /\n');
 
-    const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 300));
-    await pause();
+    // Each node has written into console.log. After a rotation the new console.log stays empty
+    // until the node has reopened its log on USR1 (until then it writes into console.log.1), so
+    // lines there mean the node reopened: the next step may start. A node that never reopens
+    // fails the wait.
+    const size = (file: string): number => {
+      try {
+        return fs.statSync(file).size;
+      } catch {
+        return 0;
+      }
+    };
+    const written = (what: string): Promise<void> =>
+      waitFor(() => nodes.every((node) => size(path.join(root, 'log', node, 'console.log')) > 0), what, 10_000);
+    await written('each node to write into console.log');
     let run = logrotate('--force'); // console.log -> console.log.1, new console.log, USR1
     expect(run.code, run.output).toBe(0);
-    await pause();
+    await written('each node to reopen console.log after the first rotation and write into it');
     run = logrotate('--force'); // console.log.1 -> console.log.2.gz (delaycompress), console.log -> .1
     expect(run.code, run.output).toBe(0);
-    await pause();
+    await written('each node to reopen console.log after the second rotation and write into it');
 
     for (const [i, node] of nodes.entries()) {
       const child = children[i] as Child;
