@@ -210,10 +210,10 @@ describe('workers', () => {
     expect(s.run(['start']).status).toBe(0);
     const master = s.pid()!;
     const workers = status(s).workers.map((w) => w.pid);
+    expect(workers).toHaveLength(2);
     process.kill(master, 'SIGKILL');
-    const t0 = Date.now();
+    // waitFor fails once 2 s have passed with a worker still alive.
     await waitFor(() => workers.every((p) => !alive(p)), 'the workers to leave', 2_000);
-    expect(Date.now() - t0).toBeLessThan(2_000);
   });
 
   it('TTIN and TTOU add and remove a worker', async () => {
