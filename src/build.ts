@@ -1,19 +1,25 @@
 /**
- * The release's steps, run in a fixed order on one resolved model: `assemble` writes
- * `_rel/<name>/`, `tar` packs it. The CLI and library callers both go through here.
+ * The build pipeline, in one place: config (load, resolve) -> release model (runtime, vm.args,
+ * sys.config, dependency closures, source files read) -> plan (pure) -> shipped addons checked
+ * or rebuilt -> apply (the only writer) -> tarball. The one module on the CLI side that imports
+ * config/, release/, assemble/ and archive/; the CLI and library callers go through here.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadConfig } from '../config/load.js';
-import { resolveConfig, type CliOverrides, type ResolvedConfig } from '../config/resolve.js';
-import { applyPlan } from '../assemble/apply.js';
-import { describePlan, planRelease, type Plan } from '../assemble/plan.js';
-import * as layout from '../assemble/layout.js';
-import { makeTar } from '../archive/tar.js';
-import { displayPath, type Reporter } from '../reporter.js';
-import { buildRelease, type Release } from './model.js';
-import { checkShippedAddons, rebuildAddons } from './shipped-addons.js';
+import YAML from 'yaml';
+import { loadConfig } from './config/load.js';
+import { configToPlain, resolveConfig, type CliOverrides, type ResolvedConfig } from './config/resolve.js';
+import { applyPlan } from './assemble/apply.js';
+import { describePlan, planRelease } from './assemble/plan.js';
+import * as layout from './assemble/layout.js';
+import { makeTar } from './archive/tar.js';
+import { displayPath, type Reporter } from './reporter.js';
+import type { Plan, Release } from './model.js';
+import { buildRelease } from './release/model.js';
+import { checkShippedAddons, rebuildAddons } from './release/shipped-addons.js';
+
+export type { CliOverrides } from './config/resolve.js';
 
 export interface StepOptions {
   root: string;
@@ -33,6 +39,11 @@ export function newCookie(): string {
 /** Loads and resolves the final config (what `noderel config` prints). */
 export async function finalConfig(root: string, flags: CliOverrides = {}): Promise<ResolvedConfig> {
   return resolveConfig(await loadConfig(root), flags);
+}
+
+/** The final config as YAML, as `noderel config` prints it. */
+export async function finalConfigYaml(root: string, flags: CliOverrides = {}): Promise<string> {
+  return YAML.stringify(configToPlain(await finalConfig(root, flags)));
 }
 
 /** Builds `_rel/<name>/`; with `dryRun`, prints the plan and writes nothing. */

@@ -6,11 +6,9 @@
  */
 import path from 'node:path';
 import { Command } from 'commander';
-import YAML from 'yaml';
 import { isNoderelError } from '../errors.js';
 import { createReporter } from '../reporter.js';
-import { configToPlain, type CliOverrides } from '../config/resolve.js';
-import { assemble, closingBlock, finalConfig, tarRelease } from '../release/steps.js';
+import { assemble, closingBlock, finalConfigYaml, tarRelease, type CliOverrides } from '../build.js';
 import { initProject } from '../init/init.js';
 import { noderelVersion } from '../paths.js';
 
@@ -72,8 +70,7 @@ export function program(): Command {
 
   withCommon(prog.command('config').description('print the final config (relx.config <- relx.config.script <- flags) as YAML')).action(
     async (o: CommonOptions) => {
-      const config = await finalConfig(path.resolve(o.root), overrides(o));
-      process.stdout.write(YAML.stringify(configToPlain(config)));
+      process.stdout.write(await finalConfigYaml(path.resolve(o.root), overrides(o)));
     },
   );
 

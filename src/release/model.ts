@@ -4,38 +4,19 @@
  * tarball and the templates all read it; nothing downstream reaches back to the config files.
  */
 import path from 'node:path';
+import YAML from 'yaml';
 import { NoderelError, Problems } from '../errors.js';
 import { displayPath, type Reporter } from '../reporter.js';
 import { noderelVersion } from '../paths.js';
-import type { ResolvedApp, ResolvedConfig } from '../config/resolve.js';
+import { configToPlain, type ResolvedConfig } from '../config/resolve.js';
 import { checkVmArgFlags, flattenVmArgs, loadVmArgs, type VmArgs } from '../config/vm-args.js';
-import { loadSysConfig, type SysConfig, type SysConfigPath } from '../config/sys-config.js';
+import { loadSysConfig, type SysConfigPath } from '../config/sys-config.js';
 import { isKnownFlag, resolveRuntime, runtimeFlagTypes, runtimeFlags, type Runtime } from './runtime.js';
 import { dependencyTrees, productionDependencies, type DependencyPackage } from './deps.js';
+import { readSources, type AppWithDeps } from './sources.js';
+import type { Release, ReleaseApp } from '../model.js';
 
-export interface ReleaseApp extends ResolvedApp {
-  readonly deps: readonly DependencyPackage[];
-  /** `lib/<name>-<version>` */
-  readonly libDir: string;
-}
-
-export interface Release {
-  readonly config: ResolvedConfig;
-  readonly name: string;
-  readonly version: string;
-  readonly noderelVersion: string;
-  readonly runtime: Runtime;
-  readonly apps: readonly ReleaseApp[];
-  readonly vmArgs?: VmArgs;
-  /** The text of `releases/<vsn>/vm.args`: includes inlined, `${VAR}` kept for launch time. */
-  readonly vmArgsText: string;
-  readonly sysConfig: SysConfig;
-  readonly sysConfigSrc: boolean;
-  /** Absolute `<output>/<name>`. */
-  readonly releaseDir: string;
-  /** `releases/<vsn>/release.json`, the manifest the launcher runtime reads. */
-  readonly manifest: Readonly<Record<string, unknown>>;
-}
+export type { Release, ReleaseApp } from '../model.js';
 
 export interface ModelOptions {
   reporter: Reporter;
@@ -45,7 +26,7 @@ export interface ModelOptions {
 function manifestOf(
   c: ResolvedConfig,
   runtime: Runtime,
-  apps: readonly ReleaseApp[],
+  apps: readonly Pick<ReleaseApp, 'name' | 'version' | 'libDir' | 'type' | 'entry' | 'ready' | 'startTimeoutMs' | 'args' | 'cwd'>[],
   sysConfigSrc: boolean,
   sysConfigTyped: readonly SysConfigPath[],
 ): Record<string, unknown> {
@@ -99,7 +80,7 @@ export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): 
 
   // One loaded npm tree per project root, shared by the apps it holds (a workspaces monorepo).
   const trees = dependencyTrees();
-  const apps: ReleaseApp[] = [];
+  const resolved: AppWithDeps[] = [];
   for (const a of config.apps) {
     let deps: DependencyPackage[] = [];
     try {
@@ -108,10 +89,11 @@ export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): 
       if (!(err instanceof NoderelError)) throw err;
       problems.add('', err.message);
     }
-    apps.push({ ...a, deps, libDir: `lib/${a.name}-${a.version}` });
+    resolved.push({ ...a, deps, libDir: `lib/${a.name}-${a.version}` });
   }
 
   problems.throwIfAny('EBUILD', `release ${config.name}-${config.version} cannot be built`);
+  const { apps, runtimeFiles, overlays, launcherTemplate } = readSources(config, resolved);
 
   return Object.freeze({
     config,
@@ -127,5 +109,9 @@ export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): 
     sysConfigSrc: isSrc,
     releaseDir: path.join(config.outputDir, config.name),
     manifest: manifestOf(config, runtime, apps, isSrc, typed),
+    configYaml: YAML.stringify(configToPlain(config)),
+    launcherTemplate,
+    runtimeFiles,
+    overlays,
   });
 }

@@ -30,10 +30,12 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import fse from 'fs-extra';
 import { NoderelError } from '../errors.js';
 import { withPackageFrom, type Plan } from '../assemble/plan.js';
+import { packageFiles } from './sources.js';
 import { displayPath, type Reporter } from '../reporter.js';
-import type { Release } from './model.js';
+import type { PlannedPackage, Release } from '../model.js';
 import {
   addonsForTarget, checkAddonAbi, checkAddonArch, describeArch, readAddon, REBUILD_COMMAND, type PackagedAddon,
 } from './native-addons.js';
@@ -52,27 +54,38 @@ export interface ShippedAddon extends PackagedAddon {
   inDependency: boolean;
 }
 
-/** A file of a dependency in the release: its package's path (1), name (2) and path in it (3). */
-const PACKAGE_FILE_RE = /^(.*\/node_modules\/((?:@[^/]+\/)?[^/]+))\/(?!.*\/node_modules\/)(.*)$/;
+/**
+ * The package a path of the release belongs to: the deepest of the plan's packages (apps and
+ * dependencies, with the names the model gave them) whose directory holds it.
+ */
+function packageOf(plan: Plan): (to: string) => PlannedPackage | undefined {
+  const byTo = new Map((plan.packages ?? []).map((p) => [p.to, p]));
+  return (to) => {
+    for (let dir = path.posix.dirname(to); dir !== '.' && dir !== '/'; dir = path.posix.dirname(dir)) {
+      const p = byTo.get(dir);
+      if (p) return p;
+    }
+    return undefined;
+  };
+}
 
-/** Every `.node` file the plan copies, with its package (the nearest `node_modules/<name>`, else the app). */
-export async function shippedAddons(plan: Plan, release: Pick<Release, 'apps'>): Promise<ShippedAddon[]> {
+/** Every `.node` file the plan copies into an app's `lib/` directory, with the package it belongs to. */
+export async function shippedAddons(plan: Plan): Promise<ShippedAddon[]> {
   const out: ShippedAddon[] = [];
+  const owner = packageOf(plan);
   for (const op of plan.operations) {
     if (op.kind !== 'copy' || !op.to.endsWith('.node')) continue;
-    const app = release.apps.find((a) => op.to.startsWith(`${a.libDir}/`));
-    if (!app) continue; // an overlay: not code any app loads through node_modules
-    const m = PACKAGE_FILE_RE.exec(op.to);
-    const packageTo = m ? m[1]! : app.libDir;
+    const pkg = owner(op.to);
+    if (!pkg) continue; // an overlay outside the apps: not code any app loads through node_modules
     out.push({
       file: op.from,
       to: op.to,
-      libDir: app.libDir,
-      packageName: m ? m[2]! : app.name,
-      packageTo,
-      packageDir: packageTo,
-      relPath: m ? m[3]! : op.to.slice(app.libDir.length + 1),
-      inDependency: Boolean(m),
+      libDir: pkg.libDir,
+      packageName: pkg.name,
+      packageTo: pkg.to,
+      packageDir: pkg.to,
+      relPath: op.to.slice(pkg.to.length + 1),
+      inDependency: pkg.dependency,
       ...(await readAddon(op.from)),
     });
   }
@@ -99,23 +112,21 @@ export interface UncompiledAddon {
  * anywhere in them (nested node_modules are other packages). Not counted: a package whose
  * package.json says `"gypfile": false` and has no install script, since npm never compiles it.
  */
-export function uncompiledAddons(plan: Plan, release: Pick<Release, 'apps'>): UncompiledAddon[] {
-  const gyp = new Map<string, { name: string; source: string }>();
+export function uncompiledAddons(plan: Plan): UncompiledAddon[] {
+  const owner = packageOf(plan);
+  const gyp = new Map<string, PlannedPackage>();
   const compiled = new Set<string>();
   for (const op of plan.operations) {
     if (op.kind !== 'copy') continue;
-    const m = PACKAGE_FILE_RE.exec(op.to);
-    if (!m) continue;
-    if (m[3] === 'binding.gyp') gyp.set(m[1]!, { name: m[2]!, source: path.dirname(op.from) });
-    if (op.to.endsWith('.node')) compiled.add(m[1]!);
+    const pkg = owner(op.to);
+    if (!pkg?.dependency) continue;
+    if (op.to === `${pkg.to}/binding.gyp`) gyp.set(pkg.to, pkg);
+    if (op.to.endsWith('.node')) compiled.add(pkg.to);
   }
   const out: UncompiledAddon[] = [];
-  for (const [packageTo, { name, source }] of gyp) {
-    if (compiled.has(packageTo) || !npmCompiles(source)) continue;
-    const app = release.apps.find((a) => packageTo.startsWith(`${a.libDir}/`));
-    if (!app) continue;
-    const dep = app.deps.find((d) => `${app.libDir}/${d.dest.split(path.sep).join('/')}` === packageTo);
-    out.push({ packageName: name, packageTo, source, app: app.name, libDir: app.libDir, optional: dep?.optional === true });
+  for (const [packageTo, pkg] of gyp) {
+    if (compiled.has(packageTo) || !npmCompiles(pkg.source)) continue;
+    out.push({ packageName: pkg.name, packageTo, source: pkg.source, app: pkg.app, libDir: pkg.libDir, optional: pkg.optional });
   }
   return out;
 }
@@ -167,11 +178,11 @@ function needsRebuild(a: ShippedAddon, rt: Runtime): boolean {
  * line per file, naming its package, file, what it was built for, the target and the fix.
  * `rebuilt`: the packages `--rebuild-addons` compiled (the fix then says why a file is still wrong).
  */
-export async function checkShippedAddons(plan: Plan, release: Pick<Release, 'apps' | 'runtime'>, opts: { rebuilt?: ReadonlySet<string>; rebuildRequested?: boolean; skip?: ReadonlySet<string>; reporter?: Reporter } = {}): Promise<void> {
+export async function checkShippedAddons(plan: Plan, release: Pick<Release, 'runtime'>, opts: { rebuilt?: ReadonlySet<string>; rebuildRequested?: boolean; skip?: ReadonlySet<string>; reporter?: Reporter } = {}): Promise<void> {
   const rt = release.runtime;
-  const addons = addonsForTarget(await shippedAddons(plan, release), rt.target, rt.modulesAbi).filter((a) => !opts.skip?.has(a.packageTo));
+  const addons = addonsForTarget(await shippedAddons(plan), rt.target, rt.modulesAbi).filter((a) => !opts.skip?.has(a.packageTo));
   const problems: string[] = [];
-  for (const u of uncompiledAddons(plan, release)) {
+  for (const u of uncompiledAddons(plan)) {
     if (opts.skip?.has(u.packageTo)) continue;
     if (u.optional) opts.reporter?.warn(uncompiledProblem(u, rt, opts));
     else problems.push(uncompiledProblem(u, rt, opts));
@@ -215,11 +226,11 @@ export interface RebuildResult {
  * `--rebuild-addons` (see the module comment): returns the plan with the rebuilt packages
  * copied from a temporary directory. Throws for a cross-target rebuild and a failed one.
  */
-export async function rebuildAddons(plan: Plan, release: Pick<Release, 'apps' | 'runtime'>, opts: RebuildOptions): Promise<RebuildResult> {
+export async function rebuildAddons(plan: Plan, release: Pick<Release, 'runtime'>, opts: RebuildOptions): Promise<RebuildResult> {
   const rt = release.runtime;
   const none: RebuildResult = { plan, rebuilt: new Set(), cleanup: () => {} };
-  const addons = addonsForTarget(await shippedAddons(plan, release), rt.target, rt.modulesAbi);
-  const uncompiled = uncompiledAddons(plan, release);
+  const addons = addonsForTarget(await shippedAddons(plan), rt.target, rt.modulesAbi);
+  const uncompiled = uncompiledAddons(plan);
   const host = hostTarget();
   if (rt.target !== host) {
     const wrong = addons.filter((a) => needsRebuild(a, rt));
@@ -260,7 +271,7 @@ export async function rebuildAddons(plan: Plan, release: Pick<Release, 'apps' | 
 
   const nodedir = await runtimeHeaders(rt, { reporter: opts.reporter, cacheDir: opts.cacheDir, npm: opts.npm, cwd: opts.cwd });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'noderel-rebuild-'));
-  const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true });
+  const cleanup = () => fse.removeSync(tmp);
   try {
     let next = plan;
     const rebuilt = new Set<string>();
@@ -271,7 +282,8 @@ export async function rebuildAddons(plan: Plan, release: Pick<Release, 'apps' | 
       opts.reporter.step(`rebuilding ${names.join(', ')} (${libDir}) against node ${rt.version}'s headers`);
       await npmRebuild(stage, names, rt, nodedir, opts.npm ?? 'npm');
       for (const packageTo of pkgs.keys()) {
-        next = withPackageFrom(next, packageTo, path.join(stage, packageTo.slice(libDir.length + 1)));
+        const rebuiltDir = path.join(stage, packageTo.slice(libDir.length + 1));
+        next = withPackageFrom(next, packageTo, rebuiltDir, packageFiles(rebuiltDir));
         rebuilt.add(packageTo);
       }
     }
@@ -285,18 +297,11 @@ export async function rebuildAddons(plan: Plan, release: Pick<Release, 'apps' | 
 /** Copies what the plan ships under `<libDir>/node_modules/` into `<stage>/node_modules/`. */
 function stageNodeModules(plan: Plan, libDir: string, stage: string): void {
   const prefix = `${libDir}/node_modules/`;
-  fs.mkdirSync(stage, { recursive: true });
-  fs.writeFileSync(path.join(stage, 'package.json'), `${JSON.stringify({ name: 'noderel-rebuild', version: '0.0.0', private: true })}\n`);
-  const made = new Set<string>();
+  fse.outputFileSync(path.join(stage, 'package.json'), `${JSON.stringify({ name: 'noderel-rebuild', version: '0.0.0', private: true })}\n`);
   for (const op of plan.operations) {
     if (op.kind !== 'copy' || !op.to.startsWith(prefix)) continue;
     const to = path.join(stage, op.to.slice(libDir.length + 1));
-    const dir = path.dirname(to);
-    if (!made.has(dir)) {
-      fs.mkdirSync(dir, { recursive: true });
-      made.add(dir);
-    }
-    fs.copyFileSync(op.from, to, fs.constants.COPYFILE_FICLONE);
+    fse.copySync(op.from, to, { dereference: true });
     fs.chmodSync(to, op.mode);
   }
 }

@@ -4,10 +4,11 @@ import YAML from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as layout from '../../src/assemble/layout.js';
 import { applyPlan } from '../../src/assemble/apply.js';
-import { checkDistinctTargets, describePlan, listFiles, planRelease, renderLauncher, withPackageFrom, type Operation, type Plan } from '../../src/assemble/plan.js';
+import { checkDistinctTargets, describePlan, planRelease, renderLauncher, withPackageFrom, type Operation, type Plan } from '../../src/assemble/plan.js';
 import { configToPlain, resolveConfig } from '../../src/config/resolve.js';
 import { templatesDir } from '../../src/paths.js';
-import type { Release } from '../../src/release/model.js';
+import type { Release } from '../../src/model.js';
+import { listFiles, packageFiles, readSources } from '../../src/release/sources.js';
 import { listTree, tempDir, writeFiles } from '../helpers/project.js';
 
 let project: string;
@@ -133,11 +134,12 @@ function fakeRelease(extra: Record<string, unknown> = {}): Release {
       runnable: true,
       source: 'registry',
     },
-    apps: config.apps.map((a) => ({
+    ...readSources(config, config.apps.map((a) => ({
       ...a,
       deps: [{ name: 'ini', version: '5.0.0', source: path.join(project, 'deps/ini'), dest: path.join('node_modules', 'ini') }],
       libDir: `lib/${a.name}-${a.version}`,
-    })),
+    }))),
+    configYaml: YAML.stringify(configToPlain(config)),
     vmArgsText: '--max-old-space-size=256\n',
     sysConfig: { web: { port: 8080 } },
     sysConfigSrc: false,
@@ -371,7 +373,7 @@ describe('planRelease', () => {
     writeFiles(project, { 'rebuilt/ini/package.json': '{"name":"ini","version":"5.0.0"}', 'rebuilt/ini/binding.gyp': '{}', 'rebuilt/ini/build/Release/ini.node': 'new', 'rebuilt/ini/build/Release/obj.target/x.o': '' });
     const plan = planRelease(fakeRelease(), 'c');
     const nested: Operation = { kind: 'copy', from: '/elsewhere/n.js', to: 'lib/web-1.2.3/node_modules/ini/node_modules/n/n.js', mode: 0o644 };
-    const next = withPackageFrom({ ...plan, operations: [...plan.operations, nested] }, 'lib/web-1.2.3/node_modules/ini', path.join(project, 'rebuilt/ini'));
+    const next = withPackageFrom({ ...plan, operations: [...plan.operations, nested] }, 'lib/web-1.2.3/node_modules/ini', path.join(project, 'rebuilt/ini'), packageFiles(path.join(project, 'rebuilt/ini')));
     const ini = next.operations.filter((op) => op.to.startsWith('lib/web-1.2.3/node_modules/ini/'));
     expect(ini.map((op) => [op.to, op.kind === 'copy' ? path.relative(project, op.from) : ''])).toEqual([
       ['lib/web-1.2.3/node_modules/ini/binding.gyp', path.join('rebuilt/ini/binding.gyp')],
@@ -386,6 +388,21 @@ describe('planRelease', () => {
   it('writes nothing: planning leaves the output directory absent', () => {
     planRelease(fakeRelease(), 'c');
     expect(fs.existsSync(path.join(project, '_rel'))).toBe(false);
+  });
+
+  it('reads nothing: the model carries every source, so the plan is the same with the sources gone', () => {
+    const r = fakeRelease();
+    const before = planRelease(r, 'c');
+    for (const dir of ['apps', 'deps', 'rel']) fs.rmSync(path.join(project, dir), { recursive: true, force: true });
+    expect(planRelease(r, 'c')).toEqual(before);
+  });
+
+  it('names the packages it ships from the model (apps and their dependencies)', () => {
+    const plan = planRelease(fakeRelease(), 'c');
+    expect(plan.packages).toEqual([
+      { name: 'web', to: 'lib/web-1.2.3', source: path.join(project, 'apps/web'), app: 'web', libDir: 'lib/web-1.2.3', dependency: false, optional: false },
+      { name: 'ini', to: 'lib/web-1.2.3/node_modules/ini', source: path.join(project, 'deps/ini'), app: 'web', libDir: 'lib/web-1.2.3', dependency: true, optional: false },
+    ]);
   });
 });
 
