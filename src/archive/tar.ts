@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import fse from 'fs-extra';
 import * as tar from 'tar';
 import { NoderelError } from '../errors.js';
 
@@ -46,9 +47,9 @@ export async function makeTar(root: string, units: readonly string[], outFile: s
       { gzip: true, file: tmp, cwd: root, portable: true, noDirRecurse: true, mtime: archiveMtime() },
       entries,
     );
-    fs.renameSync(tmp, outFile);
+    fs.renameSync(tmp, outFile); // atomic: fs-extra's move with overwrite removes the old file first
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
+    await fse.remove(tmp);
     throw err;
   }
 }

@@ -18,6 +18,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import fse from 'fs-extra';
 import { NoderelError } from '../errors.js';
 import { isInside, PROTECTED_DIRS } from '../paths.js';
 import { COOKIE, nodeDir, noderelDir, versionedLauncher } from './layout.js';
@@ -31,22 +32,23 @@ function inRelease(root: string, rel: string): string {
   return abs;
 }
 
+/**
+ * Writes every operation under `staging`. A copy is `copyFileSync` with `COPYFILE_FICLONE`, not
+ * fs-extra's copy: it clones where the file system can (a runtime binary is ~100 MB) and copies
+ * the file a symlink points at, as the release must hold the file itself.
+ */
 function writeStaging(staging: string, plan: Plan): void {
-  const made = new Set<string>();
-  const ensureDir = (dir: string) => {
-    if (made.has(dir)) return;
-    fs.mkdirSync(dir, { recursive: true });
-    made.add(dir);
-  };
   for (const op of plan.operations) {
     const to = inRelease(staging, op.to);
     if (op.kind === 'mkdir') {
-      ensureDir(to);
+      fse.ensureDirSync(to);
       continue;
     }
-    ensureDir(path.dirname(to));
-    if (op.kind === 'write') fs.writeFileSync(to, op.data, { mode: op.mode });
-    else fs.copyFileSync(op.from, to, fs.constants.COPYFILE_FICLONE);
+    if (op.kind === 'write') fse.outputFileSync(to, op.data, { mode: op.mode });
+    else {
+      fse.ensureDirSync(path.dirname(to));
+      fs.copyFileSync(op.from, to, fs.constants.COPYFILE_FICLONE);
+    }
     fs.chmodSync(to, op.mode);
   }
 }
@@ -57,12 +59,13 @@ function swapIn(staging: string, releaseDir: string, units: readonly string[]): 
     const from = inRelease(staging, unit);
     const to = inRelease(releaseDir, unit);
     if (!fs.existsSync(from)) continue;
-    fs.mkdirSync(path.dirname(to), { recursive: true });
+    // The old unit is renamed aside first (not removed, as fs-extra's move with overwrite
+    // would): until the new one is in place, the release still has one.
     const old = `${to}.old-${process.pid}`;
     const had = fs.existsSync(to);
     if (had) fs.renameSync(to, old);
-    fs.renameSync(from, to);
-    if (had) fs.rmSync(old, { recursive: true, force: true });
+    fse.moveSync(from, to);
+    if (had) fse.removeSync(old);
   }
 }
 
@@ -107,9 +110,8 @@ function ensureDirs(releaseDir: string, dirs: readonly string[]): void {
 function ensureCookie(releaseDir: string, cookie: string): void {
   const file = path.join(releaseDir, COOKIE);
   if (fs.existsSync(file)) return;
-  fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, cookie, { mode: 0o400 });
+  fse.outputFileSync(tmp, cookie, { mode: 0o400 });
   fs.renameSync(tmp, file);
 }
 
@@ -175,7 +177,7 @@ export function removeStale(plan: Plan, releaseDir: string = plan.releaseDir): A
     if (text.startsWith('#!') && text.includes(`\nREL_NAME="${name}"\n`)) candidates.push(`bin/${e.name}`);
   }
   const removed = candidates.filter((c) => !used.has(c)).sort();
-  for (const rel of removed) fs.rmSync(inRelease(releaseDir, rel), { recursive: true, force: true });
+  for (const rel of removed) fse.removeSync(inRelease(releaseDir, rel));
   return { removed };
 }
 
@@ -197,7 +199,7 @@ export function applyPlan(plan: Plan, outputDir: string): ApplyResult {
     ensureDirs(plan.releaseDir, plan.dirs ?? []);
     ensureCookie(plan.releaseDir, plan.cookie);
   } finally {
-    fs.rmSync(staging, { recursive: true, force: true });
+    fse.removeSync(staging);
   }
   return removeStale(plan);
 }

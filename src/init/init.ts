@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import fse from 'fs-extra';
 import YAML from 'yaml';
 import { NoderelError } from '../errors.js';
 import { displayPath, type Reporter } from '../reporter.js';
@@ -113,10 +114,9 @@ export function initProject(o: InitOptions): void {
     [path.join(o.root, 'rel', 'vm.args'), starter('vm.args')],
     [path.join(o.root, 'rel', 'sys.config'), starter('sys.config')],
   ];
-  fs.mkdirSync(path.join(o.root, 'rel'), { recursive: true });
   for (const [file, text] of files) {
     if (fs.existsSync(file) && !o.force && file !== relConfig) continue;
-    fs.writeFileSync(file, text);
+    fse.outputFileSync(file, text);
     o.reporter.step(`wrote ${displayPath(file)}`);
   }
   o.reporter.block([`Next: \`npx noderel\` builds _rel/${name}/; then _rel/${name}/bin/${name} foreground`]);
