@@ -166,7 +166,12 @@ async function runScript(file: string, base: UserConfig, root: string): Promise<
   } finally {
     removeCopy();
   }
-  const flags = new Int32Array(state);
+  return scriptOutcome({ where, loadable, limitMs, message, uncaught, timedOut, flags: new Int32Array(state) });
+}
+
+/** What the script's thread left behind, as the config it returned or the one-line error. */
+function scriptOutcome(o: { where: string; loadable: string; limitMs: number; message?: ScriptMessage; uncaught: unknown; timedOut: boolean; flags: Int32Array }): UserConfig {
+  const { where, loadable, limitMs, message, uncaught, timedOut, flags } = o;
   const describe = (e: { name: string; message: string }): string => oneLine(e.name ? `${e.name}: ${e.message}` : e.message).split(loadable).join(where);
   if (message?.kind === 'result') {
     const result = message.result;

@@ -185,6 +185,73 @@ function lookupDirs(dest: string): string[] {
 
 const MAX_NESTING = 64;
 
+/**
+ * The closure of `start`'s dependencies (each node's, keyed by node) and the required
+ * `name\0realpath` pairs; fails on the first missing dependency, before anything is placed.
+ */
+async function closureOf(trees: DependencyTrees, start: Node[], appName: string, who: (n: Node) => string): Promise<{ deps: Map<Node, Dependency[]>; required: Set<string> }> {
+  const deps = new Map<Node, Dependency[]>();
+  const missing: Missing[] = [];
+  const required = new Set<string>();
+  const queue = [...start];
+  for (let i = 0; i < queue.length; i++) {
+    const node = queue[i]!;
+    if (deps.has(node)) continue;
+    const ds = await dependenciesOf(trees, node, missing);
+    deps.set(node, ds);
+    for (const d of ds) {
+      required.add(`${d.name}\0${d.node.realpath}`);
+      queue.push(d.node);
+    }
+  }
+  if (missing.length) {
+    const m = missing[0]!;
+    const what = m.type === 'workspace' ? 'workspace package' : 'dependency';
+    const more = missing.length > 1 ? ` (and ${missing.length - 1} more)` : '';
+    throw new NoderelError(
+      'EDEPS',
+      `app ${appName}: ${what} "${m.name}" (required by ${who(m.requiredBy)}) is not installed${more}; run \`npm install\` in ${displayPath(m.requiredBy.root.realpath)}`,
+    );
+  }
+  return { deps, required };
+}
+
+/**
+ * Places copies until every dependency of every shipped copy resolves to its copy, repeated
+ * until it does (a nested copy can hide another from the packages below it). `check` throws
+ * when a copy cannot go to `dest`.
+ */
+function placeUntilResolved(
+  placed: Placed[],
+  slots: Map<string, Placed>,
+  deps: Map<Node, Dependency[]>,
+  check: (dest: string, name: string, requirer: Node, dep: Node) => void,
+): void {
+  const resolve = (dest: string, name: string): Placed | undefined => {
+    for (const dir of lookupDirs(dest)) {
+      const hit = slots.get(`${dir}/${name}`);
+      if (hit) return hit;
+    }
+    return undefined;
+  };
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (let i = 0; i < placed.length; i++) {
+      const requirer = placed[i]!;
+      for (const dep of deps.get(requirer.node)!) {
+        const hit = resolve(requirer.dest, dep.name);
+        if (hit && hit.node.realpath === dep.node.realpath) continue;
+        const dest = hit ? `${requirer.dest ? `${requirer.dest}/` : ''}node_modules/${dep.name}` : `node_modules/${dep.name}`;
+        check(dest, dep.name, requirer.node, dep.node);
+        const pl: Placed = { node: dep.node, dest, present: false };
+        placed.push(pl);
+        slots.set(dest, pl);
+        changed = true;
+      }
+    }
+  }
+}
+
 /** Every package the app needs at run time, with its place under the app's directory. */
 export async function productionDependencies(appDir: string, appName: string, trees: DependencyTrees = dependencyTrees()): Promise<DependencyPackage[]> {
   const appReal = realpathOr(appDir);
@@ -209,30 +276,7 @@ export async function productionDependencies(appDir: string, appName: string, tr
   }
   const slots = new Map<string, Placed>(placed.map((pl) => [pl.dest, pl]));
 
-  // The closure, and every missing dependency in it, before anything is placed.
-  const deps = new Map<Node, Dependency[]>();
-  const missing: Missing[] = [];
-  const required = new Set<string>();
-  const queue = placed.map((pl) => pl.node);
-  for (let i = 0; i < queue.length; i++) {
-    const node = queue[i]!;
-    if (deps.has(node)) continue;
-    const ds = await dependenciesOf(trees, node, missing);
-    deps.set(node, ds);
-    for (const d of ds) {
-      required.add(`${d.name}\0${d.node.realpath}`);
-      queue.push(d.node);
-    }
-  }
-  if (missing.length) {
-    const m = missing[0]!;
-    const what = m.type === 'workspace' ? 'workspace package' : 'dependency';
-    const more = missing.length > 1 ? ` (and ${missing.length - 1} more)` : '';
-    throw new NoderelError(
-      'EDEPS',
-      `app ${appName}: ${what} "${m.name}" (required by ${who(m.requiredBy)}) is not installed${more}; run \`npm install\` in ${displayPath(m.requiredBy.root.realpath)}`,
-    );
-  }
+  const { deps, required } = await closureOf(trees, placed.map((pl) => pl.node), appName, who);
 
   // The top of the release's node_modules holds what npm's tree gives the app's own directory,
   // where that copy is needed: npm's hoisting, kept.
@@ -246,41 +290,18 @@ export async function productionDependencies(appDir: string, appName: string, tr
     slots.set(pl.dest, pl);
   }
 
-  const resolve = (dest: string, name: string): Placed | undefined => {
-    for (const dir of lookupDirs(dest)) {
-      const hit = slots.get(`${dir}/${name}`);
-      if (hit) return hit;
+  placeUntilResolved(placed, slots, deps, (dest, name, requirer, dep) => {
+    const taken = slots.get(dest);
+    if (taken) {
+      throw new NoderelError(
+        'EDEPS',
+        `app ${appName}: two copies of "${name}" (${displayPath(taken.node.realpath)} and ${displayPath(dep.realpath)}, required by ${who(requirer)}) would both go to ${dest}; deduplicate them with \`npm dedupe\` in ${displayPath(root.realpath)}`,
+      );
     }
-    return undefined;
-  };
-
-  // Every dependency of every shipped copy must resolve to its copy; repeated until it does
-  // (a nested copy can hide another from the packages below it).
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (let i = 0; i < placed.length; i++) {
-      const requirer = placed[i]!;
-      for (const dep of deps.get(requirer.node)!) {
-        const hit = resolve(requirer.dest, dep.name);
-        if (hit && hit.node.realpath === dep.node.realpath) continue;
-        const dest = hit ? `${requirer.dest ? `${requirer.dest}/` : ''}node_modules/${dep.name}` : `node_modules/${dep.name}`;
-        const taken = slots.get(dest);
-        if (taken) {
-          throw new NoderelError(
-            'EDEPS',
-            `app ${appName}: two copies of "${dep.name}" (${displayPath(taken.node.realpath)} and ${displayPath(dep.node.realpath)}, required by ${who(requirer.node)}) would both go to ${dest}; deduplicate them with \`npm dedupe\` in ${displayPath(root.realpath)}`,
-          );
-        }
-        if (dest.split('/').filter((seg) => seg === 'node_modules').length > MAX_NESTING) {
-          throw new NoderelError('EDEPS', `app ${appName}: "${dep.name}" would be nested more than ${MAX_NESTING} levels deep (${dest.slice(0, 200)}...); deduplicate the tree with \`npm dedupe\` in ${displayPath(root.realpath)}`);
-        }
-        const pl: Placed = { node: dep.node, dest, present: false };
-        placed.push(pl);
-        slots.set(dest, pl);
-        changed = true;
-      }
+    if (dest.split('/').filter((seg) => seg === 'node_modules').length > MAX_NESTING) {
+      throw new NoderelError('EDEPS', `app ${appName}: "${name}" would be nested more than ${MAX_NESTING} levels deep (${dest.slice(0, 200)}...); deduplicate the tree with \`npm dedupe\` in ${displayPath(root.realpath)}`);
     }
-  }
+  });
 
   return placed
     .filter((p) => !p.present)
