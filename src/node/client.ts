@@ -12,6 +12,7 @@ import { writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRequest, controlStream, ControlError, describeEndpoint, parseHostPort, type ControlEndpoint } from './control.js';
 import { readIniCookie, resolveCookie, type CookieResolution } from './cookie.js';
+import type { TlsClientConfig } from './control-tls.js';
 import { BootError } from './errors.js';
 import { nodeNameFor, readLaunchEnv } from './launch-env.js';
 import { isAlive, readPidFile } from './pid-file.js';
@@ -25,6 +26,8 @@ interface Target {
   /** The node's run directory on this host (absent for `--remote`). */
   runDir?: string;
   cookie: CookieResolution;
+  /** `--remote` with NODEREL_CONTROL_TLS_CA: TLS, and the node's certificate verified. */
+  tls?: TlsClientConfig;
 }
 
 /** The commands `--remote HOST:PORT` takes: eval and remote_console, and the two that check a node. */
@@ -109,7 +112,7 @@ async function request(t: Target, command: string, args: unknown[] = [], timeout
   const handoverDeadline = Date.now() + HANDOVER_WAIT_MS;
   for (;;) {
     try {
-      return await controlRequest({ endpoint: t.endpoint, cookie: t.cookie.cookie, command, args, timeoutMs: Math.max(1, end - Date.now()) });
+      return await controlRequest({ endpoint: t.endpoint, cookie: t.cookie.cookie, command, args, timeoutMs: Math.max(1, end - Date.now()), ...(t.tls ? { tls: t.tls } : {}) });
     } catch (err) {
       // During a USR2 hand-over the socket path is briefly missing: libuv unlinks it when the old
       // master closes, and the new master renames its own into place right after. A node whose
@@ -139,6 +142,11 @@ export async function runClient(command: string, args: string[], env: NodeJS.Pro
   let t: Target;
   try {
     t = controlTarget(env, remote);
+    const tlsFiles = readLaunchEnv(env).controlTls;
+    if (remote !== undefined && tlsFiles.caFile !== undefined) {
+      const { loadTlsClientConfig } = await import('./control-tls.js'); // node:tls only where it is used
+      t.tls = loadTlsClientConfig(tlsFiles.caFile, tlsFiles.servername);
+    }
   } catch (err) {
     if (err instanceof BootError) return fail(err.message);
     throw err;
@@ -306,6 +314,7 @@ async function openConsole(t: Target, command: 'attach' | 'remote_console', time
   const socket = await controlStream({
     endpoint: t.endpoint,
     cookie: t.cookie.cookie,
+    ...(t.tls ? { tls: t.tls } : {}),
     command,
     args: [stdout.columns ?? 80, stdout.rows ?? 24, timeoutMs],
   });
@@ -317,12 +326,14 @@ async function openConsole(t: Target, command: 'attach' | 'remote_console', time
   socket.pipe(stdout);
   return new Promise((resolve) => {
     socket.on('close', () => {
+      // a cut or tampered stream: say so
+      if (socket.errored) process.stderr.write(`\n${command}: ${socket.errored.message}\n`);
       if (raw) stdin.setRawMode(false);
       stdin.unpipe(socket);
       stdin.pause();
       process.stderr.write(`\n${command === 'attach' ? 'Detached from' : 'Left'} ${t.nodeName}.\n`);
       resolve(0);
     });
-    socket.on('error', () => {});
+
   });
 }

@@ -63,8 +63,11 @@
  */
 import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Server, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TlsClientConfig, TlsServerConfig } from './control-tls.js';
 import { constantTimeEqual, hmacSha256, randomBytes } from './digest.js';
 import { BootError } from './errors.js';
+import { SealedStream } from './sealed-stream.js';
 
 export const CONTROL_PROTOCOL_VERSION = 2;
 /** The largest first line the server reads from an unauthenticated peer. */
@@ -80,7 +83,8 @@ const CLOSE_GRACE_MS = 1_000;
 const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 
 export type RequestHandler = (args: unknown[]) => unknown | Promise<unknown>;
-export type StreamHandler = (socket: Socket, args: unknown[]) => void;
+/** A stream command's handler: `stream` is a plain Duplex whose bytes travel in MAC'd frames (sealed-stream.ts). */
+export type StreamHandler = (stream: Duplex, args: unknown[]) => void;
 
 /** What a control server answers, and to whom: the same on the Unix socket and the TCP port. */
 export interface ControlService {
@@ -140,7 +144,7 @@ export interface ControlServer {
   close(opts?: { keepFile?: boolean }): Promise<void>;
 }
 
-export type ControlErrorCode = 'ENOTRUNNING' | 'EAUTH' | 'EACCES' | 'EBUSY' | 'EUNKNOWN' | 'ECOMMAND' | 'ETIMEOUT' | 'EPROTO';
+export type ControlErrorCode = 'ENOTRUNNING' | 'EAUTH' | 'EACCES' | 'EBUSY' | 'EUNKNOWN' | 'ECOMMAND' | 'ETIMEOUT' | 'EPROTO' | 'ETLS';
 
 /** What the client side reports: no node there, refused, or the command failed. */
 export class ControlError extends Error {
@@ -181,6 +185,8 @@ export interface ControlClientOptions {
   args?: unknown[];
   /** The whole exchange for a request (default 60 s); the handshake for a stream (default 10 s). */
   timeoutMs?: number;
+  /** For a TCP endpoint: connect with TLS and verify the node's certificate (control-tls.ts). */
+  tls?: TlsClientConfig;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -212,30 +218,53 @@ export interface ControlTcpServer {
   close(): Promise<void>;
 }
 
-/** The same control server on a TCP port (`NODEREL_CONTROL_PORT`), for clients on other hosts. */
-export async function startControlTcpServer(o: ControlService & { host: string; port: number }): Promise<ControlTcpServer> {
-  const listening = await listenControl({ host: o.host, port: o.port }, o, 'the control port');
+/**
+ * The same control server on a TCP port (`NODEREL_CONTROL_PORT`), for clients on other hosts;
+ * with `tls` (the node's certificate and key), only TLS clients are served.
+ */
+export async function startControlTcpServer(o: ControlService & { host: string; port: number; tls?: TlsServerConfig }): Promise<ControlTcpServer> {
+  let factory: ServerFactory | undefined;
+  if (o.tls) {
+    const tlsConfig = o.tls;
+    const { createTlsControlServer } = await import('./control-tls.js'); // node:tls only where it is used
+    factory = (onConnection, guard, where) =>
+      createTlsControlServer(tlsConfig, o.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS, onConnection, (err, socket) => {
+        const source = socket.remoteAddress ?? 'unknown';
+        const why = /wrong version number|http request|unknown protocol|packet length/i.test(err.message) ? 'not TLS' : 'TLS handshake failed';
+        guard.note(source, why, `refused a control connection from ${source} on ${where()}: ${why} (${firstLine(err.message)})`);
+        socket.destroy();
+      });
+  }
+  const listening = await listenControl({ host: o.host, port: o.port }, o, 'the control port', factory);
   const { address, port } = listening.server.address() as AddressInfo;
   return { host: address, port, close: () => listening.close() };
 }
+
+/** A server that calls `onConnection` with each connection ready for the protocol (a TLS one: after its handshake). */
+type ServerFactory = (onConnection: (socket: Socket) => void, guard: Guard, where: () => string) => Server;
 
 /** A listening control server at `endpoint`, serving every connection with `o`; close() ends them all. */
 async function listenControl(
   endpoint: ControlEndpoint,
   o: ControlService,
   what: string,
+  factory: ServerFactory = (onConnection) => createServer(onConnection),
 ): Promise<{ server: Server; close(before?: () => void): Promise<void> }> {
   const connections = new Set<Socket>();
   const guard = new Guard(o.guard, o.onAuthFailure);
   // what the log calls this server: the port bound, once it is (port 0 lets the OS choose)
   let where = describeEndpoint(endpoint);
-  const server = createServer((socket) => {
-    connections.add(socket);
-    socket.on('close', () => connections.delete(socket));
-    // A peer vanishing mid-exchange must never take the node down; stream handlers add their own.
-    socket.on('error', () => {});
-    serveConnection(socket, o, where, guard);
-  });
+  const server = factory(
+    (socket) => {
+      connections.add(socket);
+      socket.on('close', () => connections.delete(socket));
+      // A peer vanishing mid-exchange must never take the node down; stream handlers add their own.
+      socket.on('error', () => {});
+      serveConnection(socket, o, where, guard);
+    },
+    guard,
+    () => where,
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen('path' in endpoint ? endpoint.path : { host: endpoint.host, port: endpoint.port, exclusive: true }, () => {
@@ -393,7 +422,14 @@ function serveConnection(socket: Socket, o: ControlService, where: string, guard
   const serverNonce = randomBytes(32).toString('base64');
   socket.write(JSON.stringify({ v: CONTROL_PROTOCOL_VERSION, nonce: serverNonce }) + '\n');
 
-  reader.next(MAX_AUTH_LINE_BYTES).then(
+  // A plain TCP client opens with a few blank lines (a TLS port refuses them at once): skipped.
+  const answerLine = async (): Promise<string> => {
+    for (;;) {
+      const line = await reader.next(MAX_AUTH_LINE_BYTES);
+      if (line !== '') return line;
+    }
+  };
+  answerLine().then(
     (line) => {
       if (answered) return;
       const peer = describePeer(socket, where);
@@ -443,10 +479,12 @@ function serveConnection(socket: Socket, o: ControlService, where: string, guard
       } else if (stream) {
         socket.write(seal(key, { ok: true, stream: true }) + '\n');
         reader.release();
+        const sealed = new SealedStream(socket, key, S2C, C2S, describePeer(socket, where));
+        sealed.on('error', () => {}); // a cut or tampered stream ends here; handlers add their own
         try {
-          stream(socket, args);
+          stream(sealed, args);
         } catch {
-          socket.destroy();
+          sealed.destroy();
         }
       } else {
         const known = [...Object.keys(o.requests), ...Object.keys(o.streams ?? {})].sort().join(', ');
@@ -580,27 +618,45 @@ export async function controlRequest(o: ControlClientOptions): Promise<unknown> 
 }
 
 /**
- * Starts a stream command; resolves with the authenticated socket, now a raw duplex (any bytes
- * the node sent right after its ack are readable first). The caller owns it: add an 'error'
- * listener, and end or destroy it.
+ * Starts a stream command; resolves with the authenticated stream, a Duplex whose bytes travel
+ * MAC'd (sealed-stream.ts; any bytes the node sent right after its ack are readable first). The
+ * caller owns it: a cut or tampered stream fails ('error', and `errored` once it is closed); end or destroy it.
  */
-export async function controlStream(o: ControlClientOptions): Promise<Socket> {
-  const { socket } = await exchange(o, 'stream', o.timeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS);
-  return socket;
+export async function controlStream(o: ControlClientOptions): Promise<Duplex> {
+  const { socket, key } = await exchange(o, 'stream', o.timeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS);
+  const stream = new SealedStream(socket, key, C2S, S2C, describeEndpoint(o.endpoint));
+  // a failure before the caller listens must not crash it: `stream.errored` keeps it for 'close'
+  stream.on('error', () => {});
+  return stream;
 }
 
-function exchange(
+/** Bytes a plain TCP client sends first: blank lines to a control server, not TLS to a TLS one (which then refuses at once). */
+const PLAIN_PREAMBLE = '\n\n\n\n\n';
+
+async function exchange(
   o: ControlClientOptions,
   mode: 'request' | 'stream',
   timeoutMs: number,
-): Promise<{ socket: Socket; reply: Record<string, unknown> }> {
+): Promise<{ socket: Socket; reply: Record<string, unknown>; key: Buffer }> {
   const e = o.endpoint;
   if ('path' in e) checkSocketPath(e.path);
   const where = describeEndpoint(e);
+  const tlsConfig = 'path' in e ? undefined : o.tls;
+  const tls = tlsConfig ? await import('./control-tls.js') : undefined; // node:tls only where it is used
   return new Promise((resolve, reject) => {
     let settled = false;
-    const socket = 'path' in e ? connect(e.path) : connect({ host: e.host, port: e.port });
+    let greeted = false;
+    let socket: Socket;
+    if ('path' in e) socket = connect(e.path);
+    else if (tls && tlsConfig) socket = tls.connectTls(e.host, e.port, tlsConfig);
+    else {
+      socket = connect({ host: e.host, port: e.port });
+      socket.write(PLAIN_PREAMBLE);
+    }
     const reader = new LineReader(socket);
+    // a plain client closed or reset before the greeting on a TCP port: most likely a TLS port
+    const tlsHint = (): ControlError =>
+      new ControlError('ETLS', `the node on ${where} closed the connection before its greeting: if its control port uses TLS, set NODEREL_CONTROL_TLS_CA to the CA file that signed its certificate`);
     const fail = (err: ControlError): void => {
       if (settled) return;
       settled = true;
@@ -608,7 +664,11 @@ function exchange(
       socket.destroy();
       reject(err);
     };
-    const onError = (err: Error): void => fail(socketError(err, where));
+    const onError = (err: Error): void => {
+      if (tls && tlsConfig && !greeted && isTlsFailure(err)) return fail(new ControlError('ETLS', tls.describeTlsError(err, where, tlsConfig), { cause: err }));
+      if (!tlsConfig && 'port' in e && !greeted && (err as NodeJS.ErrnoException).code === 'ECONNRESET') return fail(tlsHint());
+      fail(socketError(err, where));
+    };
     const timer = setTimeout(
       () => fail(new ControlError('ETIMEOUT', `no answer from the node on ${where} within ${timeoutMs} ms (command ${o.command})`)),
       timeoutMs,
@@ -616,7 +676,15 @@ function exchange(
     socket.on('error', onError);
 
     const run = async (): Promise<void> => {
-      const hello = parseLine(await reader.next(MAX_AUTH_LINE_BYTES));
+      let first: string;
+      try {
+        first = await reader.next(MAX_AUTH_LINE_BYTES);
+      } catch (err) {
+        if (err instanceof LineClosed && !tlsConfig && 'port' in e) throw tlsHint();
+        throw err;
+      }
+      greeted = true;
+      const hello = parseLine(first);
       if (hello.ok === false) throw refusal(hello, where); // EBUSY: refused before any greeting
       if (hello.v !== CONTROL_PROTOCOL_VERSION || typeof hello.nonce !== 'string') {
         throw new ControlError('EPROTO', `the node on ${where} speaks another control protocol (expected v${CONTROL_PROTOCOL_VERSION})`);
@@ -647,7 +715,7 @@ function exchange(
       clearTimeout(timer);
       socket.off('error', onError);
       reader.release();
-      resolve({ socket, reply });
+      resolve({ socket, reply, key });
     };
     run().catch((err: unknown) => {
       if (err instanceof ControlError) fail(err);
@@ -666,6 +734,12 @@ function refusal(line: Record<string, unknown>, where: string): ControlError {
     return new ControlError(code, typeof line.error === 'string' ? line.error : 'the node refused the connection');
   }
   return new ControlError('EAUTH', `the node on ${where} answered without proving the cookie (is something between us and the node?); nothing was trusted`);
+}
+
+/** An error of the TLS layer (handshake, certificate), not of the connection. */
+function isTlsFailure(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  return code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || /CERT|SIGNATURE|ISSUER|UNABLE_TO/.test(code) || code === 'ECONNRESET';
 }
 
 function socketError(err: Error, where: string): ControlError {
@@ -823,6 +897,10 @@ function dirnameOf(p: string): string {
 
 function octal(mode: number): string {
   return (mode & 0o7777).toString(8).padStart(4, '0');
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0]!;
 }
 
 function messageOf(err: unknown): string {

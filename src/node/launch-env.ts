@@ -28,6 +28,20 @@ export interface LaunchEnv {
    * environment so that a USR2 successor and a master's workers run the program the same way.
    */
   readonly programArgs: readonly string[];
+  /** `NODEREL_CONTROL_PORT` (`[HOST:]PORT`): the node also answers on this TCP port. */
+  readonly controlPort: string | undefined;
+  /**
+   * TLS on the TCP control port (control-tls.ts): the node's certificate and key
+   * (`NODEREL_CONTROL_TLS_CERT`, `NODEREL_CONTROL_TLS_KEY`), and for a client of `--remote` the CA
+   * file that must have signed it and the name it must carry (`NODEREL_CONTROL_TLS_CA`,
+   * `NODEREL_CONTROL_TLS_SERVERNAME`). Files, PEM.
+   */
+  readonly controlTls: {
+    readonly certFile: string | undefined;
+    readonly keyFile: string | undefined;
+    readonly caFile: string | undefined;
+    readonly servername: string | undefined;
+  };
 }
 
 /** `<root>` for a boot.js at `<root>/lib/noderel-<vsn>/boot.js`. */
@@ -46,6 +60,13 @@ export function readLaunchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv {
     releaseTmp: resolve(nonEmpty(env.RELEASE_TMP) ?? join(root, 'tmp')),
     logDir: resolve(nonEmpty(env.RUNNER_LOG_DIR) ?? join(root, 'log')),
     programArgs: parseProgramArgs(env.NODEREL_PROGRAM_ARGS),
+    controlPort: nonEmpty(env.NODEREL_CONTROL_PORT),
+    controlTls: {
+      certFile: nonEmpty(env.NODEREL_CONTROL_TLS_CERT),
+      keyFile: nonEmpty(env.NODEREL_CONTROL_TLS_KEY),
+      caFile: nonEmpty(env.NODEREL_CONTROL_TLS_CA),
+      servername: nonEmpty(env.NODEREL_CONTROL_TLS_SERVERNAME),
+    },
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { captureStdio, ConsoleLog, consoleLogSink, logSettings } from './console-log.js';
 import { parseHostPort, startControlServer, startControlTcpServer, type ControlServer, type ControlService, type ControlTcpServer } from './control.js';
 import { resolveCookie, takeCookieFromEnv } from './cookie.js';
@@ -19,7 +19,8 @@ import { acquireNodeLock, type NodeLock } from './node-lock.js';
 import { planNode, runForeground, type NodeHandle } from './node.js';
 import type { MasterOptions } from './master.js';
 import { removePidFile, writePidFile } from './pid-file.js';
-import { readLaunchEnv } from './launch-env.js';
+import { readLaunchEnv, type LaunchEnv } from './launch-env.js';
+import type { TlsServerConfig } from './control-tls.js';
 import { holdListeningSockets, type SingleProcessHandover } from './single.js';
 
 export type NodeMode = 'foreground' | 'console' | 'daemon';
@@ -79,8 +80,15 @@ async function statusOf(handle: NodeHandle | undefined, info: { name: string; re
   };
 }
 
+/** The TCP control port's certificate and key (control-tls.ts, loaded only when they are set). */
+async function loadControlTls(files: LaunchEnv['controlTls']): Promise<TlsServerConfig | undefined> {
+  if (files.certFile === undefined && files.keyFile === undefined) return undefined;
+  const { loadTlsServerConfig } = await import('./control-tls.js');
+  return loadTlsServerConfig(files.certFile, files.keyFile);
+}
+
 /** A REPL inside the node on a control socket (attach, remote_console). */
-async function socketRepl(handle: NodeHandle | undefined, socket: Socket, args: unknown[], onClose?: () => void): Promise<void> {
+async function socketRepl(handle: NodeHandle | undefined, socket: Duplex, args: unknown[], onClose?: () => void): Promise<void> {
   if (!handle?.ready) {
     socket.end('the node is still starting; try again in a moment\n');
     return;
@@ -205,7 +213,9 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     const ownPath = reexec ? join(runDir, `ctl.${process.pid}`) : ctlPath;
     // The TCP control port, when NODEREL_CONTROL_PORT asks for one: like the socket
     // path, it passes to a USR2 successor once this node lets it go ('ctl-free').
-    const tcpAddress = env.NODEREL_CONTROL_PORT ? parseHostPort(env.NODEREL_CONTROL_PORT, 'NODEREL_CONTROL_PORT') : undefined;
+    const tcpAddress = launch.controlPort === undefined ? undefined : parseHostPort(launch.controlPort, 'NODEREL_CONTROL_PORT');
+    // its certificate and key, read and checked now: a bad pair fails the start, not the first client
+    const tcpTls = tcpAddress === undefined ? undefined : await loadControlTls(launch.controlTls);
     const handOver = async (): Promise<void> => {
       handedOver = true;
       await server?.close({ keepFile: true });
@@ -273,8 +283,9 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
     server = await listen(ownPath, reexec);
     const listenTcp = async (): Promise<void> => {
       if (!tcpAddress) return;
-      tcpServer = await startControlTcpServer({ ...service, ...tcpAddress });
-      log.info(`control port listening on ${tcpServer.host}:${tcpServer.port} (cookie-authenticated, not encrypted)`);
+      tcpServer = await startControlTcpServer({ ...service, ...tcpAddress, ...(tcpTls ? { tls: tcpTls } : {}) });
+      const how = tcpTls ? 'TLS, cookie-authenticated' : 'cookie-authenticated, not encrypted: private networks only';
+      log.info(`control port listening on ${tcpServer.host}:${tcpServer.port} (${how})`);
     };
     // Taking the port over from the other node (USR2 or a rollback): a failure is logged, the
     // node runs on with its control socket.

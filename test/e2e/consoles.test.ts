@@ -11,6 +11,7 @@ import { builtFixture, tempDir } from '../helpers/project.js';
 import { freePort } from '../helpers/ports.js';
 import { spawnChild, useChildProcesses } from '../helpers/proc.js';
 import { Terminal } from '../helpers/tmux.js';
+import { makeCa } from '../helpers/tls.js';
 
 useChildProcesses();
 
@@ -140,6 +141,41 @@ describe('remote_console', () => {
     expect(run(there, ['ping', '--remote', `127.0.0.1:${await freePort()}`])).toMatchObject({ status: 1, stderr: expect.stringMatching(/^No node answers on 127\.0\.0\.1:\d+ \(is NODEREL_CONTROL_PORT set on it\?\)\n$/) });
     expect(run(e, ['stop']).status).toBe(0);
     expect(run(there, ['ping', '--remote', remote]).status).toBe(1);
+  });
+
+  it('with TLS on the control port: --remote verifies the node against a CA file, the REPL works through it, and a client without TLS is told why', async () => {
+    const e = await env();
+    const ca = makeCa(path.join(e.RELEASE_TMP!, '..', 'pki'));
+    const cert = ca.issue('node', 'IP:127.0.0.1');
+    const port = await freePort();
+    const remote = `127.0.0.1:${port}`;
+    // half a pair: start fails with one line naming what is missing
+    const half = run({ ...e, NODEREL_CONTROL_PORT: remote, NODEREL_CONTROL_TLS_CERT: cert.certFile }, ['start']);
+    expect(half.status).toBe(1);
+    expect(half.stderr.split('\n')[0]).toMatch(/failed to start: NODEREL_CONTROL_TLS_CERT is set but NODEREL_CONTROL_TLS_KEY is not/);
+    expect(run({ ...e, NODEREL_CONTROL_PORT: remote, NODEREL_CONTROL_TLS_CERT: cert.certFile, NODEREL_CONTROL_TLS_KEY: cert.keyFile }, ['start']).status).toBe(0);
+    const pid = Number(run(e, ['pid']).stdout);
+    const there = { ...(await env()), NODEREL_CONTROL_TLS_CA: ca.caFile };
+    expect(run(there, ['ping', '--remote', remote])).toMatchObject({ status: 0, stdout: 'pong\n' });
+    expect(run(there, ['eval', '--remote', remote, 'process.pid'])).toMatchObject({ status: 0, stdout: `${pid}\n` });
+    const t = term(`${bin} remote_console --remote ${remote}`, there);
+    await t.waitFor(/web@\S+> $/m);
+    t.type('6 * 7');
+    await t.waitFor(/^42$/m);
+    t.press('C-d');
+    await t.waitFor(/\[exit 0\]/);
+    const { NODEREL_CONTROL_TLS_CA: _ca, ...plain } = there;
+    expect(run(plain, ['ping', '--remote', remote])).toMatchObject({
+      status: 1,
+      stderr: `ping: the node on ${remote} closed the connection before its greeting: if its control port uses TLS, set NODEREL_CONTROL_TLS_CA to the CA file that signed its certificate\n`,
+    });
+    expect(run({ ...there, NODEREL_CONTROL_TLS_CA: path.join(ca.dir, 'missing.pem') }, ['ping', '--remote', remote])).toMatchObject({
+      status: 1,
+      stderr: expect.stringMatching(/^cannot read NODEREL_CONTROL_TLS_CA \(.*missing\.pem\): ENOENT/),
+    });
+    const log = fs.readFileSync(path.join(e.RUNNER_LOG_DIR!, fs.readdirSync(e.RUNNER_LOG_DIR!)[0]!, 'console.log'), 'utf8');
+    expect(log).toContain(`control port listening on ${remote} (TLS, cookie-authenticated)`);
+    expect(run(e, ['stop']).status).toBe(0);
   });
 
   it('a NODEREL_CONTROL_PORT that is no address, or a port in use: start fails with one line naming it', async () => {

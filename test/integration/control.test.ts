@@ -19,6 +19,9 @@ import {
 } from '../../src/node/control.js';
 import { BootError } from '../../src/node/errors.js';
 import { runClient } from '../../src/node/client.js';
+import { waitFor } from '../helpers/sandbox.js';
+import { makeCa } from '../helpers/tls.js';
+import { loadTlsClientConfig, loadTlsServerConfig } from '../../src/node/control-tls.js';
 
 const COOKIE = 'right-cookie';
 
@@ -51,7 +54,7 @@ vi.mock('node:net', async (importOriginal) => {
 let tmp: string;
 let socketPath: string;
 let servers: ControlServer[];
-let sockets: net.Socket[];
+let sockets: Array<{ destroy(): void }>;
 
 beforeEach(() => {
   // Short on purpose: Unix socket paths are limited to ~107 bytes.
@@ -123,16 +126,22 @@ function rawClient(p = socketPath): {
   socket: net.Socket;
   nextLine(): Promise<string>;
   text(): string;
+  /** Everything received after the lines read so far, as bytes (the lines are ASCII JSON). */
+  rest(): Buffer;
+  /** Waits until `predicate(rest())` holds. */
+  waitRest(predicate: (rest: Buffer) => boolean): Promise<Buffer>;
   closed: Promise<void>;
 } {
   const socket = net.connect(p);
   sockets.push(socket);
   socket.on('error', () => {});
   let buf = '';
+  let bytes = Buffer.alloc(0);
   let consumed = 0;
   let notify: (() => void) | undefined;
   socket.on('data', (d: Buffer) => {
-    buf += d.toString('utf8');
+    buf += d.toString('latin1');
+    bytes = Buffer.concat([bytes, d]);
     notify?.();
   });
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
@@ -140,6 +149,14 @@ function rawClient(p = socketPath): {
     socket,
     closed,
     text: () => buf,
+    rest: () => bytes.subarray(consumed),
+    async waitRest(predicate) {
+      for (;;) {
+        if (predicate(bytes.subarray(consumed))) return bytes.subarray(consumed);
+        if (socket.destroyed) throw new Error(`closed; got ${JSON.stringify(buf.slice(consumed))}`);
+        await Promise.race([new Promise<void>((r) => (notify = r)), closed]);
+      }
+    },
     async nextLine() {
       for (;;) {
         const nl = buf.indexOf('\n', consumed);
@@ -166,6 +183,30 @@ function session(serverNonce: string, cookie = COOKIE, clientNonce = randomBytes
     request(command: string, args: unknown[] = []): string {
       const msg = JSON.stringify({ command, args });
       return JSON.stringify({ nonce: clientNonce, msg, mac: hmac(key, `noderel-c2s:0:${msg}`).toString('base64') });
+    },
+    /** A stream frame as the protocol documents it: length, payload, HMAC(K, "<dir>:<seq>:" + payload). */
+    frame(payload: string | Buffer, seq: number, dir: 'c2s' | 's2c' = 'c2s'): Buffer {
+      const body = Buffer.from(payload);
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(body.length);
+      const mac = createHmac('sha256', key).update(`noderel-${dir}:${seq}:`).update(body).digest();
+      return Buffer.concat([head, body, mac]);
+    },
+    /** The payloads of the complete frames in `bytes` from the node, each MAC checked; and what is left. */
+    unframe(bytes: Buffer, firstSeq = 1): { payloads: string[]; rest: Buffer } {
+      const payloads: string[] = [];
+      let off = 0;
+      let seq = firstSeq;
+      while (bytes.length - off >= 4) {
+        const n = bytes.readUInt32BE(off);
+        if (bytes.length - off < 4 + n + 32) break;
+        const body = bytes.subarray(off + 4, off + 4 + n);
+        const mac = createHmac('sha256', key).update(`noderel-s2c:${seq++}:`).update(body).digest();
+        expect(bytes.subarray(off + 4 + n, off + 4 + n + 32).equals(mac)).toBe(true);
+        payloads.push(body.toString('utf8'));
+        off += 4 + n + 32;
+      }
+      return { payloads, rest: bytes.subarray(off) };
     },
     /** The node's answer, after checking its MAC. */
     open(line: string): unknown {
@@ -361,36 +402,68 @@ describe('authentication', () => {
 });
 
 describe('streams', () => {
-  it('hands the socket over raw, keeping the bytes sent right after the answer line', async () => {
+  /** The text of the node's frames so far (each MAC checked), once `want` is in it. */
+  const framesUntil = async (c: ReturnType<typeof rawClient>, s: ReturnType<typeof session>, want: string): Promise<string> => {
+    const bytes = await c.waitRest((b) => s.unframe(b).payloads.join('').includes(want));
+    return s.unframe(bytes).payloads.join('');
+  };
+
+  it('hands the stream over in MAC\'d frames, keeping the frames sent right after the answer line', async () => {
     await start();
     const c = rawClient();
     const s = session(await helloOf(c));
-    // the answer line and the first stream bytes in one write: none of them may be lost
-    c.socket.write(s.request('echo_stream') + '\nearly bytes|');
+    // the answer line and the first stream frame in one write: none of it may be lost
+    c.socket.write(Buffer.concat([Buffer.from(s.request('echo_stream') + '\n'), s.frame('early bytes|', 1)]));
     expect(s.open(await c.nextLine())).toEqual({ ok: true, stream: true });
-    expect(await c.nextLine()).toBe('welcome');
-    c.socket.write('later\n');
-    expect(await c.nextLine()).toBe('early bytes|later');
+    c.socket.write(s.frame('later\n', 2));
+    expect(await framesUntil(c, s, 'later')).toBe('welcome\nearly bytes|later\n');
   });
 
-  it('works the same for a handler that pipe()s the socket', async () => {
+  it('works the same for a handler that pipe()s the stream', async () => {
     await start();
     const c = rawClient();
     const s = session(await helloOf(c));
-    c.socket.write(s.request('pipe_stream') + '\nfirst|');
+    c.socket.write(Buffer.concat([Buffer.from(s.request('pipe_stream') + '\n'), s.frame('first|', 1)]));
     expect(s.open(await c.nextLine())).toEqual({ ok: true, stream: true });
-    c.socket.write('second\n');
-    expect(await c.nextLine()).toBe('first|second');
+    c.socket.write(s.frame('second\n', 2));
+    expect(await framesUntil(c, s, 'second')).toBe('first|second\n');
   });
 
-  it('keeps the early bytes for a handler that starts reading later', async () => {
+  it('keeps the early frames for a handler that starts reading later', async () => {
     await start();
     const c = rawClient();
     const s = session(await helloOf(c));
-    c.socket.write(s.request('late_stream') + '\nearly|');
+    c.socket.write(Buffer.concat([Buffer.from(s.request('late_stream') + '\n'), s.frame('early|', 1)]));
     expect(s.open(await c.nextLine())).toEqual({ ok: true, stream: true });
-    c.socket.write('more\n');
-    expect(await c.nextLine()).toBe('early|more');
+    c.socket.write(s.frame('more\n', 2));
+    expect(await framesUntil(c, s, 'more')).toBe('early|more\n');
+  });
+
+  it('a frame that fails its MAC (altered, out of order, replayed, or under another key) ends the stream; nothing of it reaches the handler', async () => {
+    const got: string[] = [];
+    await start({ streams: { record: (stream) => stream.on('data', (d: Buffer) => got.push(String(d))) } });
+    const attempts: Array<(s: ReturnType<typeof session>) => Buffer> = [
+      (s) => {
+        const f = s.frame('rm -rf /\n', 2); // a byte flipped on the way
+        f[6] = f[6]! ^ 1;
+        return f;
+      },
+      (s) => s.frame('out of order\n', 3), // frame 2 skipped
+      (s) => s.frame('ok\n', 1), // frame 1 again: a replay
+      (s) => s.frame('hello from the s2c direction\n', 2, 's2c'), // reflected
+      () => session('another nonce').frame('other session\n', 2), // another session's key
+    ];
+    for (const forge of attempts) {
+      got.length = 0;
+      const c = rawClient();
+      const s = session(await helloOf(c));
+      c.socket.write(Buffer.concat([Buffer.from(s.request('record') + '\n'), s.frame('ok\n', 1)]));
+      expect(s.open(await c.nextLine())).toEqual({ ok: true, stream: true });
+      await waitFor(() => got.join('') === 'ok\n', 'the first frame');
+      c.socket.write(Buffer.concat([forge(s), s.frame('after\n', 2)]));
+      await c.closed; // the node hangs up
+      expect(got).toEqual(['ok\n']);
+    }
   });
 
   it('controlStream resolves with the socket; bytes the node sent after its ack come first', async () => {
@@ -614,7 +687,7 @@ async function startRelay(
     let forwarded = false;
     victim.on('data', (d: Buffer) => {
       if (forwarded) return void node.write(d);
-      buf += d.toString('utf8');
+      buf = (buf + d.toString('utf8')).replace(/^\n+/, ''); // a plain TCP client's blank preamble
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       forwarded = true;
@@ -718,7 +791,13 @@ describe('a relay without the cookie (issue 10, item 11)', () => {
     const fake = net.createServer((sk) => {
       sk.on('error', () => {});
       sk.write(JSON.stringify({ v: 2, nonce: randomBytes(32).toString('base64') }) + '\n');
-      sk.once('data', () => sk.write(JSON.stringify({ ok: true, result: 'pong' }) + '\n'));
+      // once the request came (past the blank lines a plain TCP client opens with)
+      const onData = (d: Buffer): void => {
+        if (String(d).trim() === '') return;
+        sk.off('data', onData);
+        sk.write(JSON.stringify({ ok: true, result: 'pong' }) + '\n');
+      };
+      sk.on('data', onData);
     });
     await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
     try {
@@ -738,10 +817,13 @@ describe('a relay without the cookie (issue 10, item 11)', () => {
       const node = net.connect(socketPath);
       node.on('error', () => {});
       node.once('data', (hello) => victim.write(hello));
-      victim.once('data', () => {
+      const onData = (d: Buffer): void => {
+        if (String(d).trim() === '') return;
+        victim.off('data', onData);
         victim.write(stolen + '\n');
         node.destroy();
-      });
+      };
+      victim.on('data', onData);
     });
     await new Promise<void>((r) => swapper.listen(0, '127.0.0.1', r));
     try {
@@ -752,6 +834,80 @@ describe('a relay without the cookie (issue 10, item 11)', () => {
       await new Promise<void>((r) => swapper.close(() => r()));
     }
     expect(evals).toEqual([]);
+  });
+});
+
+
+describe('a relay on an attach or remote_console stream (issue 10, item 11)', () => {
+  /** A TCP relay to the node's socket: the handshake passes untouched, then `onStream` gets the node's stream bytes. */
+  async function streamRelay(onStream: (d: Buffer, victim: net.Socket) => void): Promise<{ port: number; close(): Promise<void> }> {
+    const open = new Set<net.Socket>();
+    const relay = net.createServer((victim) => {
+      const node = net.connect(socketPath);
+      open.add(victim).add(node);
+      victim.on('error', () => node.destroy());
+      node.on('error', () => victim.destroy());
+      victim.on('close', () => node.destroy());
+      victim.pipe(node);
+      let lines = 0; // the greeting and the ack, then frames
+      node.on('data', (d: Buffer) => {
+        let off = 0;
+        while (lines < 2 && off < d.length) if (d[off++] === 10) lines++;
+        if (off > 0) victim.write(d.subarray(0, off));
+        if (off < d.length) onStream(d.subarray(off), victim);
+      });
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    return {
+      port: (relay.address() as net.AddressInfo).port,
+      close: () => {
+        for (const sk of open) sk.destroy();
+        return new Promise<void>((r) => relay.close(() => r()));
+      },
+    };
+  }
+
+  /** Everything a client stream gave: data, and how it ended. */
+  async function drain(stream: Awaited<ReturnType<typeof controlStream>>): Promise<{ data: string; error?: string }> {
+    let data = '';
+    stream.on('data', (d: Buffer) => (data += String(d)));
+    if (!stream.closed) await new Promise<void>((r) => stream.on('close', () => r()));
+    const error = stream.errored?.message;
+    return { data, ...(error === undefined ? {} : { error }) };
+  }
+
+  it('a byte changed in the node\'s output: the client fails the stream and shows nothing of it', async () => {
+    await start();
+    const relay = await streamRelay((d, victim) => {
+      const copy = Buffer.from(d);
+      copy[copy.length - 1] = copy[copy.length - 1]! ^ 0x20;
+      victim.write(copy);
+    });
+    try {
+      const stream = await controlStream({ endpoint: { host: '127.0.0.1', port: relay.port }, cookie: COOKIE, command: 'echo_stream' });
+      const r = await drain(stream);
+      expect(r.data).toBe('');
+      expect(r.error).toMatch(/^the stream from 127\.0\.0\.1:\d+ was refused: frame 1 failed its MAC/);
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it('a stream cut on the way is an error, not an end; the node\'s own end is an end', async () => {
+    await start({ streams: { echo_stream: (stream) => stream.write('welcome\n'), bye: (stream) => stream.end('bye\n') } });
+    const relay = await streamRelay((d, victim) => {
+      victim.write(d.subarray(0, 4 + 'welcome\n'.length + 32)); // the first frame, then the wire goes dead
+      victim.destroy();
+    });
+    try {
+      const cut = await drain(await controlStream({ endpoint: { host: '127.0.0.1', port: relay.port }, cookie: COOKIE, command: 'echo_stream' }));
+      expect(cut.data).toBe('welcome\n');
+      expect(cut.error).toMatch(/was cut before the stream's authenticated end/);
+      const clean = await drain(await controlStream({ endpoint: { path: socketPath }, cookie: COOKIE, command: 'bye' }));
+      expect(clean).toEqual({ data: 'bye\n' });
+    } finally {
+      await relay.close();
+    }
   });
 });
 
@@ -829,5 +985,120 @@ describe('the client says what happened (issue 10, item 14)', () => {
     c.socket.write(s.request('echo', ['x'.repeat(100 * 1000)]) + '\n');
     expect(JSON.parse(await c.nextLine())).toMatchObject({ ok: false, code: 'EPROTO', error: expect.stringMatching(/longer than 65536 bytes/) });
     expect(ran).toBe(false);
+  });
+});
+
+describe('TLS on the TCP control port (issue 10, item 13)', () => {
+  /** A TCP relay that records every byte both ways (what an eavesdropper on the wire sees). */
+  async function tap(port: number): Promise<{ port: number; wire: () => string; close(): Promise<void> }> {
+    const chunks: Buffer[] = [];
+    const open = new Set<net.Socket>();
+    const relay = net.createServer((client) => {
+      const node = net.connect(port, '127.0.0.1');
+      open.add(client).add(node);
+      client.on('error', () => node.destroy());
+      node.on('error', () => client.destroy());
+      client.on('data', (d: Buffer) => (chunks.push(d), node.write(d)));
+      node.on('data', (d: Buffer) => (chunks.push(d), client.write(d)));
+      client.on('close', () => node.destroy());
+      node.on('close', () => client.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    return {
+      port: (relay.address() as net.AddressInfo).port,
+      wire: () => Buffer.concat(chunks).toString('latin1'),
+      close: () => {
+        for (const sk of open) sk.destroy();
+        return new Promise<void>((r) => relay.close(() => r()));
+      },
+    };
+  }
+
+  async function tlsNode(certFile: string, keyFile: string, failures: string[] = []) {
+    const evals: unknown[] = [];
+    const server = await startControlTcpServer({
+      host: '127.0.0.1',
+      port: 0,
+      cookie: COOKIE,
+      tls: loadTlsServerConfig(certFile, keyFile),
+      requests: { ping: () => 'pong', eval: (args) => (evals.push(args[0]), 'evaluated') },
+      streams: { echo_stream: (stream) => stream.pipe(stream) },
+      onAuthFailure: (info) => failures.push(info),
+    });
+    servers.push(server);
+    return { port: server.port, evals };
+  }
+
+  it('requests and streams through TLS; the wire carries nothing of them in clear', async () => {
+    const ca = makeCa(path.join(tmp, 'ca'));
+    const node = ca.issue('node', 'DNS:localhost,IP:127.0.0.1');
+    const { port, evals } = await tlsNode(node.certFile, node.keyFile);
+    const wire = await tap(port);
+    try {
+      const tls = loadTlsClientConfig(ca.caFile, undefined)!;
+      const endpoint = { host: '127.0.0.1', port: wire.port };
+      await expect(controlRequest({ endpoint, cookie: COOKIE, command: 'eval', args: ['"secret-expression"'], tls })).resolves.toBe('evaluated');
+      expect(evals).toEqual(['"secret-expression"']);
+      const stream = await controlStream({ endpoint, cookie: COOKIE, command: 'echo_stream', tls });
+      sockets.push(stream);
+      const back = readUntil(stream as net.Socket, (t) => t.includes('console-input'));
+      stream.write('console-input');
+      await back;
+      await expect(controlRequest({ endpoint: { host: 'localhost', port: wire.port }, cookie: COOKIE, command: 'ping', tls })).resolves.toBe('pong');
+      const seen = wire.wire();
+      expect(seen.length).toBeGreaterThan(500); // handshakes and records went through the tap
+      for (const clear of ['secret-expression', 'console-input', 'evaluated', 'pong', 'nonce', 'command']) expect(seen).not.toContain(clear);
+    } finally {
+      await wire.close();
+    }
+  });
+
+  it('a node whose certificate the CA did not sign, or that names another host: ETLS, and nothing is sent to it', async () => {
+    const ca = makeCa(path.join(tmp, 'ca'));
+    const other = makeCa(path.join(tmp, 'other'), 'someone else');
+    const impostor = other.issue('impostor', 'IP:127.0.0.1');
+    const { port, evals } = await tlsNode(impostor.certFile, impostor.keyFile);
+    const tls = loadTlsClientConfig(ca.caFile, undefined)!;
+    const err = await controlFailure(controlRequest({ endpoint: { host: '127.0.0.1', port }, cookie: COOKIE, command: 'eval', args: ['1'], tls }), 'ETLS');
+    expect(err.message).toMatch(new RegExp(`^the certificate of the node on 127\\.0\\.0\\.1:${port} is not trusted: .*; it must chain to ${ca.caFile.replace(/[.]/g, '\\.')} \\(NODEREL_CONTROL_TLS_CA\\)`));
+    expect(evals).toEqual([]);
+
+    const named = ca.issue('named', 'DNS:node.example');
+    const n2 = await tlsNode(named.certFile, named.keyFile);
+    const wrongName = await controlFailure(controlRequest({ endpoint: { host: '127.0.0.1', port: n2.port }, cookie: COOKIE, command: 'ping', tls }), 'ETLS');
+    expect(wrongName.message).toMatch(/is not trusted: .*(IP|altnames).*or set NODEREL_CONTROL_TLS_SERVERNAME/);
+    const byName = loadTlsClientConfig(ca.caFile, 'node.example')!;
+    await expect(controlRequest({ endpoint: { host: '127.0.0.1', port: n2.port }, cookie: COOKIE, command: 'ping', tls: byName })).resolves.toBe('pong');
+  });
+
+  it('a client without TLS on a TLS port is told at once, and the node logs it; a TLS client on a plain port is told so', async () => {
+    const ca = makeCa(path.join(tmp, 'ca'));
+    const node = ca.issue('node', 'IP:127.0.0.1');
+    const failures: string[] = [];
+    const { port } = await tlsNode(node.certFile, node.keyFile, failures);
+    // the node's handshake limit is 10 s: refused before it, on the client's own blank preamble
+    const err = await controlFailure(controlRequest({ endpoint: { host: '127.0.0.1', port }, cookie: COOKIE, command: 'ping', timeoutMs: 8_000 }), 'ETLS');
+    expect(err.message).toBe(`the node on 127.0.0.1:${port} closed the connection before its greeting: if its control port uses TLS, set NODEREL_CONTROL_TLS_CA to the CA file that signed its certificate`);
+    await waitFor(() => failures.length === 1, 'the refusal in the log');
+    expect(failures[0]).toMatch(new RegExp(`^refused a control connection from 127\\.0\\.0\\.1 on 127\\.0\\.0\\.1:${port}: not TLS`));
+
+    const plain = await startControlTcpServer({ host: '127.0.0.1', port: 0, cookie: COOKIE, requests: { ping: () => 'pong' } });
+    servers.push(plain);
+    const tls = loadTlsClientConfig(ca.caFile, undefined)!;
+    const e2 = await controlFailure(controlRequest({ endpoint: { host: '127.0.0.1', port: plain.port }, cookie: COOKIE, command: 'ping', tls }), 'ETLS');
+    expect(e2.message).toMatch(new RegExp(`^the TLS handshake with 127\\.0\\.0\\.1:${plain.port} failed \\(.+\\): that control port does not speak TLS`));
+  });
+
+  it('the node\'s certificate and key: both or neither, readable, and a pair; the client\'s CA readable', () => {
+    const ca = makeCa(path.join(tmp, 'ca'));
+    const a = ca.issue('a', 'IP:127.0.0.1');
+    const b = ca.issue('b', 'IP:127.0.0.1');
+    expect(loadTlsServerConfig(undefined, undefined)).toBeUndefined();
+    expect(() => loadTlsServerConfig(a.certFile, undefined)).toThrow(/^NODEREL_CONTROL_TLS_CERT is set but NODEREL_CONTROL_TLS_KEY is not/);
+    expect(() => loadTlsServerConfig(undefined, a.keyFile)).toThrow(/^NODEREL_CONTROL_TLS_KEY is set but NODEREL_CONTROL_TLS_CERT is not/);
+    expect(() => loadTlsServerConfig(a.certFile, b.keyFile)).toThrow(/^NODEREL_CONTROL_TLS_CERT \(.*a\.pem\) and NODEREL_CONTROL_TLS_KEY \(.*b\.key\) are not a usable pair: /);
+    expect(() => loadTlsServerConfig(path.join(tmp, 'nope.pem'), a.keyFile)).toThrow(/^cannot read NODEREL_CONTROL_TLS_CERT \(.*nope\.pem\): ENOENT/);
+    expect(() => loadTlsClientConfig(path.join(tmp, 'nope.pem'), undefined)).toThrow(/^cannot read NODEREL_CONTROL_TLS_CA \(.*nope\.pem\): ENOENT/);
+    expect(loadTlsClientConfig(undefined, undefined)).toBeUndefined();
   });
 });
