@@ -4,7 +4,10 @@
  * mutual authentication on the cookie (below). The server lives in the node; the client in every command.
  * A node may also listen on a TCP port (`NODEREL_CONTROL_PORT`), the same protocol, so that
  * `eval` and `remote_console` reach it from another host: there the cookie alone admits a
- * peer, and nothing is encrypted (as with Erlang's distribution).
+ * peer and nothing is encrypted (as with Erlang's distribution), unless the port has a
+ * certificate (`NODEREL_CONTROL_TLS_CERT`/`_KEY`): then it speaks only TLS, the same protocol
+ * inside, and a client given the CA file (`NODEREL_CONTROL_TLS_CA`) verifies the node first
+ * (control-tls.ts).
  *
  * Protocol, version 2: newline-delimited JSON, one object per line, UTF-8. Both ends prove the
  * cookie, in the same two round trips as before (no extra one for mutual authentication):
@@ -17,8 +20,8 @@
  *                      "mac":"<base64 HMAC-SHA256(K, "noderel-s2c:0:" + msg)>"}, the answer one of
  *     {"ok":true,"result":<json>}                          a request command's result; then close
  *     {"ok":true,"stream":true}                            a stream command (attach, remote_console):
- *                                                          from here the socket is a raw duplex
- *                                                          owned by the command's handler
+ *                                                          from here both ways carry MAC'd frames
+ *                                                          (sealed-stream.ts), the handler's bytes
  *     {"ok":false,"code":"EUNKNOWN","error":"unknown command x; known: ..."}
  *     {"ok":false,"code":"ECOMMAND","error":"<message>"}   the handler threw
  *     {"ok":false,"code":"EPROTO","error":"..."}           args not an array, no command
@@ -40,7 +43,13 @@
  * that did not prove it. The labels ("c2s"/"s2c") and sequence numbers (0: one request and one
  * answer per connection) keep a message from being reflected or moved. A plain refusal is
  * believed only as a failure: a relay can always drop a connection, never turn it into success.
- * After a stream ack the bytes are the handler's, not MAC'd (TLS, item 13, is for that).
+ * After a stream ack every byte either way is in a frame MAC'd under K with its own sequence
+ * number (sealed-stream.ts), so a relay can neither inject, alter, reorder nor cut console
+ * input or output unnoticed.
+ *
+ * A plain client on a TCP port opens with five blank lines, which a server skips before the
+ * answer line; a TLS port takes them for a bad handshake and hangs up at once, so that the
+ * client says "this port speaks TLS" instead of waiting for a greeting that never comes.
  *
  * Compatibility: the launcher runs the control client of the release's own noderel
  * (lib/noderel-<vsn>/ctl.js), and an upgrade is between releases built by the same noderel, so
@@ -59,7 +68,8 @@
  * the client.
  *
  * The client path (`ping` is measured against `node -e 0`) imports only node:net, node:fs,
- * digest.js (HMAC-SHA256 without node:crypto) and errors.js, and does no work at load.
+ * node:stream, digest.js (HMAC-SHA256 without node:crypto) and errors.js, and does no work at
+ * load; node:tls comes in only with a CA file.
  */
 import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Server, Socket } from 'node:net';
