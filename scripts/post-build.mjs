@@ -28,9 +28,10 @@ for (const entry of ['boot', 'ctl', 'worker-main']) {
     outfile: new URL(`${entry}.js`, outDir).pathname,
     // Only Node built-ins may be imported (the release ships nothing else). `node:*` and
     // `packages: 'external'` leave every import that is not a file of dist/node as a `require`
-    // (or `import()`) in the output, so an npm package is never inlined into the bundle: the
-    // checks below then fail the build on it. esbuild itself fails only on an import it cannot
-    // resolve at all (a relative path that is not there, a package that is not installed).
+    // (or `import()`) in the output, so an npm package is never inlined into the bundle (without
+    // `packages`, esbuild would inline any package it finds in node_modules): the checks below
+    // fail the build on it. esbuild itself fails only on a static import of a file it cannot
+    // find; an `import()` it cannot resolve is a warning, left in the output (checked below too).
     external: ['node:*'],
     packages: 'external',
     // The runtime names its own files by path, never by URL: parsing a URL maps the URL parser
