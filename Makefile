@@ -1,4 +1,4 @@
-# The demo release `kazoo`, driven as Kazoo drives its Erlang release (SPEC §8).
+# The demo release `kazoo`, driven as Kazoo drives its Erlang release (README.md, "The demo release").
 #   make build-release                    -> _rel/kazoo/bin/kazoo and _rel/kazoo/bin/kazoo-$VSN
 #   make release                          == ACT=console REL=kazoo_apps make release
 #   REL=ecallmgr ACT=start make release   ACT: console | start | attach | stop | foreground | ...

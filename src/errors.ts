@@ -1,5 +1,5 @@
 /**
- * Two kinds of error (STYLE.md): an expected one, a `NoderelError` with a stable code,
+ * Two kinds of error: an expected one, a `NoderelError` with a stable code,
  * one line that names the file/line/key, and the way out; and a bug (anything else),
  * printed with its stack. Only the CLI entry point prints errors and picks the exit code.
  */

@@ -1,5 +1,5 @@
 /**
- * All user-facing output of the toolchain goes through one reporter (STYLE.md 6):
+ * All user-facing output of the toolchain goes through one reporter (no module prints on its own):
  * `* step` lines, warnings, a progress bar on a TTY, quiet mode in one place.
  */
 import path from 'node:path';
@@ -84,7 +84,7 @@ export function createSilentReporter(): Reporter & { lines: string[] } {
   };
 }
 
-/** Show a stored absolute path relative to the working directory (STYLE.md 7). */
+/** Show a stored absolute path relative to the working directory (paths are stored absolute, shown relative). */
 export function displayPath(abs: string, cwd: string = process.cwd()): string {
   const rel = path.relative(cwd, abs);
   if (rel === '') return '.';

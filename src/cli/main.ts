@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `noderel` command. It only maps flags to the library (STYLE.md, after vite's cli.ts),
+ * The `noderel` command. It only maps flags to the library (a thin CLI, after vite's cli.ts),
  * and it is the one place that prints errors and chooses exit codes: 1 for an expected
  * error (one line), 70 for a bug (with its stack).
  */

@@ -1,7 +1,7 @@
 /**
  * Turns the loaded user config into one readonly `ResolvedConfig`, in a fixed order:
- * defaults <- relx.config <- relx.config.script <- CLI flags. Every problem is collected with
- * its key path and reported in one run (STYLE.md 3).
+ * defaults <- relx.config <- relx.config.script <- CLI flags. Validation never stops at the first
+ * problem: every one is collected with its key path and all are reported in one run.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,7 +1,8 @@
 /**
- * The one resolved, immutable release model (STYLE.md 1): built once from the resolved config,
- * the pinned runtime, vm.args, sys.config and each app's dependency closure. The plan, the
- * tarball and the templates all read it; nothing downstream reaches back to the config files.
+ * The one resolved, immutable release model: built once from the resolved config, the pinned
+ * runtime, vm.args, sys.config, each app's dependency closure and every source file the release
+ * ships (release/sources.ts). The plan, the tarball and the templates all read it; nothing
+ * downstream reaches back to the config files or the disk for them.
  */
 import path from 'node:path';
 import YAML from 'yaml';
