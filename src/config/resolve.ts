@@ -85,7 +85,7 @@ export const KNOWN_KEYS = [
   'release', 'apps', 'node_types', 'default_node_type', 'runtime', 'vm_args', 'sys_config',
   'output_dir', 'overlays', 'hooks',
 ] as const;
-/** relx's extended start script hooks; the launcher runs them (README, "Hooks"). */
+/** relx's extended start script hooks; the launcher runs them (docs/commands.md, "Hooks"). */
 export const HOOK_NAMES = ['pre_start', 'post_start', 'pre_stop', 'post_stop', 'status'] as const;
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
 const VERSION_RE = /^[0-9A-Za-z][0-9A-Za-z.+_-]*$/;
