@@ -1,7 +1,7 @@
 // End to end: the node runtime (dist/node, shipped as lib/noderel-<vsn>/) boots a release
 // directory assembled by hand here, as a real child process, the way `bin/<name> foreground`
 // execs it. Covers app start (module and program apps, readiness, failures), config loading,
-// the staged shutdown of SPEC §5, the process title and `escript`.
+// the staged shutdown (docs/signals.md), the process title and `escript`.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -465,7 +465,7 @@ describe('boot.js foreground: config', () => {
   });
 });
 
-describe('boot.js foreground: staged INT/TERM and QUIT (SPEC §5)', () => {
+describe('boot.js foreground: staged INT/TERM and QUIT', () => {
   // The first call is held long enough that everything else happens while it is in flight.
   const HELD_MS = 4_000;
 

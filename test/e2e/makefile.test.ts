@@ -1,5 +1,5 @@
 /**
- * The Kazoo workflow through the Makefile, verbatim (SPEC §8): in a copy of this repository's
+ * The Kazoo workflow through the Makefile, verbatim (README, first lines): in a copy of this repository's
  * Makefile, rel/ and apps/ (sharing node_modules and dist), with the run and log directories,
  * ports and config of the test's own.
  */

@@ -1,5 +1,5 @@
 /**
- * Builds real releases from fixture projects in temp dirs and boots them: the layout of SPEC §3,
+ * Builds real releases from fixture projects in temp dirs and boots them: the release layout (docs/release-layout.md),
  * production dependencies only, the launcher's foreground/escript/versions/help, reproducible
  * tarballs that run where they are unpacked, and `noderel init` on plain programs.
  */
@@ -54,7 +54,7 @@ describe('noderel build on a fixture project', () => {
     rel = path.join(dir, '_rel', 'mini');
   });
 
-  it('writes the layout of SPEC §3', () => {
+  it('writes the release layout of docs/release-layout.md', () => {
     const files = listTree(rel);
     const nodeVsn = process.versions.node;
     expect(files).toEqual(

@@ -1,5 +1,5 @@
 /**
- * Hermetic releases (SPEC §3, issue 9): real `npm install`s from the registry, built with the CLI,
+ * Hermetic releases: real `npm install`s from the registry, built with the CLI,
  * and the release unpacked from its tarball into a directory with no node_modules above it, where
  * the system node requires every dependency from the app's directory. Covers a workspaces
  * monorepo (a workspace built as an app, and the root built as one app), an `npm:` alias, two

@@ -1,5 +1,5 @@
 /**
- * After any rebuild the release holds exactly one runtime and nothing stale (SPEC §3): a rebuild
+ * After any rebuild the release holds exactly one runtime and nothing stale: a rebuild
  * with another runtime, another app version or another noderel leaves nothing of the old one
  * in node-*, lib/ or bin/, while other installed versions, run state (tmp/) and logs (log/)
  * are kept. The pinned runtime 22.23.3 comes from the shared test cache (see runtime.test.ts).
