@@ -442,31 +442,9 @@ function serveConnection(socket: Socket, o: ControlService, where: string, guard
   answerLine().then(
     (line) => {
       if (answered) return;
-      const peer = describePeer(socket, where);
-      const malformed = { reason: 'malformed', info: `refused a control connection: malformed first line from ${peer}` };
-      let msg: unknown;
-      try {
-        msg = JSON.parse(line);
-      } catch {
-        return refuse('EPROTO', 'expected a JSON object answering the challenge', malformed);
-      }
-      if (!isObject(msg) || typeof msg.nonce !== 'string' || typeof msg.msg !== 'string') {
-        return refuse('EPROTO', `expected {"nonce","msg","mac"} (control protocol v${CONTROL_PROTOCOL_VERSION})`, malformed);
-      }
-      const key = sessionKey(o.cookie, msg.nonce, serverNonce);
-      let request: unknown;
-      try {
-        request = JSON.parse(msg.msg);
-      } catch {
-        request = undefined;
-      }
-      const command = isObject(request) && typeof request.command === 'string' ? request.command : undefined;
-      if (typeof msg.mac !== 'string' || !sameDigest(msg.mac, macOf(key, C2S, 0, msg.msg))) {
-        return refuse('EAUTH', 'wrong cookie', {
-          reason: 'wrong cookie',
-          info: `refused a control connection: wrong cookie from ${peer}${command === undefined ? '' : ` (command ${JSON.stringify(command)})`}`,
-        });
-      }
+      const checked = checkAnswer(line, o.cookie, serverNonce, describePeer(socket, where));
+      if ('refused' in checked) return refuse(...checked.refused);
+      const { key, request, command } = checked;
       // authenticated: from here every answer is MAC'd, and the slot is free
       answered = true;
       clearTimeout(timer);
@@ -479,27 +457,7 @@ function serveConnection(socket: Socket, o: ControlService, where: string, guard
       if (!isObject(request) || command === undefined) return answer({ ok: false, code: 'EPROTO', error: 'no command given' });
       const args = request.args ?? [];
       if (!Array.isArray(args)) return answer({ ok: false, code: 'EPROTO', error: `args of ${command} must be a JSON array` });
-
-      const requestHandler = ownEntry(o.requests, command);
-      const stream = ownEntry(o.streams ?? {}, command);
-      if (requestHandler) {
-        reader.release();
-        socket.resume(); // drop further input; notice a peer that leaves while the handler runs
-        void runRequest(socket, key, command, requestHandler, args);
-      } else if (stream) {
-        socket.write(seal(key, { ok: true, stream: true }) + '\n');
-        reader.release();
-        const sealed = new SealedStream(socket, key, S2C, C2S, describePeer(socket, where));
-        sealed.on('error', () => {}); // a cut or tampered stream ends here; handlers add their own
-        try {
-          stream(sealed, args);
-        } catch {
-          sealed.destroy();
-        }
-      } else {
-        const known = [...Object.keys(o.requests), ...Object.keys(o.streams ?? {})].sort().join(', ');
-        answer({ ok: false, code: 'EUNKNOWN', error: `unknown command ${command}; known: ${known}` });
-      }
+      runCommand({ socket, reader, key, where, answer }, o, command, args);
     },
     (err: unknown) => {
       if (answered) return; // refused already (timeout): its line is on the way out
@@ -516,6 +474,76 @@ function serveConnection(socket: Socket, o: ControlService, where: string, guard
       }
     },
   );
+}
+
+type Refusal = [code: string, error: string, failure: { reason: string; info: string }];
+
+/**
+ * The client's answer to the challenge (`serverNonce`): the session key, the request and its
+ * command when the MAC proves the cookie, else the refusal (a malformed line, a wrong cookie).
+ */
+function checkAnswer(line: string, cookie: string, serverNonce: string, peer: string): { refused: Refusal } | { key: Buffer; request: unknown; command: string | undefined } {
+  const malformed = { reason: 'malformed', info: `refused a control connection: malformed first line from ${peer}` };
+  let msg: unknown;
+  try {
+    msg = JSON.parse(line);
+  } catch {
+    return { refused: ['EPROTO', 'expected a JSON object answering the challenge', malformed] };
+  }
+  if (!isObject(msg) || typeof msg.nonce !== 'string' || typeof msg.msg !== 'string') {
+    return { refused: ['EPROTO', `expected {"nonce","msg","mac"} (control protocol v${CONTROL_PROTOCOL_VERSION})`, malformed] };
+  }
+  const key = sessionKey(cookie, msg.nonce, serverNonce);
+  let request: unknown;
+  try {
+    request = JSON.parse(msg.msg);
+  } catch {
+    request = undefined;
+  }
+  const command = isObject(request) && typeof request.command === 'string' ? request.command : undefined;
+  if (typeof msg.mac !== 'string' || !sameDigest(msg.mac, macOf(key, C2S, 0, msg.msg))) {
+    return {
+      refused: ['EAUTH', 'wrong cookie', {
+        reason: 'wrong cookie',
+        info: `refused a control connection: wrong cookie from ${peer}${command === undefined ? '' : ` (command ${JSON.stringify(command)})`}`,
+      }],
+    };
+  }
+  return { key, request, command };
+}
+
+/** An authenticated connection: its socket, its reader, the session key, and how to answer it once (MAC'd). */
+interface Session {
+  readonly socket: Socket;
+  readonly reader: LineReader;
+  readonly key: Buffer;
+  readonly where: string;
+  answer(reply: object): void;
+}
+
+/** Runs an authenticated command: a request (one answer), a stream (sealed frames), or unknown. */
+function runCommand(session: Session, o: ControlService, command: string, args: unknown[]): void {
+  const { socket, reader, key, where } = session;
+  const requestHandler = ownEntry(o.requests, command);
+  const stream = ownEntry(o.streams ?? {}, command);
+  if (requestHandler) {
+    reader.release();
+    socket.resume(); // drop further input; notice a peer that leaves while the handler runs
+    void runRequest(socket, key, command, requestHandler, args);
+  } else if (stream) {
+    socket.write(seal(key, { ok: true, stream: true }) + '\n');
+    reader.release();
+    const sealed = new SealedStream(socket, key, S2C, C2S, describePeer(socket, where));
+    sealed.on('error', () => {}); // a cut or tampered stream ends here; handlers add their own
+    try {
+      stream(sealed, args);
+    } catch {
+      sealed.destroy();
+    }
+  } else {
+    const known = [...Object.keys(o.requests), ...Object.keys(o.streams ?? {})].sort().join(', ');
+    session.answer({ ok: false, code: 'EUNKNOWN', error: `unknown command ${command}; known: ${known}` });
+  }
 }
 
 async function runRequest(socket: Socket, key: Buffer, command: string, handler: RequestHandler, args: unknown[]): Promise<void> {
@@ -699,27 +727,7 @@ async function exchange(
       if (hello.v !== CONTROL_PROTOCOL_VERSION || typeof hello.nonce !== 'string') {
         throw new ControlError('EPROTO', `the node on ${where} speaks another control protocol (expected v${CONTROL_PROTOCOL_VERSION})`);
       }
-      const clientNonce = randomBytes(32).toString('base64');
-      const key = sessionKey(o.cookie, clientNonce, hello.nonce);
-      const msg = JSON.stringify({ command: o.command, args: o.args ?? [] });
-      socket.write(JSON.stringify({ nonce: clientNonce, msg, mac: macOf(key, C2S, 0, msg).toString('base64') }) + '\n');
-      const sealed = parseLine(await reader.next(Infinity));
-      // Only an answer MAC'd with this session's key comes from a node that has the cookie; a
-      // plain line is believed only as a refusal (a relay can always drop us, never answer for it).
-      if (typeof sealed.msg !== 'string' || typeof sealed.mac !== 'string') throw refusal(sealed, where);
-      if (!sameDigest(sealed.mac, macOf(key, S2C, 0, sealed.msg))) {
-        throw new ControlError('EAUTH', `the answer from ${where} does not prove the cookie (something between us and the node changed it, or it is not the node); nothing was trusted`);
-      }
-      const reply = parseLine(sealed.msg);
-      if (reply.ok !== true) {
-        throw new ControlError(replyCode(reply.code), typeof reply.error === 'string' ? reply.error : 'the node refused the command');
-      }
-      if (mode === 'request' && reply.stream === true) {
-        throw new ControlError('EPROTO', `${o.command} is a stream command, not a request`);
-      }
-      if (mode === 'stream' && reply.stream !== true) {
-        throw new ControlError('EPROTO', `${o.command} is a request command, not a stream`);
-      }
+      const { key, reply } = await sendCommand(socket, reader, hello.nonce, o, mode, where);
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -735,6 +743,39 @@ async function exchange(
       else fail(new ControlError('EPROTO', messageOf(err), { cause: err }));
     });
   });
+}
+
+/** After the node's greeting (`serverNonce`): the command, MAC'd, and the node's answer, checked. */
+async function sendCommand(
+  socket: Socket,
+  reader: LineReader,
+  serverNonce: string,
+  o: ControlClientOptions,
+  mode: 'request' | 'stream',
+  where: string,
+): Promise<{ key: Buffer; reply: Record<string, unknown> }> {
+  const clientNonce = randomBytes(32).toString('base64');
+  const key = sessionKey(o.cookie, clientNonce, serverNonce);
+  const msg = JSON.stringify({ command: o.command, args: o.args ?? [] });
+  socket.write(JSON.stringify({ nonce: clientNonce, msg, mac: macOf(key, C2S, 0, msg).toString('base64') }) + '\n');
+  const sealed = parseLine(await reader.next(Infinity));
+  // Only an answer MAC'd with this session's key comes from a node that has the cookie; a
+  // plain line is believed only as a refusal (a relay can always drop us, never answer for it).
+  if (typeof sealed.msg !== 'string' || typeof sealed.mac !== 'string') throw refusal(sealed, where);
+  if (!sameDigest(sealed.mac, macOf(key, S2C, 0, sealed.msg))) {
+    throw new ControlError('EAUTH', `the answer from ${where} does not prove the cookie (something between us and the node changed it, or it is not the node); nothing was trusted`);
+  }
+  const reply = parseLine(sealed.msg);
+  if (reply.ok !== true) {
+    throw new ControlError(replyCode(reply.code), typeof reply.error === 'string' ? reply.error : 'the node refused the command');
+  }
+  if (mode === 'request' && reply.stream === true) {
+    throw new ControlError('EPROTO', `${o.command} is a stream command, not a request`);
+  }
+  if (mode === 'stream' && reply.stream !== true) {
+    throw new ControlError('EPROTO', `${o.command} is a request command, not a stream`);
+  }
+  return { key, reply };
 }
 
 /** A plain (unauthenticated) line: a refusal before authentication, or a peer without the cookie. */
