@@ -6,6 +6,7 @@
  */
 import { isMainModule } from './entry.js';
 import { isBootError } from './errors.js';
+import { readLaunchSettings, setProgramArgs } from './launch-env.js';
 import { createLogger, describeError, isLevel, LEVELS, logControlFromEnv, type Logger } from './log.js';
 
 /** Commands that run a node, and the control commands that talk to one (client.ts). */
@@ -21,9 +22,10 @@ const USAGE = `usage: boot.js ${COMMANDS.join(' | ')} [ARGS...]`;
 export async function boot(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number | undefined> {
   const [command, ...rest] = argv;
   const control = logControlFromEnv(env);
-  const log: Logger = createLogger(env.NODEREL_NODE_NAME || 'noderel', control);
-  if (env.NODEREL_LOG_LEVEL && !isLevel(env.NODEREL_LOG_LEVEL)) {
-    log.warn(`NODEREL_LOG_LEVEL=${env.NODEREL_LOG_LEVEL} is not a level; using ${control.level} (levels: ${LEVELS.join(', ')})`);
+  const settings = readLaunchSettings(env);
+  const log: Logger = createLogger(settings.nodeName ?? 'noderel', control);
+  if (settings.logLevel && !isLevel(settings.logLevel)) {
+    log.warn(`NODEREL_LOG_LEVEL=${settings.logLevel} is not a level; using ${control.level} (levels: ${LEVELS.join(', ')})`);
   }
   try {
     switch (command) {
@@ -36,7 +38,7 @@ export async function boot(argv: readonly string[], env: NodeJS.ProcessEnv = pro
             process.stderr.write(`${command}: unexpected argument ${JSON.stringify(rest[0])}; a program app's arguments go after --, e.g. bin/<name> ${command === 'daemon' ? 'start' : command} -- ${rest.join(' ')} (or set args for the app in rel/relx.config)\n`);
             return 1;
           }
-          env.NODEREL_PROGRAM_ARGS = JSON.stringify(rest.slice(1));
+          setProgramArgs(env, rest.slice(1));
         }
         const { runNode } = await import('./services.js');
         return await runNode(command, control, env);

@@ -43,7 +43,7 @@ export function controlTarget(env: NodeJS.ProcessEnv = process.env, remote?: str
   if (endpoint) return { nodeName: describeEndpoint(endpoint), endpoint, cookie };
   const launch = readLaunchEnv(env);
   const nodeName = nodeNameFor(launch, launch.nodeType ?? '');
-  const runDir = env.NODEREL_RUN_DIR || join(launch.releaseTmp, nodeName);
+  const runDir = launch.runDir ?? join(launch.releaseTmp, nodeName);
   return { nodeName, endpoint: { path: join(runDir, 'ctl') }, runDir, cookie };
 }
 
@@ -53,7 +53,7 @@ function cookieOptions(env: NodeJS.ProcessEnv) {
     relName: launch.relName ?? '',
     nodeType: launch.nodeType ?? '',
     root: launch.root,
-    vmArgsFile: env.NODEREL_VM_ARGS || undefined,
+    vmArgsFile: launch.vmArgsFile,
     env,
   };
 }

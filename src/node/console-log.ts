@@ -23,6 +23,7 @@
 import { chmodSync, closeSync, fchmodSync, fstatSync, mkdirSync, openSync, renameSync, type Stats, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { BootError } from './errors.js';
+import { readLaunchSettings } from './launch-env.js';
 import { isoTime, type LogSink } from './log.js';
 
 export interface ConsoleLogOptions {
@@ -439,10 +440,11 @@ export function logSettings(
   env: NodeJS.ProcessEnv,
   defaults: { maxBytes?: number; generations?: number } = {},
 ): { maxBytes: number; generations: number; mode: number } {
+  const given = readLaunchSettings(env).logRotation;
   return {
-    maxBytes: parseMaxBytes(env.RUNNER_LOG_MAX_BYTES) ?? defaults.maxBytes ?? DEFAULT_LOG_MAX_BYTES,
-    generations: parseGenerations(env.RUNNER_LOG_GENERATIONS) ?? defaults.generations ?? DEFAULT_LOG_GENERATIONS,
-    mode: parseMode(env.RUNNER_LOG_MODE) ?? DEFAULT_LOG_MODE,
+    maxBytes: parseMaxBytes(given.maxBytes) ?? defaults.maxBytes ?? DEFAULT_LOG_MAX_BYTES,
+    generations: parseGenerations(given.generations) ?? defaults.generations ?? DEFAULT_LOG_GENERATIONS,
+    mode: parseMode(given.mode) ?? DEFAULT_LOG_MODE,
   };
 }
 

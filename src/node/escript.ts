@@ -6,12 +6,12 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BootError } from './errors.js';
-import { defaultRoot } from './launch-env.js';
+import { defaultRootInto } from './launch-env.js';
 import { runAsMain } from './run-main.js';
 
 export function runEscript(file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): void {
   const script = resolve(file);
   if (!existsSync(script)) throw new BootError('EESCRIPT', `escript: no such file ${script}`);
-  env.NODEREL_ROOT ||= defaultRoot();
+  defaultRootInto(env);
   runAsMain(script, args);
 }

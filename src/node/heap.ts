@@ -17,6 +17,7 @@
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { readLaunchSettings } from './launch-env.js';
 
 /** Above this much live heap a full collection pauses the process for too long: skipped. */
 export const BOOT_GC_MAX_HEAP_BYTES = 64 * 1024 * 1024;
@@ -59,7 +60,7 @@ export interface BootGc {
 
 /** Runs the collection now (unless skipped) and says what it did; undefined when turned off. */
 export function collectBootGarbage(env: NodeJS.ProcessEnv = process.env, maxHeapBytes = BOOT_GC_MAX_HEAP_BYTES): BootGc | undefined {
-  if (env.NODEREL_GC_AFTER_BOOT === '0') return undefined;
+  if (!readLaunchSettings(env).gcAfterBoot) return undefined;
   const heapBefore = getHeapStatistics().used_heap_size;
   const rssBefore = process.memoryUsage.rss();
   if (heapBefore > maxHeapBytes) return { heapBefore, heapAfter: heapBefore, rssBefore, rssAfter: rssBefore, ms: 0, skipped: `heap of ${mib(heapBefore)} over ${mib(maxHeapBytes)}` };
@@ -80,7 +81,7 @@ const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MiB`;
 
 /** Once the current work is done (ready messages sent, log lines written), collect and log it. */
 export function scheduleBootGc(log: { debug(msg: string): void }, env: NodeJS.ProcessEnv = process.env): void {
-  if (env.NODEREL_GC_AFTER_BOOT === '0') return;
+  if (!readLaunchSettings(env).gcAfterBoot) return;
   setImmediate(() => {
     const r = collectBootGarbage(env);
     if (r) log.debug(describeBootGc(r));

@@ -19,6 +19,7 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { Module } from 'node:module';
 import { isAbsolute, join, sep } from 'node:path';
+import { readLaunchSettings } from './launch-env.js';
 
 export interface HermeticApp {
   readonly name: string;
@@ -68,7 +69,7 @@ let installed = false;
 
 /** Confines package lookups of this process to `root`; once per process. */
 export function containModuleResolution(root: string, apps: readonly HermeticApp[]): void {
-  if (installed || process.env.NODEREL_HERMETIC === '0') return;
+  if (installed || !readLaunchSettings().hermetic) return;
   installed = true;
   const realRoot = realpathSync(root);
   // Node reports resolved files by their real path: compare real paths.

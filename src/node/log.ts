@@ -5,6 +5,7 @@
  * is shared by a logger and all its children so it can be changed at run time (ALRM, later).
  */
 import { format } from 'node:util';
+import { readLaunchSettings } from './launch-env.js';
 
 export const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 export type Level = (typeof LEVELS)[number];
@@ -65,7 +66,7 @@ export function consoleSink(stdout?: NodeJS.WritableStream, stderr?: NodeJS.Writ
 
 /** The level `NODEREL_LOG_LEVEL` names (else info), writing to the console. */
 export function logControlFromEnv(env: NodeJS.ProcessEnv): LogControl {
-  const wanted = env.NODEREL_LOG_LEVEL;
+  const wanted = readLaunchSettings(env).logLevel;
   return { level: wanted && isLevel(wanted) ? wanted : 'info', sink: consoleSink() };
 }
 

@@ -12,6 +12,7 @@ import { existsSync, renameSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { basename } from 'node:path';
 import { withHeldCookie } from './cookie.js';
+import { successorEnv } from './launch-env.js';
 import type { Logger } from './log.js';
 
 export interface SuccessorOptions {
@@ -57,7 +58,7 @@ export function successorControl(o: SuccessorOptions): SuccessorControl {
       renameSync(o.pidFile, oldbin);
       const child = spawn(launcher, ['reexec'], {
         // the cookie from the environment, which the apps' process.env no longer holds
-        env: withHeldCookie({ ...process.env, REL: o.nodeType, NODE_NAME: o.nodeName, NODEREL_REEXEC: '1' }),
+        env: withHeldCookie(successorEnv(o.nodeType, o.nodeName)),
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         detached: true,
       });

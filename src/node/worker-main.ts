@@ -4,6 +4,7 @@
  * a worker runs: every worker of every node type with workers pays for what it loads.
  */
 import { isBootError } from './errors.js';
+import { readLaunchSettings } from './launch-env.js';
 import { createLogger, describeError, logControlFromEnv } from './log.js';
 import { runWorker } from './worker.js';
 
@@ -11,7 +12,7 @@ const control = logControlFromEnv(process.env);
 runWorker(control).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    createLogger(process.env.NODEREL_NODE_NAME || 'noderel', control).error(describeError(err, !isBootError(err)));
+    createLogger(readLaunchSettings().nodeName ?? 'noderel', control).error(describeError(err, !isBootError(err)));
     process.exit(1);
   },
 );
