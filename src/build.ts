@@ -12,7 +12,7 @@ import { loadConfig } from './config/load.js';
 import { configToPlain, resolveConfig, type CliOverrides, type ResolvedConfig } from './config/resolve.js';
 import { applyPlan } from './assemble/apply.js';
 import { describePlan, planRelease } from './assemble/plan.js';
-import * as layout from './assemble/layout.js';
+import * as layout from './contract/layout.js';
 import { makeTar } from './archive/tar.js';
 import { displayPath, type Reporter } from './reporter.js';
 import type { Plan, Release } from './model.js';

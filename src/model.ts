@@ -10,6 +10,7 @@ import type { SysConfig } from './config/sys-config.js';
 import type { VmArgs } from './config/vm-args.js';
 import type { DependencyPackage } from './release/deps.js';
 import type { Runtime } from './release/runtime.js';
+import type { ManifestJson } from './contract/manifest.js';
 
 /** A source file the release ships: where it is, its path in its tree, its release mode. */
 export interface SourceFile {
@@ -59,8 +60,10 @@ export interface Release {
   readonly sysConfigSrc: boolean;
   /** Absolute `<output>/<name>`. */
   readonly releaseDir: string;
-  /** `releases/<vsn>/release.json`, the manifest the launcher runtime reads. */
-  readonly manifest: Readonly<Record<string, unknown>>;
+  /** `releases/<vsn>/release.json`, the manifest the runtime reads (contract/manifest.ts). */
+  readonly manifest: ManifestJson;
+  /** `releases/<vsn>/release.env`: what the launcher needs from the manifest (contract/release-env.ts). */
+  readonly releaseEnv: string;
   /** `releases/<vsn>/config.yaml`: the final config as `noderel config` prints it. */
   readonly configYaml: string;
   /** templates/bin/launcher.sh, placeholders unfilled. */

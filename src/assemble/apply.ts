@@ -21,7 +21,8 @@ import path from 'node:path';
 import fse from 'fs-extra';
 import { NoderelError } from '../errors.js';
 import { isInside, PROTECTED_DIRS } from '../paths.js';
-import { COOKIE, nodeDir, noderelDir, versionedLauncher } from './layout.js';
+import { COOKIE, nodeDir, noderelDir, versionedLauncher } from '../contract/layout.js';
+import { ManifestError, manifestPath, readManifest, type Manifest } from '../contract/manifest.js';
 import type { Plan } from './plan.js';
 
 function inRelease(root: string, rel: string): string {
@@ -130,23 +131,21 @@ function pathsInUse(releaseDir: string, name: string): { used: Set<string> } | {
   const used = new Set<string>();
   const releases = path.join(releaseDir, 'releases');
   for (const vsn of fs.existsSync(releases) ? fs.readdirSync(releases) : []) {
-    const file = path.join(releases, vsn, 'release.json');
-    if (!fs.existsSync(file)) continue;
-    let m: { node_version?: unknown; noderel_version?: unknown; apps?: unknown };
+    if (!fs.existsSync(manifestPath(releaseDir, vsn))) continue;
+    let m: Manifest;
     try {
-      m = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof m;
+      m = readManifest(releaseDir, vsn);
     } catch (err) {
-      return { problem: `releases/${vsn}/release.json is not readable JSON (${(err as Error).message})` };
+      if (!(err instanceof ManifestError)) throw err;
+      return { problem: `releases/${vsn}/release.json is not ${err.reason === 'json' ? 'readable JSON' : 'a valid manifest'} (${err.message})` };
     }
-    if (typeof m.node_version !== 'string' || typeof m.noderel_version !== 'string' || typeof m.apps !== 'object' || m.apps === null) {
-      return { problem: `releases/${vsn}/release.json lacks node_version, noderel_version or apps` };
+    if (m.nodeVersion === '' || m.noderelVersion === '') {
+      return { problem: `releases/${vsn}/release.json lacks node_version or noderel_version` };
     }
-    used.add(nodeDir(m.node_version));
-    used.add(noderelDir(m.noderel_version));
+    used.add(nodeDir(m.nodeVersion));
+    used.add(noderelDir(m.noderelVersion));
     used.add(versionedLauncher(name, vsn));
-    for (const app of Object.values(m.apps as Record<string, { dir?: unknown }>)) {
-      if (typeof app?.dir === 'string') used.add(path.posix.normalize(app.dir.split(path.sep).join('/')).replace(/\/+$/, ''));
-    }
+    for (const app of m.apps.values()) used.add(path.relative(releaseDir, app.dir).split(path.sep).join('/'));
   }
   return { used };
 }

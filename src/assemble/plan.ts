@@ -7,7 +7,7 @@ import path from 'node:path';
 import { NoderelError } from '../errors.js';
 import { PROTECTED_DIRS } from '../paths.js';
 import type { Operation, Plan, PlannedPackage, Release, SourceFile, SourceTree } from '../model.js';
-import * as layout from './layout.js';
+import * as layout from '../contract/layout.js';
 
 export type { Operation, Plan } from '../model.js';
 
@@ -52,17 +52,12 @@ export function withPackageFrom(plan: Plan, toDir: string, fromDir: string, tree
   return { ...plan, operations, omitted: [...(plan.omitted ?? []), ...tree.omitted], ...(packages ? { packages } : {}) };
 }
 
-/** The launcher script with this release's constants filled in. */
+/**
+ * The launcher script with this release's name and version filled in; it reads the rest from
+ * `releases/<vsn>/release.env` (contract/release-env.ts).
+ */
 export function renderLauncher(r: Release): string {
-  const values: Record<string, string> = {
-    REL_NAME: r.name,
-    REL_VSN: r.version,
-    NODE_VSN: r.runtime.version,
-    NODEREL_VSN: r.noderelVersion,
-    NODE_TYPES: r.config.nodeTypes.map((t) => t.name).join(' '),
-    PROCESS_NAMES: r.config.nodeTypes.map((t) => `${t.name}=${t.processName}`).join(' '),
-    DEFAULT_NODE_TYPE: r.config.defaultNodeType,
-  };
+  const values: Record<string, string> = { REL_NAME: r.name, REL_VSN: r.version, NODEREL_VSN: r.noderelVersion };
   return r.launcherTemplate.replace(/@@([A-Z_]+)@@/g, (m, key: string) => values[key] ?? m);
 }
 
@@ -138,7 +133,7 @@ export function planRelease(r: Release, cookie: string): Plan {
 
   const nodeDir = layout.nodeDir(r.runtime.version);
   units.add(nodeDir);
-  ops.push({ kind: 'copy', from: r.runtime.binaryPath, to: `${nodeDir}/bin/node`, mode: 0o755 });
+  ops.push({ kind: 'copy', from: r.runtime.binaryPath, to: layout.nodeBinary(r.runtime.version), mode: 0o755 });
   if (r.runtime.licensePath) ops.push({ kind: 'copy', from: r.runtime.licensePath, to: `${nodeDir}/LICENSE`, mode: 0o644 });
 
   const { omitted, packages } = planApps(r, ops, units);
@@ -150,12 +145,13 @@ export function planRelease(r: Release, cookie: string): Plan {
 
   const relDir = layout.releaseVersionDir(r.version);
   units.add(relDir);
-  ops.push({ kind: 'write', to: `${relDir}/release.json`, data: `${JSON.stringify(r.manifest, null, 2)}\n`, mode: 0o644 });
-  ops.push({ kind: 'write', to: `${relDir}/config.yaml`, data: r.configYaml, mode: 0o644 });
-  ops.push({ kind: 'write', to: `${relDir}/vm.args`, data: r.vmArgsText, mode: 0o644 });
-  ops.push({ kind: 'write', to: `${relDir}/sys.config`, data: `${JSON.stringify(r.sysConfig, null, 2)}\n`, mode: 0o644 });
+  ops.push({ kind: 'write', to: layout.manifestFile(r.version), data: `${JSON.stringify(r.manifest, null, 2)}\n`, mode: 0o644 });
+  ops.push({ kind: 'write', to: layout.releaseEnvFile(r.version), data: r.releaseEnv, mode: 0o644 });
+  ops.push({ kind: 'write', to: layout.configYamlFile(r.version), data: r.configYaml, mode: 0o644 });
+  ops.push({ kind: 'write', to: layout.vmArgsFile(r.version), data: r.vmArgsText, mode: 0o644 });
+  ops.push({ kind: 'write', to: layout.sysConfigFile(r.version), data: `${JSON.stringify(r.sysConfig, null, 2)}\n`, mode: 0o644 });
   for (const [hook, file] of Object.entries(r.config.hooks)) {
-    ops.push({ kind: 'copy', from: file, to: `${relDir}/hooks/${hook}`, mode: 0o755 });
+    ops.push({ kind: 'copy', from: file, to: layout.hookFile(r.version, hook), mode: 0o755 });
   }
 
   units.add(layout.START_DATA);

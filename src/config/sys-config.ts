@@ -9,7 +9,7 @@ import type { Document, Node as YamlNode, Pair } from 'yaml';
 import { readConfigFile } from './read-file.js';
 import { Problems } from '../errors.js';
 import { displayPath } from '../reporter.js';
-import { placeholderProblems, varsIn } from './vm-args.js';
+import { placeholderProblems, varsIn } from '../contract/placeholders.js';
 
 /** The validated sys.config: each app's section, a plain JSON-representable object. */
 export type SysConfig = Record<string, Record<string, unknown>>;

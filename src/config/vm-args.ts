@@ -9,6 +9,11 @@ import path from 'node:path';
 import { readConfigFile } from './read-file.js';
 import { Problems } from '../errors.js';
 import { displayPath } from '../reporter.js';
+import { headWord, parseDirective, unbalancedQuote, vmArgsEntries } from '../contract/vm-args.js';
+import { placeholderProblems } from '../contract/placeholders.js';
+
+export { unbalancedQuote } from '../contract/vm-args.js';
+export { placeholderProblems, varsIn } from '../contract/placeholders.js';
 
 /** One directive as written, after comments and blank lines are dropped. */
 export interface VmArgsLine {
@@ -41,8 +46,6 @@ export interface VmArgs {
 }
 
 const CODE = 'EVMARGS';
-const DIRECTIVES = ['-name', '-sname', '-setcookie', '-env', '-args_file'] as const;
-const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** A frame of the include chain: the file being read and, once it includes another, the line. */
 interface Frame {
@@ -68,32 +71,30 @@ export function loadVmArgs(file: string): VmArgs {
   return v;
 }
 
-/** Parse one file's text, appending its directives and recursing into includes. */
+/** Parse one file's text (contract/vm-args.ts), appending its directives and recursing into includes. */
 function readInto(abs: string, text: string, chain: Frame[], out: VmArgsLine[], problems: Problems): void {
   const frame: Frame = { file: abs, real: realPath(abs), line: 0 };
   const stack = [...chain, frame];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const trimmed = raw.trim();
-    if (trimmed === '' || trimmed.startsWith('#')) return;
-    const at: VmArgsLine = { file: abs, line: i + 1, text: trimmed };
-    if (head(trimmed) === '-args_file') {
+  for (const { line, text: trimmed } of vmArgsEntries(text)) {
+    const at: VmArgsLine = { file: abs, line, text: trimmed };
+    if (headWord(trimmed) === '-args_file') {
       frame.line = at.line;
       include(at, stack, out, problems);
     } else {
       out.push(at);
     }
-  });
+  }
 }
 
 /** Handle `-args_file PATH`: check it, detect cycles, read and inline the target. */
 function include(at: VmArgsLine, stack: Frame[], out: VmArgsLine[], problems: Problems): void {
   const loc = where(at);
-  const args = tail(at.text);
-  if (args.length !== 1) {
-    problems.add(loc, args.length === 0 ? needs('-args_file', 'PATH') : oneArg('-args_file', args.length, at.text));
+  const d = parseDirective(at.text);
+  if ('problem' in d || d.kind !== 'args_file') {
+    problems.add(loc, 'problem' in d ? d.problem : `expected -args_file PATH, found "${at.text}"`);
     return;
   }
-  const rel = args[0]!;
+  const rel = d.path;
   if (rel.includes('${')) {
     problems.add(loc, `-args_file "${rel}" uses \${...}, but includes are inlined at build time; write a literal path`);
     return;
@@ -129,7 +130,7 @@ function realPath(abs: string): string {
   }
 }
 
-/** Sort the inlined directives into name, cookie, env and Node flags; check each one. */
+/** Sort the inlined directives (parsed by contract/vm-args.ts) into name, cookie, env and Node flags. */
 function classify(file: string, lines: VmArgsLine[], problems: Problems): VmArgs {
   const v: VmArgs = { file, lines, nodeFlags: [], env: [] };
   let nameAt: VmArgsLine | undefined;
@@ -137,107 +138,30 @@ function classify(file: string, lines: VmArgsLine[], problems: Problems): VmArgs
     for (const p of placeholderProblems(at.text)) problems.add(where(at), p);
     const quote = unbalancedQuote(at.text);
     if (quote) problems.add(where(at), quote);
-    const h = head(at.text);
-    if (h === '-name' || h === '-sname') {
-      nameAt = takeName(v, at, nameAt, problems);
-    } else if (h === '-setcookie') {
-      takeCookie(v, at, problems);
-    } else if (h === '-env') {
-      takeEnv(v, at, problems);
-    } else if (at.text.startsWith('-')) {
+    const d = parseDirective(at.text);
+    if ('problem' in d) {
+      problems.add(where(at), d.problem);
+    } else if (d.kind === 'name') {
+      nameAt = takeName(v, at, d.flag, d.value, nameAt, problems);
+    } else if (d.kind === 'setcookie') {
+      if (v.setcookie) problems.add(where(at), `-setcookie given twice (first at ${where(v.setcookie)}); keep one`);
+      else v.setcookie = at;
+    } else if (d.kind === 'env') {
+      v.env.push({ key: d.key, value: d.value, at });
+    } else if (d.kind === 'flags') {
       v.nodeFlags.push(at);
-    } else {
-      problems.add(where(at), notAFlag(at.text));
     }
   }
   return v;
 }
 
-function takeName(v: VmArgs, at: VmArgsLine, prev: VmArgsLine | undefined, problems: Problems): VmArgsLine | undefined {
-  const h = head(at.text);
-  const args = tail(at.text);
-  if (args.length !== 1) {
-    problems.add(where(at), args.length === 0 ? needs(h, 'NAME') : oneArg(h, args.length, at.text));
-    return prev;
-  }
+function takeName(v: VmArgs, at: VmArgsLine, flag: string, name: string, prev: VmArgsLine | undefined, problems: Problems): VmArgsLine | undefined {
   if (prev) {
-    problems.add(where(at), `${h} given twice (first at ${where(prev)}); keep one`);
+    problems.add(where(at), `${flag} given twice (first at ${where(prev)}); keep one`);
     return prev;
   }
-  v.name = args[0];
+  v.name = name;
   return at;
-}
-
-function takeCookie(v: VmArgs, at: VmArgsLine, problems: Problems): void {
-  const args = tail(at.text);
-  if (args.length !== 1) {
-    problems.add(where(at), args.length === 0 ? needs('-setcookie', 'COOKIE') : oneArg('-setcookie', args.length, at.text));
-  } else if (v.setcookie) {
-    problems.add(where(at), `-setcookie given twice (first at ${where(v.setcookie)}); keep one`);
-  } else {
-    v.setcookie = at;
-  }
-}
-
-function takeEnv(v: VmArgs, at: VmArgsLine, problems: Problems): void {
-  const m = /^-env\s+(\S+)\s+(.+)$/.exec(at.text);
-  if (!m) {
-    problems.add(where(at), needs('-env', 'KEY VALUE'));
-    return;
-  }
-  const key = m[1]!;
-  if (!ENV_KEY.test(key)) {
-    problems.add(where(at), `-env key "${key}" is not a valid variable name; use letters, digits and _, not starting with a digit`);
-    return;
-  }
-  v.env.push({ key, value: m[2]!, at });
-}
-
-/**
- * A quote that opens a word (or a value after `=`) and is not closed on the same line, e.g.
- * `-env FOO "bar baz`: a directive is one line, so the rest of the file cannot close it.
- * A quote inside a word (`it's`) is a character like any other.
- */
-export function unbalancedQuote(text: string): string | undefined {
-  let wordStart = true;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (/\s/.test(c)) {
-      wordStart = true;
-      continue;
-    }
-    if ((c === '"' || c === "'") && (wordStart || text[i - 1] === '=')) {
-      const close = text.indexOf(c, i + 1);
-      if (close === -1) {
-        return `unbalanced ${c} at column ${i + 1} in "${text}"; close the quote on this line (a directive is one line) or remove it`;
-      }
-      i = close;
-    }
-    wordStart = false;
-  }
-  return undefined;
-}
-
-function notAFlag(text: string): string {
-  const base = `expected a flag or directive, found "${text}"`;
-  if (text.startsWith('+')) return `${base}; Erlang emulator flags (+K, +P, ...) have no Node equivalent, remove it`;
-  return `${base}; write Node flags as --flag[=value], or use ${DIRECTIVES.join(', ')}`;
-}
-
-function needs(directive: string, args: string): string {
-  return `${directive} needs an argument; write ${directive} ${args}`;
-}
-
-function oneArg(directive: string, found: number, text: string): string {
-  return `${directive} takes one argument, found ${found} in "${text}"`;
-}
-
-function head(text: string): string {
-  return text.split(/\s+/, 1)[0]!;
-}
-
-function tail(text: string): string[] {
-  return text.split(/\s+/).slice(1);
 }
 
 function where(at: VmArgsLine): string {
@@ -397,56 +321,4 @@ function badValue(written: string, name: string, value: string, type: FlagType, 
   const [by, kind] = type.split(':') as [string, string];
   const consequence = by === 'v8' ? 'node would exit with code 9 at start' : 'node would misread it without a word (abc as 0)';
   return `${written}: the value of ${name} must be ${form.what} (${by === 'v8' ? 'V8' : 'Node'} type ${kind}), not "${value}": ${consequence}; write ${name}=${form.slot}`;
-}
-
-/** A `${...}` found in a text: well-formed (`name` set) or not (`error` set). */
-interface Placeholder {
-  raw: string;
-  name?: string;
-  fallback?: string;
-  error?: string;
-}
-
-const INNER = /^([A-Za-z_][A-Za-z0-9_]*)(?::-([^]*))?$/;
-
-/** Every `${` in `text`, in order; a `$` not followed by `{` is literal. */
-function scanPlaceholders(text: string): Placeholder[] {
-  const found: Placeholder[] = [];
-  let from = 0;
-  for (let start = text.indexOf('${', from); start !== -1; start = text.indexOf('${', from)) {
-    const end = text.indexOf('}', start + 2);
-    if (end === -1) {
-      found.push({ raw: text.slice(start), error: 'is not closed with }' });
-      break;
-    }
-    const raw = text.slice(start, end + 1);
-    found.push(parsePlaceholder(raw, text.slice(start + 2, end)));
-    from = end + 1;
-  }
-  return found;
-}
-
-function parsePlaceholder(raw: string, inner: string): Placeholder {
-  const m = INNER.exec(inner);
-  if (!m) return { raw, error: 'is malformed' };
-  const fallback = m[2];
-  if (fallback !== undefined && fallback.includes('${')) return { raw, error: 'nests a placeholder, which is not supported' };
-  return { raw, name: m[1]!, fallback };
-}
-
-/**
- * The problems with the `${...}` placeholders in `text` (empty when all are well-formed), e.g.
- * `malformed placeholder "${1A}"; write ${NAME} or ${NAME:-default}`.
- */
-export function placeholderProblems(text: string): string[] {
-  return scanPlaceholders(text)
-    .filter((p) => p.error !== undefined)
-    .map((p) => `placeholder "${p.raw}" ${p.error}; write \${NAME} or \${NAME:-default}, NAME being letters, digits and _`);
-}
-
-/** The well-formed `${VAR}` and `${VAR:-default}` placeholders in `text`, in order. */
-export function varsIn(text: string): { name: string; hasDefault: boolean }[] {
-  return scanPlaceholders(text)
-    .filter((p) => p.name !== undefined)
-    .map((p) => ({ name: p.name!, hasDefault: p.fallback !== undefined }));
 }

@@ -22,6 +22,9 @@
 import { readFileSync, type Stats, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
+import { COOKIE, releasePath } from '../contract/layout.js';
+import { envPrefix } from '../contract/env-names.js';
+import { headWord, parseDirective, vmArgsEntries } from '../contract/vm-args.js';
 import { BootError } from './errors.js';
 import { parseIni, type IniSection } from './ini.js';
 
@@ -51,9 +54,7 @@ export interface CookieOptions {
 }
 
 /** `kazoo` -> `KAZOO`, `my-rel` -> `MY_REL`: the prefix of `<NAME>_COOKIE` and `<NAME>_CONFIG`. */
-export function relEnvName(relName: string): string {
-  return relName.toUpperCase().replace(/[^A-Z0-9]/g, '_');
-}
+export const relEnvName = envPrefix;
 
 /** The names a section's `host =` is compared with: the full hostname and its short form. */
 export function cookieHostnames(hostname: string): string[] {
@@ -88,7 +89,7 @@ export function resolveCookie(o: CookieOptions): CookieResolution {
   }
 
   // d. releases/COOKIE
-  const cookieFile = join(o.root, 'releases', 'COOKIE');
+  const cookieFile = releasePath(o.root, COOKIE);
   const text = readCookieFile(cookieFile);
   if (text !== undefined) {
     const cookie = text.trim();
@@ -259,7 +260,11 @@ function unreadable(file: string, err: unknown, stat?: Stats): BootError {
   return new BootError('ECOOKIE', `cannot read ${file}: ${e.message}`, { cause: err });
 }
 
-/** The value of the last `-setcookie VALUE` in a vm.args file, or undefined (none, or no file). */
+/**
+ * The value of `-setcookie VALUE` in a vm.args file (the last one, should there be several), or
+ * undefined (none, or no file). Lines are read by the contract's vm.args parser
+ * (contract/vm-args.ts): full-line `#` comments, quotes kept as written.
+ */
 function readVmArgsCookie(file: string): string | undefined {
   let text: string;
   try {
@@ -270,29 +275,13 @@ function readVmArgsCookie(file: string): string | undefined {
     throw new BootError('ECOOKIE', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
   let cookie: string | undefined;
-  text.split(/\r?\n/).forEach((raw, index) => {
-    const tokens = vmArgsTokens(raw);
-    for (let i = 0; i < tokens.length; i++) {
-      if (tokens[i] !== '-setcookie') continue;
-      const value = tokens[i + 1];
-      if (value === undefined || value === '') {
-        throw new BootError('ECOOKIE', `${file}:${index + 1}: -setcookie ${value === undefined ? 'has no value' : 'has an empty value'}; give it a cookie or remove the line`);
-      }
-      cookie = value;
-      i++;
-    }
-  });
-  return cookie;
-}
-
-/** The words of one vm.args line: whitespace-separated, quotes kept together, `#...` a comment. */
-function vmArgsTokens(line: string): string[] {
-  const tokens: string[] = [];
-  for (const m of line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) {
-    if (m[3]?.startsWith('#')) break;
-    tokens.push(m[1] ?? m[2] ?? m[3]!);
+  for (const entry of vmArgsEntries(text)) {
+    if (headWord(entry.text) !== '-setcookie') continue;
+    const d = parseDirective(entry.text);
+    if ('problem' in d) throw new BootError('ECOOKIE', `${file}:${entry.line}: ${d.problem}`);
+    if (d.kind === 'setcookie') cookie = d.value;
   }
-  return tokens;
+  return cookie;
 }
 
 function normalizeHost(host: string): string {

@@ -27,6 +27,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { type Server } from 'node:net';
 import { join } from 'node:path';
+import { launcher as launcherFile, releasePath } from '../contract/layout.js';
 import { DEFAULT_EVAL_TIMEOUT_MS } from './evaluate.js';
 import { scheduleBootGc } from './heap.js';
 import { Lifecycle, type Stage } from './lifecycle.js';
@@ -415,7 +416,7 @@ export function runMaster(plan: NodePlan, control: LogControl, opts: MasterOptio
     what: 'master',
     retireWith: 'WINCH and QUIT',
     pidFile: opts.pidFile,
-    launcher: join(plan.launch.root, 'bin', plan.manifest.name),
+    launcher: releasePath(plan.launch.root, launcherFile(plan.manifest.name)),
     nodeType: nodeType.name,
     nodeName: info.name,
     log,

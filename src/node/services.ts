@@ -6,6 +6,7 @@
  */
 import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { COOKIE, launcher as launcherFile, releasePath, versionedLauncher } from '../contract/layout.js';
 import type { Duplex } from 'node:stream';
 import { captureStdio, ConsoleLog, consoleLogSink, logSettings } from './console-log.js';
 import { parseHostPort, startControlServer, startControlTcpServer, type ControlServer, type ControlService, type ControlTcpServer } from './control.js';
@@ -37,7 +38,7 @@ function reportStart(env: NodeJS.ProcessEnv, verdict: 'ready' | 'running' | 'fai
 
 /** `releases/COOKIE` for a release unpacked from a tarball (which never carries the cookie). */
 function ensureReleaseCookie(root: string): void {
-  const file = join(root, 'releases', 'COOKIE');
+  const file = releasePath(root, COOKIE);
   if (existsSync(file)) return;
   try {
     writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o400, flag: 'wx' });
@@ -320,7 +321,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
         ? holdListeningSockets({
             successorOfOld: reexec,
             pidFile,
-            launcher: join(launch.root, 'bin', plan.manifest.name),
+            launcher: releasePath(launch.root, launcherFile(plan.manifest.name)),
             nodeType: plan.nodeType.name,
             nodeName: plan.info.name,
             log,
@@ -340,7 +341,7 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
           + 'start it with `start` (then restart replaces the node on the same sockets), give its node type workers: 1 (the master replaces the worker), or restart the service',
         );
       }
-      const launcher = join(launch.root, 'bin', `${plan.manifest.name}-${plan.manifest.version}`);
+      const launcher = releasePath(launch.root, versionedLauncher(plan.manifest.name, plan.manifest.version));
       log.info(`${what}: replacing this node (program apps cannot restart in their process)`);
       const newPid = await single.reexec(existsSync(launcher) ? launcher : undefined);
       setImmediate(() => {

@@ -12,7 +12,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { releasePath, sysConfigFile } from '../contract/layout.js';
+import { envPrefix } from '../contract/env-names.js';
+import { substitute } from '../contract/placeholders.js';
 import { BootError } from './errors.js';
+
+export { envPrefix } from '../contract/env-names.js';
+/** `${VAR}` / `${VAR:-default}` in a text (contract/placeholders.ts), for a program's args and cwd. */
+export { substitute as substituteString } from '../contract/placeholders.js';
 
 /** `app -> key -> value`. */
 export type SysConfig = Readonly<Record<string, Readonly<Record<string, unknown>>>>;
@@ -40,7 +47,7 @@ export interface SysConfigOptions {
 export function loadSysConfig(opts: SysConfigOptions): LoadedSysConfig {
   const env = opts.env ?? process.env;
   const sources: string[] = [];
-  const file = join(opts.root, 'releases', opts.vsn, 'sys.config');
+  const file = releasePath(opts.root, sysConfigFile(opts.vsn));
   let config: SysConfig = {};
   const base = readJsonIfPresent(file, 'ESYSCONFIG');
   if (base !== undefined) {
@@ -55,11 +62,6 @@ export function loadSysConfig(opts: SysConfigOptions): LoadedSysConfig {
     config = mergeAppConfig(config, checkShape(extra, override.file, 'EAPPCONFIG'));
   }
   return { config, sources };
-}
-
-/** `MY_REL` for release `my-rel`: the prefix of `<NAME>_APP_CONFIG`, `<NAME>_COOKIE`, ... */
-export function envPrefix(relName: string): string {
-  return relName.toUpperCase().replace(/[^A-Z0-9]/g, '_');
 }
 
 /** The override file: `$<NAME>_APP_CONFIG` when set (then it must exist), else `/etc/<name>/app.config`. */
@@ -89,7 +91,7 @@ export function substituteInConfig(
   const typedAt = new Set(typed.map((p) => JSON.stringify(p)));
   const walk = (value: unknown, at: string, keys: (string | number)[]): unknown => {
     if (typeof value === 'string') {
-      const text = substituteString(value, env, (name) => unset.push(`\${${name}} at ${at}`));
+      const text = substitute(value, env, (name) => unset.push(`\${${name}} at ${at}`));
       return typedAt.has(JSON.stringify(keys)) ? yamlScalar(text) : text;
     }
     if (Array.isArray(value)) return value.map((v, i) => walk(v, `${at}[${i}]`, [...keys, i]));
@@ -127,18 +129,6 @@ export function yamlScalar(text: string): string | number | boolean | null {
   if (/^0x[0-9a-fA-F]+$/.test(t)) return parseInt(t.slice(2), 16);
   if (/^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/.test(t)) return Number(t);
   return text;
-}
-
-export function substituteString(text: string, env: NodeJS.ProcessEnv, onUnset: (name: string) => void): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, def: string | undefined) => {
-    const value = env[name];
-    if (def !== undefined) return value === undefined || value === '' ? def : value;
-    if (value === undefined) {
-      onUnset(name);
-      return '';
-    }
-    return value;
-  });
 }
 
 /** Per app: the override's keys merged deeply into the base section. Inputs are not changed. */

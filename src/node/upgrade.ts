@@ -15,10 +15,12 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { launcher as launcherFile, manifestFile, releaseVersionDir, RELEASES_DIR, releasePath, START_DATA, upgradeTarball, versionedLauncher } from '../contract/layout.js';
 import { controlRequest, ControlError } from './control.js';
 import { controlTarget } from './client.js';
 import { BootError } from './errors.js';
 import { readLaunchEnv } from './launch-env.js';
+import { readManifest } from './manifest.js';
 import { isAlive } from './pid-file.js';
 
 const VSN_RE = /^[0-9A-Za-z][0-9A-Za-z.+_-]*$/;
@@ -37,20 +39,20 @@ function replaceFile(file: string, data: string | Buffer, mode: number): void {
 
 /** Unpacks `<name>-<vsn>.tar.gz` from releases/ unless the version is installed. */
 export function ensureInstalled(root: string, name: string, vsn: string): 'installed' | 'unpacked' {
-  if (existsSync(join(root, 'releases', vsn, 'release.json'))) return 'installed';
-  const tarball = join(root, 'releases', `${name}-${vsn}.tar.gz`);
+  if (existsSync(releasePath(root, manifestFile(vsn)))) return 'installed';
+  const tarball = releasePath(root, upgradeTarball(name, vsn));
   if (!existsSync(tarball)) {
-    const installed = readdirSync(join(root, 'releases')).filter((d) => existsSync(join(root, 'releases', d, 'release.json')));
+    const installed = readdirSync(releasePath(root, RELEASES_DIR)).filter((d) => existsSync(releasePath(root, manifestFile(d))));
     throw new BootError('EUPGRADE', `${name} ${vsn} is not installed and ${tarball} does not exist; copy the tarball of \`noderel tar\` there (installed: ${installed.join(', ')})`);
   }
   const stage = mkdtempSync(join(root, '.unpack-'));
   try {
     execFileSync('tar', ['xzf', tarball, '-C', stage], { stdio: ['ignore', 'ignore', 'pipe'] });
-    if (!existsSync(join(stage, 'releases', vsn, 'release.json'))) {
-      throw new BootError('EUPGRADE', `${tarball} holds no releases/${vsn}/release.json; is it the tarball of ${name} ${vsn}?`);
+    if (!existsSync(releasePath(stage, manifestFile(vsn)))) {
+      throw new BootError('EUPGRADE', `${tarball} holds no ${manifestFile(vsn)}; is it the tarball of ${name} ${vsn}?`);
     }
     // Only this version's own pieces: never the current bin/<name>, start.data or the cookie.
-    const pieces = [`bin/${name}-${vsn}`, `releases/${vsn}`];
+    const pieces = [versionedLauncher(name, vsn), releaseVersionDir(vsn)];
     for (const top of ['lib']) for (const d of readdirSync(join(stage, top))) pieces.push(`${top}/${d}`);
     for (const d of readdirSync(stage)) if (d.startsWith('node-')) pieces.push(d);
     for (const piece of pieces) {
@@ -73,18 +75,18 @@ interface Current {
 
 /** Makes `vsn` the current version; returns what it replaced, to undo. */
 function makeCurrent(root: string, name: string, vsn: string): Current {
-  const startData = join(root, 'releases', 'start.data');
-  const launcher = join(root, 'bin', name);
+  const startData = releasePath(root, START_DATA);
+  const launcher = releasePath(root, launcherFile(name));
   const previous = { startData: readFileSync(startData, 'utf8'), launcher: readFileSync(launcher) };
-  const manifest = JSON.parse(readFileSync(join(root, 'releases', vsn, 'release.json'), 'utf8')) as { node_version: string };
-  replaceFile(launcher, readFileSync(join(root, 'bin', `${name}-${vsn}`)), 0o755);
-  replaceFile(startData, `${manifest.node_version} ${vsn}\n`, 0o644);
+  const manifest = readManifest(root, vsn);
+  replaceFile(launcher, readFileSync(releasePath(root, versionedLauncher(name, vsn))), 0o755);
+  replaceFile(startData, `${manifest.nodeVersion} ${vsn}\n`, 0o644);
   return previous;
 }
 
 function restore(root: string, name: string, previous: Current): void {
-  replaceFile(join(root, 'bin', name), previous.launcher, 0o755);
-  replaceFile(join(root, 'releases', 'start.data'), previous.startData, 0o644);
+  replaceFile(releasePath(root, launcherFile(name)), previous.launcher, 0o755);
+  replaceFile(releasePath(root, START_DATA), previous.startData, 0o644);
 }
 
 async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {

@@ -16,6 +16,9 @@ import { isKnownFlag, resolveRuntime, runtimeFlagTypes, runtimeFlags, type Runti
 import { dependencyTrees, productionDependencies, type DependencyPackage } from './deps.js';
 import { readSources, type AppWithDeps } from './sources.js';
 import type { Release, ReleaseApp } from '../model.js';
+import type { ManifestAppJson, ManifestJson } from '../contract/manifest.js';
+import { renderReleaseEnv } from '../contract/release-env.js';
+import { appDir, hookFile } from '../contract/layout.js';
 
 export type { Release, ReleaseApp } from '../model.js';
 
@@ -24,13 +27,18 @@ export interface ModelOptions {
   cacheDir?: string;
 }
 
+/** release.json (contract/manifest.ts), from the resolved config and the model's apps. */
 function manifestOf(
   c: ResolvedConfig,
   runtime: Runtime,
   apps: readonly Pick<ReleaseApp, 'name' | 'version' | 'libDir' | 'type' | 'entry' | 'ready' | 'startTimeoutMs' | 'args' | 'cwd'>[],
   sysConfigSrc: boolean,
   sysConfigTyped: readonly SysConfigPath[],
-): Record<string, unknown> {
+): ManifestJson {
+  const app = (a: (typeof apps)[number]): ManifestAppJson => ({
+    version: a.version, dir: a.libDir, type: a.type, entry: a.entry, ready: a.ready, start_timeout_ms: a.startTimeoutMs,
+    ...(a.type === 'program' ? { args: [...a.args], cwd: a.cwd } : {}),
+  });
   return {
     name: c.name,
     version: c.version,
@@ -41,19 +49,11 @@ function manifestOf(
     sys_config_src: sysConfigSrc,
     // The unquoted `${VAR}` values of a sys.config.src: typed as YAML would type them at launch.
     ...(sysConfigSrc ? { sys_config_typed: sysConfigTyped } : {}),
-    apps: Object.fromEntries(
-      apps.map((a) => [
-        a.name,
-        {
-          version: a.version, dir: a.libDir, type: a.type, entry: a.entry, ready: a.ready, start_timeout_ms: a.startTimeoutMs,
-          ...(a.type === 'program' ? { args: [...a.args], cwd: a.cwd } : {}),
-        },
-      ]),
-    ),
+    apps: Object.fromEntries(apps.map((a) => [a.name, app(a)])),
     node_types: Object.fromEntries(
       c.nodeTypes.map((t) => [t.name, { apps: [...t.apps], workers: t.workers, process_name: t.processName }]),
     ),
-    hooks: Object.fromEntries(Object.keys(c.hooks).map((h) => [h, `releases/${c.version}/hooks/${h}`])),
+    hooks: Object.fromEntries(Object.keys(c.hooks).map((h) => [h, hookFile(c.version, h)])),
   };
 }
 
@@ -90,11 +90,12 @@ export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): 
       if (!(err instanceof NoderelError)) throw err;
       problems.add('', err.message);
     }
-    resolved.push({ ...a, deps, libDir: `lib/${a.name}-${a.version}` });
+    resolved.push({ ...a, deps, libDir: appDir(a.name, a.version) });
   }
 
   problems.throwIfAny('EBUILD', `release ${config.name}-${config.version} cannot be built`);
   const { apps, runtimeFiles, overlays, launcherTemplate } = readSources(config, resolved);
+  const manifest = manifestOf(config, runtime, apps, isSrc, typed);
 
   return Object.freeze({
     config,
@@ -109,7 +110,8 @@ export async function buildRelease(config: ResolvedConfig, opts: ModelOptions): 
     sysConfig,
     sysConfigSrc: isSrc,
     releaseDir: path.join(config.outputDir, config.name),
-    manifest: manifestOf(config, runtime, apps, isSrc, typed),
+    manifest,
+    releaseEnv: renderReleaseEnv(manifest),
     configYaml: YAML.stringify(configToPlain(config)),
     launcherTemplate,
     runtimeFiles,

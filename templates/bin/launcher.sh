@@ -30,18 +30,24 @@ fi
 # --- Constants, fixed at build time --------------------------------------------------------
 REL_NAME="@@REL_NAME@@"
 REL_VSN="@@REL_VSN@@"
-NODE_VSN="@@NODE_VSN@@"
-NODEREL_VSN="@@NODEREL_VSN@@"
-NODE_TYPES="@@NODE_TYPES@@"
-# node type=process name pairs: each node's process title, what `pgrep -x` matches
-PROCESS_NAMES="@@PROCESS_NAMES@@"
-DEFAULT_NODE_TYPE="@@DEFAULT_NODE_TYPE@@"
+REL_DIR="$RELEASE_ROOT_DIR/releases/$REL_VSN"
+# The rest comes from the manifest, through the sh-sourceable release.env the build writes next
+# to it (src/contract/release-env.ts; single-quoted values, no fork): NODE_VSN, NODEREL_VSN,
+# NODE_TYPES, PROCESS_NAMES (node type=process name pairs: each node's process title, what
+# `pgrep -x` matches) and DEFAULT_NODE_TYPE.
+NODE_VSN='' NODEREL_VSN='' NODE_TYPES='' PROCESS_NAMES='' DEFAULT_NODE_TYPE=''
+if [ -r "$REL_DIR/release.env" ]; then
+    # shellcheck source=/dev/null
+    . "$REL_DIR/release.env"
+else
+    echo "$REL_DIR/release.env is missing; the release is incomplete, rebuild it" >&2
+    exit 1
+fi
 
 # --- Overridable environment ---------------------------------------------------------------
 REL=${REL:-$DEFAULT_NODE_TYPE}
 RELEASE_TMP=${RELEASE_TMP:-$RELEASE_ROOT_DIR/tmp}
 RUNNER_LOG_DIR=${RUNNER_LOG_DIR:-$RELEASE_ROOT_DIR/log}
-REL_DIR="$RELEASE_ROOT_DIR/releases/$REL_VSN"
 NODE_BIN="$RELEASE_ROOT_DIR/node-$NODE_VSN/bin/node"
 BOOT="$RELEASE_ROOT_DIR/lib/noderel-$NODEREL_VSN/boot.js"
 # the control commands' client alone (ping, status, stop, ...): less to load than boot.js
@@ -120,18 +126,19 @@ check_node_type() {
     esac
 }
 
-# Substitute ${VAR} and ${VAR:-default} in one line of vm.args. An unset variable
-# without a default is an error naming it.
+# Substitute ${VAR} and ${VAR:-default} in $1 into SUBST, without a fork (the rules of
+# src/contract/placeholders.ts: the default also when VAR is empty). An unset variable without a
+# default is an error naming it.
 # shellcheck disable=SC2016 # the quoted '${' is the literal text searched for
 subst_vars() {
     rest=$1
-    out=
+    SUBST=
     while :; do
         case $rest in
             *'${'*) ;;
             *) break ;;
         esac
-        out=$out${rest%%'${'*}
+        SUBST=$SUBST${rest%%'${'*}
         rest=${rest#*'${'}
         case $rest in
             *'}'*) ;;
@@ -152,49 +159,70 @@ subst_vars() {
         elif [ -z "$isset" ]; then
             die "$REL_DIR/vm.args: \${$var} is not set and has no default; set $var or write \${$var:-value}"
         fi
-        out=$out$val
+        SUBST=$SUBST$val
     done
-    printf '%s\n' "$out$rest"
+    SUBST=$SUBST$rest
 }
 
-# Read releases/<vsn>/vm.args into a per-node file with variables substituted (never in
-# place), then set NODE_FLAGS, NODE_NAME (unless set) and export the -env pairs. With
-# --no-write (the fast `pid`), only the node name is worked out.
-prepare_vm_args() {
+# $1 without its leading whitespace, into TRIMMED.
+trim_left() {
+    TRIMMED=${1#"${1%%[![:space:]]*}"}
+}
+
+# One directive line of vm.args ($1: trimmed, not a comment), by the rules of
+# src/contract/vm-args.ts, which the build checked it against: -name/-sname set VM_NAME, -env
+# KEY VALUE (VALUE: the rest of the line) is exported, -setcookie is left to the cookie
+# resolution, any other line holds Node flags (NODE_FLAGS, split on whitespace at exec).
+# ${VAR} is substituted in the values; the substituted line is printed, for the node's copy.
+vm_args_line() {
+    LINE=$1
+    subst_vars "$LINE"
+    SUBST_LINE=$SUBST
+    printf '%s\n' "$SUBST_LINE"
+    set -f
+    # shellcheck disable=SC2086 # the line's words, split on purpose
+    set -- $LINE
+    set +f
+    case $1 in
+        -name | -sname)
+            subst_vars "${2:-}"
+            VM_NAME=$SUBST
+            ;;
+        -setcookie | -args_file) ;;
+        -env)
+            key=${2:-}
+            case $key in
+                '' | [!A-Za-z_]* | *[!A-Za-z0-9_]*) die "$REL_DIR/vm.args: bad -env variable \"$key\"" ;;
+            esac
+            trim_left "${LINE#-env}"
+            trim_left "${TRIMMED#"$key"}"
+            subst_vars "$TRIMMED"
+            export "$key=$SUBST"
+            ;;
+        *) NODE_FLAGS="$NODE_FLAGS $SUBST_LINE" ;;
+    esac
+}
+
+# Read releases/<vsn>/vm.args (the launcher's one vm.args parser: lines trimmed, blank lines and
+# `#` comment lines skipped, each directive to vm_args_line), printing the substituted
+# directives; sets NODE_FLAGS and VM_NAME and exports the -env pairs.
+read_vm_args() {
     NODE_FLAGS=
     VM_NAME=
-    args_tmp=/dev/null
-    if [ "${1:-}" != --no-write ]; then
-        # (mkdir, chmod and rm only when needed: each is a fork on the way to `start`)
-        [ -d "$RELEASE_TMP" ] || mkdir -p "$RELEASE_TMP" || die "cannot create $RELEASE_TMP; set RELEASE_TMP to a writable directory"
-        args_tmp="$RELEASE_TMP/.vm.args.$$"
-        : >"$args_tmp"
-    fi
-    if [ -f "$REL_DIR/vm.args" ]; then
-        while IFS= read -r line || [ -n "$line" ]; do
-            # shellcheck disable=SC2016 # '${' is the literal text looked for
-            case $line in
-                '' | '#'*) continue ;;
-                *'${'*) line=$(subst_vars "$line") ;;
-            esac
-            printf '%s\n' "$line" >>"$args_tmp"
-            case $line in
-                '-name '* | '-sname '*) VM_NAME=${line#* } ;;
-                '-setcookie '*) ;; # read by the cookie resolution, never put on a command line
-                '-env '*)
-                    kv=${line#-env }
-                    key=${kv%% *}
-                    case $key in
-                        '' | [!A-Za-z_]* | *[!A-Za-z0-9_]*) die "$REL_DIR/vm.args: bad -env variable \"$key\"" ;;
-                    esac
-                    value=
-                    case $kv in *' '*) value=${kv#* } ;; esac
-                    export "$key=$value"
-                    ;;
-                *) NODE_FLAGS="$NODE_FLAGS $line" ;;
-            esac
-        done <"$REL_DIR/vm.args"
-    fi
+    [ -f "$REL_DIR/vm.args" ] || return 0
+    while IFS= read -r raw || [ -n "$raw" ]; do
+        trim_left "$raw"
+        raw=${TRIMMED%"${TRIMMED##*[![:space:]]}"}
+        case $raw in
+            '' | '#'*) continue ;;
+        esac
+        vm_args_line "$raw"
+    done <"$REL_DIR/vm.args"
+}
+
+# NODE_NAME (unless set: vm.args -name, else <node type>@<short host name>) and the paths named
+# after it: NODE_TMP, PID_FILE, NODE_LOG_DIR.
+name_node() {
     if [ -z "${NODE_NAME:-}" ] && [ -z "$VM_NAME" ]; then
         # uname -n without a fork where Linux offers it
         if [ -r /proc/sys/kernel/hostname ]; then
@@ -208,12 +236,30 @@ prepare_vm_args() {
     NODE_TMP="$RELEASE_TMP/$NODE_NAME"
     PID_FILE="$NODE_TMP/node.pid"
     NODE_LOG_DIR="$RUNNER_LOG_DIR/$NODE_NAME"
-    [ "$args_tmp" != /dev/null ] || return 0
-    if [ ! -d "$NODE_TMP" ]; then
-        # the node checks the mode of an existing one before it puts its control socket there
-        mkdir -p "$NODE_TMP" || die "cannot create $NODE_TMP; set RELEASE_TMP to a writable directory"
-        chmod 700 "$NODE_TMP"
+}
+
+# The node's run directory, mode 0700 (the node checks the mode of an existing one before it
+# puts its control socket there). mkdir and chmod only when needed: each is a fork.
+make_node_tmp() {
+    [ ! -d "$NODE_TMP" ] || return 0
+    mkdir -p "$NODE_TMP" || die "cannot create $NODE_TMP; set RELEASE_TMP to a writable directory"
+    chmod 700 "$NODE_TMP"
+}
+
+# vm.args read (read_vm_args) and the node named (name_node); unless --no-write (the fast `pid`
+# and the clients), the substituted copy written to $NODE_TMP/vm.args (never in place), for the
+# node and its cookie resolution.
+prepare_vm_args() {
+    if [ "${1:-}" = --no-write ]; then
+        read_vm_args >/dev/null
+        name_node
+        return 0
     fi
+    [ -d "$RELEASE_TMP" ] || mkdir -p "$RELEASE_TMP" || die "cannot create $RELEASE_TMP; set RELEASE_TMP to a writable directory"
+    args_tmp="$RELEASE_TMP/.vm.args.$$"
+    read_vm_args >"$args_tmp"
+    name_node
+    make_node_tmp
     mv -f "$args_tmp" "$NODE_TMP/vm.args"
 }
 
@@ -347,46 +393,51 @@ log_tail() {
     tail -n 20 "$NODE_LOG_DIR/console.log" >&2
 }
 
-# start: detach (new session, stdio to the log) and wait until the node reports that it is
-# ready, failed, or found itself already running (Servolux's daemon start). The node writes
-# this start's own status file, atomically.
-start_daemon() {
-    timeout=60
+# start's options: --timeout SECONDS (default 60) into START_TIMEOUT; START_SHIFT is how many
+# arguments they took (what follows, from `--` on, goes to the node).
+start_options() {
+    START_TIMEOUT=60
+    START_SHIFT=0
     while [ $# -gt 0 ]; do
         case $1 in
             --timeout)
                 [ $# -gt 1 ] || die "start: --timeout needs a number of seconds"
-                timeout=$2
+                START_TIMEOUT=$2
+                START_SHIFT=$((START_SHIFT + 2))
                 shift 2
                 ;;
             --timeout=*)
-                timeout=${1#*=}
+                START_TIMEOUT=${1#*=}
+                START_SHIFT=$((START_SHIFT + 1))
                 shift
                 ;;
             --) break ;;
             *) die "start: unknown option $1; usage: start [--timeout SECONDS] [-- PROGRAM ARGS]" ;;
         esac
     done
-    case $timeout in '' | *[!0-9]*) die "start: --timeout must be a whole number of seconds, found \"$timeout\"" ;; esac
-    prepare_node
-    if pid=$(running_pid); then
-        die "Node $NODE_NAME is already running (pid $pid)"
-    fi
-    pre_start_hook
+    case $START_TIMEOUT in '' | *[!0-9]*) die "start: --timeout must be a whole number of seconds, found \"$START_TIMEOUT\"" ;; esac
+}
+
+# The log directories and console.log in the log mode, whatever the umask: a subshell (a fork)
+# only when the file is missing; the node gives an existing file its mode.
+open_console_log() {
     log_mode
-    # The log directories and console.log in the log mode, whatever the umask: a subshell (a
-    # fork) only when the file is missing; the node gives an existing file its mode.
-    if [ ! -f "$NODE_LOG_DIR/console.log" ]; then
-        (umask "$LOG_UMASK" && mkdir -p "$NODE_LOG_DIR" && : >>"$NODE_LOG_DIR/console.log") ||
-            die "cannot create $NODE_LOG_DIR/console.log; set RUNNER_LOG_DIR to a writable directory"
-    fi
-    status_file="$NODE_TMP/start.$$.status"
-    [ ! -e "$status_file" ] || rm -f "$status_file"
-    export NODEREL_START_STATUS="$status_file"
+    [ ! -f "$NODE_LOG_DIR/console.log" ] || return 0
+    (umask "$LOG_UMASK" && mkdir -p "$NODE_LOG_DIR" && : >>"$NODE_LOG_DIR/console.log") ||
+        die "cannot create $NODE_LOG_DIR/console.log; set RUNNER_LOG_DIR to a writable directory"
+}
+
+# Detach the node (a new session with setsid where there is one, else the node's own
+# spawn_daemon), stdio to console.log; DAEMON_PID and SPAWNER say what was started. The node
+# writes this start's own status file, STATUS_FILE, atomically.
+spawn_node() {
+    STATUS_FILE="$NODE_TMP/start.$$.status"
+    [ ! -e "$STATUS_FILE" ] || rm -f "$STATUS_FILE"
+    export NODEREL_START_STATUS="$STATUS_FILE"
     set -f
-    spawner=node
+    SPAWNER=node
     if command -v setsid >/dev/null 2>&1; then
-        spawner=setsid
+        SPAWNER=setsid
         # shellcheck disable=SC2086
         setsid "$NODE_BIN" $NODE_FLAGS "$BOOT" daemon "$@" </dev/null >>"$NODE_LOG_DIR/console.log" 2>&1 &
     else
@@ -394,38 +445,57 @@ start_daemon() {
         "$NODE_BIN" $NODE_FLAGS "$BOOT" spawn_daemon "$@" </dev/null >>"$NODE_LOG_DIR/console.log" 2>&1 &
     fi
     set +f
-    daemon_pid=$!
+    DAEMON_PID=$!
+}
+
+# DEADLINE, START_TIMEOUT from now, in milliseconds where date has %N (GNU, busybox), else in
+# whole seconds plus one (never before the timeout, at most a poll or a second after it); CLOCK
+# is the date format that reads the time in the same unit.
+start_deadline() {
+    case $(date +%3N 2>/dev/null) in
+        '' | *[!0-9]*) DEADLINE=$(($(date +%s) + START_TIMEOUT + 1)) CLOCK=+%s ;;
+        *) DEADLINE=$(($(date +%s%3N) + START_TIMEOUT * 1000)) CLOCK=+%s%3N ;;
+    esac
+}
+
+# A node that exited before it reported: with setsid (which execs the node itself) any exit is a
+# failed boot, even with code 0 (a program that exits while booting); spawn_daemon exits 0 by
+# design once the node is detached. Exits 1 on a failed boot.
+check_spawned() {
+    [ -n "$DAEMON_PID" ] && ! kill -0 "$DAEMON_PID" 2>/dev/null || return 0
+    code=0
+    wait "$DAEMON_PID" || code=$?
+    DAEMON_PID=
+    if [ ! -f "$STATUS_FILE" ] && { [ "$code" -ne 0 ] || [ "$SPAWNER" = setsid ]; }; then
+        echo "Node $NODE_NAME exited with code $code while booting" >&2
+        log_tail
+        exit 1
+    fi
+}
+
+# Poll for the status file until the deadline (exit 2 past it; the clock is read every fifth
+# poll, each read a fork).
+wait_for_status() {
     step=0.01
     sleep "$step" 2>/dev/null || step=1
-    # The deadline in milliseconds where date has %N (GNU, busybox), else in whole seconds plus
-    # one: never before the timeout, at most a poll (or a second) after it.
-    case $(date +%3N 2>/dev/null) in
-        '' | *[!0-9]*) deadline=$(($(date +%s) + timeout + 1)) clock=+%s ;;
-        *) deadline=$(($(date +%s%3N) + timeout * 1000)) clock=+%s%3N ;;
-    esac
+    start_deadline
     n=0
-    while [ ! -f "$status_file" ]; do
-        if [ -n "$daemon_pid" ] && ! kill -0 "$daemon_pid" 2>/dev/null; then
-            code=0
-            wait "$daemon_pid" || code=$?
-            daemon_pid=
-            # setsid execs the node itself: any exit before it reported is a failed boot, even
-            # with code 0 (a program that exits while booting). spawn_daemon exits 0 by design.
-            if [ ! -f "$status_file" ] && { [ "$code" -ne 0 ] || [ "$spawner" = setsid ]; }; then
-                echo "Node $NODE_NAME exited with code $code while booting" >&2
-                log_tail
-                exit 1
-            fi
-        fi
+    while [ ! -f "$STATUS_FILE" ]; do
+        check_spawned
         n=$((n + 1))
-        if [ $((n % 5)) -eq 0 ] && [ "$(date "$clock")" -ge "$deadline" ]; then
-            echo "Node $NODE_NAME did not report ready within ${timeout}s; it may still be starting: see $NODE_LOG_DIR/console.log" >&2
+        if [ $((n % 5)) -eq 0 ] && [ "$(date "$CLOCK")" -ge "$DEADLINE" ]; then
+            echo "Node $NODE_NAME did not report ready within ${START_TIMEOUT}s; it may still be starting: see $NODE_LOG_DIR/console.log" >&2
             exit 2
         fi
         sleep "$step"
     done
-    read -r verdict detail <"$status_file" || true
-    rm -f "$status_file"
+}
+
+# The node's verdict in the status file: ready (then the post_start hook), already running, or
+# failed (with the log's last lines). Exits.
+report_start() {
+    read -r verdict detail <"$STATUS_FILE" || true
+    rm -f "$STATUS_FILE"
     case $verdict in
         ready)
             run_hook post_start || after_hook_failed post_start 'started (it is running)' "$?"
@@ -438,6 +508,22 @@ start_daemon() {
             exit 1
             ;;
     esac
+}
+
+# start: detach (new session, stdio to the log) and wait until the node reports that it is
+# ready, failed, or found itself already running (Servolux's daemon start).
+start_daemon() {
+    start_options "$@"
+    shift "$START_SHIFT"
+    prepare_node
+    if pid=$(running_pid); then
+        die "Node $NODE_NAME is already running (pid $pid)"
+    fi
+    pre_start_hook
+    open_console_log
+    spawn_node "$@"
+    wait_for_status
+    report_start
 }
 
 # Installed versions; '*' marks the current one (releases/start.data), and the nodes running
@@ -462,7 +548,9 @@ list_versions() {
         [ -f "$dir/release.json" ] || continue
         vsn=${dir%/}
         vsn=${vsn##*/}
-        node_vsn=$(sed -n 's/.*"node_version": *"\([^"]*\)".*/\1/p' "$dir/release.json")
+        # that version's release.env, in a subshell: its variables are not ours
+        # shellcheck source=/dev/null
+        node_vsn=$(. "${dir}release.env" 2>/dev/null && printf '%s' "$NODE_VSN") || node_vsn='?'
         mark=' '
         [ "$vsn" = "$current" ] && mark='*'
         nodes=

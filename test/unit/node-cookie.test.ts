@@ -156,16 +156,18 @@ describe('resolveCookie: the order of the sources', () => {
     expect(err.message).toBe(`KAZOO_CONFIG is set to ${missing}, which does not exist; fix the path or unset KAZOO_CONFIG`);
   });
 
-  it('c. then -setcookie in the node\'s vm.args (comments skipped, quotes removed, last one wins)', () => {
+  // The contract's vm.args rules (contract/vm-args.ts, the build's): a comment is a whole line,
+  // quotes are characters like any other; a directive is a line's first word.
+  it('c. then -setcookie in the node\'s vm.args (comment lines skipped, quotes kept, last one wins)', () => {
     const vmArgsFile = write(
       path.join(tmp, 'vm.args'),
-      ['## -setcookie commented-out', '-name ecallmgr@h', '-setcookie first', '+K true  # -setcookie trailing-comment', '-setcookie "second"'].join('\n'),
+      ['## -setcookie commented-out', '  # -setcookie indented-comment', '-name ecallmgr@h', '-setcookie first', '--x=1 -setcookie not-a-directive', '-setcookie "second"'].join('\n'),
       0o644,
     );
     write(path.join(root, 'releases', 'COOKIE'), 'from-file', 0o400);
     const r = resolveCookie(opts({ vmArgsFile }));
     expect(r).toEqual({
-      cookie: 'second',
+      cookie: '"second"',
       source: 'vm.args -setcookie',
       tried: ['KAZOO_COOKIE (not set)', `${iniPath} (missing)`, 'vm.args -setcookie'],
     });
@@ -314,7 +316,7 @@ describe('resolveCookie: refusals', () => {
     );
     const vmArgsFile = write(path.join(tmp, 'vm.args'), '-name x\n-setcookie\n', 0o644);
     expect(failure(() => resolveCookie(opts({ vmArgsFile }))).message).toBe(
-      `${vmArgsFile}:2: -setcookie has no value; give it a cookie or remove the line`,
+      `${vmArgsFile}:2: -setcookie needs an argument; write -setcookie COOKIE`,
     );
   });
 });
