@@ -9,6 +9,7 @@ import { Problems } from '../errors.js';
 import { displayPath } from '../reporter.js';
 import { isInside, PROTECTED_DIRS } from '../paths.js';
 import { RELEASE_TARGETS } from '../targets.js';
+import type { AppFields, NodeTypeSpec } from '../contract/manifest.js';
 import type { LoadedConfig, UserConfig } from './load.js';
 
 export type Ready =
@@ -16,34 +17,14 @@ export type Ready =
   | { readonly type: 'port'; readonly port: number; readonly host: string }
   | { readonly type: 'output'; readonly pattern: string };
 
-export interface ResolvedApp {
-  readonly name: string;
-  readonly version: string;
-  /** Absolute path of the app's source directory (holds its package.json). */
-  readonly dir: string;
-  readonly type: 'module' | 'program';
-  /** Entry file relative to the app directory. */
-  readonly entry: string;
-  readonly ready: Ready;
-  readonly startTimeoutMs: number;
-  /**
-   * A program's arguments (`process.argv.slice(2)`), `${VAR}` / `${VAR:-default}` substituted
-   * when the node starts; empty for module apps.
-   */
-  readonly args: readonly string[];
-  /**
-   * A program's working directory, relative to its own directory in the release (`.`, as
-   * `npm start` runs it) or absolute; `${VAR}` substituted when the node starts.
-   */
-  readonly cwd: string;
-}
+/**
+ * An app as configured (contract/manifest.ts `AppFields`, shared with the runtime's view): `dir`
+ * the absolute path of its source directory (holds its package.json), `entry` relative to it.
+ */
+export type ResolvedApp = AppFields<Ready>;
 
-export interface ResolvedNodeType {
-  readonly name: string;
-  readonly apps: readonly string[];
-  readonly workers: number;
-  readonly processName: string;
-}
+/** A node type: its apps, workers and process name, as release.json carries them to the runtime. */
+export type ResolvedNodeType = NodeTypeSpec;
 
 export type Overlay =
   | { readonly op: 'mkdir'; readonly to: string }

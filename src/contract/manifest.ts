@@ -60,22 +60,29 @@ export type Readiness =
   | { readonly type: 'port'; readonly port: number; readonly host: string }
   | { readonly type: 'output'; readonly pattern: RegExp };
 
-export interface AppSpec {
+/**
+ * An app's fields, as the build resolves it (config/resolve.ts `ResolvedApp`: `dir` its source
+ * directory, `entry` relative to it, `ready` as configured) and as the runtime reads it from
+ * release.json ({@link AppSpec}: `dir` and `entry` absolute in the release, `ready` compiled).
+ */
+export interface AppFields<TReady> {
   readonly name: string;
   readonly version: string;
   /** `module`: exports start/stop; `program`: a plain Node program run as the main module. */
   readonly type: 'module' | 'program';
-  /** Absolute app directory and entry file. */
   readonly dir: string;
   readonly entry: string;
   /** How a program app says it is ready (module apps: their `start` resolves). */
-  readonly ready: Readiness;
+  readonly ready: TReady;
   readonly startTimeoutMs: number;
-  /** A program's arguments, `${VAR}` not yet substituted (empty for module apps). */
+  /** A program's arguments (`process.argv.slice(2)`), `${VAR}` substituted when the node starts; empty for module apps. */
   readonly args: readonly string[];
-  /** A program's working directory as configured: relative to `dir`, or absolute; `${VAR}` not yet substituted. */
+  /** A program's working directory: relative to its `dir` in the release, or absolute; `${VAR}` substituted when the node starts. */
   readonly cwd: string;
 }
+
+/** An app of the release at run time: `dir` and `entry` absolute. */
+export type AppSpec = AppFields<Readiness>;
 
 export interface NodeTypeSpec {
   readonly name: string;
@@ -146,8 +153,10 @@ export function parseManifest(raw: unknown, root: string, file: string): Manifes
   const problems: string[] = [];
   const at: At = (p, msg) => void problems.push(`${p}: ${msg}`);
   const obj = isObject(raw) ? raw : (at('(top)', 'expected an object'), {});
-  const apps = parseApps(obj.apps, root, at);
-  const nodeTypes = parseNodeTypes(obj.node_types, apps, at);
+  const apps = parseEntries(obj.apps, 'apps', 'expected an object of app name -> app', true, at, (name, a, p) => parseApp(name, a, p, root, at));
+  const nodeTypes = parseEntries(obj.node_types, 'node_types', 'expected an object of node type -> {apps, workers, process_name}', false, at, (name, t, p) =>
+    parseNodeType(name, t, p, apps, at),
+  );
   const defaultNodeType = str(obj, 'default_node_type', 'default_node_type', at);
   if (defaultNodeType && nodeTypes.size > 0 && !nodeTypes.has(defaultNodeType)) {
     at('default_node_type', `unknown node type ${JSON.stringify(defaultNodeType)}; known: ${[...nodeTypes.keys()].join(', ')}`);
@@ -175,18 +184,29 @@ function str(o: Record<string, unknown>, key: string, p: string, at: At): string
   return '';
 }
 
-function parseApps(rawApps: unknown, root: string, at: At): Map<string, AppSpec> {
-  const apps = new Map<string, AppSpec>();
-  if (!isObject(rawApps)) {
-    at('apps', 'expected an object of app name -> app');
-    return apps;
+/**
+ * An object of name -> object (`apps`, `node_types`), each entry read by `parseOne` with its key
+ * path; `expected` is the problem when it is not an object (or, unless `mayBeEmpty`, is empty).
+ */
+function parseEntries<T>(
+  raw: unknown,
+  key: string,
+  expected: string,
+  mayBeEmpty: boolean,
+  at: At,
+  parseOne: (name: string, o: Record<string, unknown>, p: string) => T,
+): Map<string, T> {
+  const out = new Map<string, T>();
+  if (!isObject(raw) || (!mayBeEmpty && Object.keys(raw).length === 0)) {
+    at(key, expected);
+    return out;
   }
-  for (const [name, a] of Object.entries(rawApps)) {
-    const p = `apps.${name}`;
-    if (isObject(a)) apps.set(name, parseApp(name, a, p, root, at));
+  for (const [name, o] of Object.entries(raw)) {
+    const p = `${key}.${name}`;
+    if (isObject(o)) out.set(name, parseOne(name, o, p));
     else at(p, 'expected an object');
   }
-  return apps;
+  return out;
 }
 
 function parseApp(name: string, a: Record<string, unknown>, p: string, root: string, at: At): AppSpec {
@@ -206,20 +226,6 @@ function parseApp(name: string, a: Record<string, unknown>, p: string, root: str
     args: parseArgs(a.args, `${p}.args`, at),
     cwd: a.cwd === undefined ? '.' : typeof a.cwd === 'string' && a.cwd !== '' ? a.cwd : (at(`${p}.cwd`, 'expected a directory'), '.'),
   };
-}
-
-function parseNodeTypes(rawTypes: unknown, apps: ReadonlyMap<string, AppSpec>, at: At): Map<string, NodeTypeSpec> {
-  const nodeTypes = new Map<string, NodeTypeSpec>();
-  if (!isObject(rawTypes) || Object.keys(rawTypes).length === 0) {
-    at('node_types', 'expected an object of node type -> {apps, workers, process_name}');
-    return nodeTypes;
-  }
-  for (const [name, t] of Object.entries(rawTypes)) {
-    const p = `node_types.${name}`;
-    if (isObject(t)) nodeTypes.set(name, parseNodeType(name, t, p, apps, at));
-    else at(p, 'expected an object');
-  }
-  return nodeTypes;
 }
 
 function parseNodeType(name: string, t: Record<string, unknown>, p: string, apps: ReadonlyMap<string, AppSpec>, at: At): NodeTypeSpec {
