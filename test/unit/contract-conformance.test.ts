@@ -53,6 +53,11 @@ const TABLE: Row[] = [
     expect: { name: '', flags: [], env: { T_B: '"x  y"', T_C: 'a b', T_Q: "it's" } },
   },
   {
+    what: 'a quoted -setcookie keeps its quotes (the cookie is the word as written)',
+    text: '-setcookie "q"\n',
+    expect: { name: '', flags: [], env: {}, setcookie: '"q"' },
+  },
+  {
     what: 'quotes in flags are kept as written',
     text: '--title="x"\n',
     expect: { name: '', flags: ['--title="x"'], env: {} },
