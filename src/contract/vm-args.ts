@@ -5,7 +5,9 @@
  * - a directive is one line; lines are trimmed; blank lines and lines starting with `#` are
  *   skipped (a `#` elsewhere is a character like any other);
  * - words are separated by whitespace; quotes are characters like any other (kept as written),
- *   but one that opens a word must close on its line ({@link unbalancedQuote});
+ *   but one that opens a word must close on its line ({@link unbalancedQuote}); a directive's
+ *   value written whole in one pair of quotes (`-setcookie "s3cret"`, `-env GREETING 'a  b'`)
+ *   loses that pair, as the shell of relx's start script would take it ({@link unquoteValue});
  * - `-name NAME` / `-sname NAME`, `-setcookie COOKIE` and `-args_file PATH` take one word;
  *   `-env KEY VALUE`: KEY a variable name, VALUE the rest of the line;
  * - any other line starting with `-` holds Node/V8 flags (split on whitespace at launch).
@@ -53,11 +55,11 @@ export function parseDirective(text: string): VmArgsDirective | { readonly probl
   switch (head) {
     case '-name':
     case '-sname':
-      return oneWord(head, 'NAME', args, text) ?? { kind: 'name', flag: head, value: args[0]! };
+      return oneWord(head, 'NAME', args, text) ?? { kind: 'name', flag: head, value: unquoteValue(args[0]!) };
     case '-setcookie':
-      return oneWord(head, 'COOKIE', args, text) ?? { kind: 'setcookie', value: args[0]! };
+      return oneWord(head, 'COOKIE', args, text) ?? { kind: 'setcookie', value: unquoteValue(args[0]!) };
     case '-args_file':
-      return oneWord(head, 'PATH', args, text) ?? { kind: 'args_file', path: args[0]! };
+      return oneWord(head, 'PATH', args, text) ?? { kind: 'args_file', path: unquoteValue(args[0]!) };
     case '-env':
       return parseEnv(text);
     default:
@@ -78,7 +80,20 @@ function parseEnv(text: string): VmArgsDirective | { problem: string } {
   if (!ENV_KEY.test(key)) {
     return { problem: `-env key "${key}" is not a valid variable name; use letters, digits and _, not starting with a digit` };
   }
-  return { kind: 'env', key, value: m[2]! };
+  return { kind: 'env', key, value: unquoteValue(m[2]!) };
+}
+
+/**
+ * A directive's value written whole in one pair of matching quotes, `"..."` or `'...'` with no
+ * other such quote inside, without that pair (nothing inside is interpreted); any other value
+ * (`"a" b "c"`) as written. The launcher's
+ * `unquote_value` does the same.
+ */
+export function unquoteValue(value: string): string {
+  const q = value[0];
+  if (value.length < 2 || (q !== '"' && q !== "'") || !value.endsWith(q)) return value;
+  const inner = value.slice(1, -1);
+  return inner.includes(q) ? value : inner;
 }
 
 function notAFlag(text: string): string {

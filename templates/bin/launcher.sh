@@ -174,6 +174,24 @@ trim_left() {
 # KEY VALUE (VALUE: the rest of the line) is exported, -setcookie is left to the cookie
 # resolution, any other line holds Node flags (NODE_FLAGS, split on whitespace at exec).
 # ${VAR} is substituted in the values; the substituted line is printed, for the node's copy.
+# A directive's value written whole in one pair of quotes ("a b" or 'a b', no such quote inside)
+# loses that pair, as a shell would take it; anything else stays as written
+# (contract/vm-args.ts, unquoteValue).
+unquote_value() {
+    UNQUOTED=$1
+    case $UNQUOTED in
+        \"*\" | \'*\') ;;
+        *) return 0 ;;
+    esac
+    inner=${UNQUOTED#?}
+    inner=${inner%?}
+    case $UNQUOTED in
+        \"*) case $inner in *\"*) return 0 ;; esac ;;
+        *) case $inner in *\'*) return 0 ;; esac ;;
+    esac
+    UNQUOTED=$inner
+}
+
 vm_args_line() {
     LINE=$1
     subst_vars "$LINE"
@@ -186,7 +204,8 @@ vm_args_line() {
     case $1 in
         -name | -sname)
             subst_vars "${2:-}"
-            VM_NAME=$SUBST
+            unquote_value "$SUBST"
+            VM_NAME=$UNQUOTED
             ;;
         -setcookie | -args_file) ;;
         -env)
@@ -197,7 +216,8 @@ vm_args_line() {
             trim_left "${LINE#-env}"
             trim_left "${TRIMMED#"$key"}"
             subst_vars "$TRIMMED"
-            export "$key=$SUBST"
+            unquote_value "$SUBST"
+            export "$key=$UNQUOTED"
             ;;
         *) NODE_FLAGS="$NODE_FLAGS $SUBST_LINE" ;;
     esac

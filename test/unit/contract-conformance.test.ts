@@ -48,14 +48,14 @@ const TABLE: Row[] = [
     expect: { name: '', flags: ['--title=a#b'], env: { T_F: 'a # not a comment' } },
   },
   {
-    what: '-env VALUE is the rest of the line, inner whitespace and quotes kept',
-    text: '-env T_B "x  y"\n-env   T_C   a b  \n-env T_Q it\'s\n',
-    expect: { name: '', flags: [], env: { T_B: '"x  y"', T_C: 'a b', T_Q: "it's" } },
+    what: '-env VALUE is the rest of the line, inner whitespace kept; one pair of quotes around all of it goes, other quotes stay',
+    text: '-env T_B "x  y"\n-env   T_C   a b  \n-env T_Q it\'s\n-env T_S \'single\'\n-env T_P "a" b "c"\n-env T_L "\n',
+    expect: { name: '', flags: [], env: { T_B: 'x  y', T_C: 'a b', T_Q: "it's", T_S: 'single', T_P: '"a" b "c"', T_L: '"' } },
   },
   {
-    what: 'a quoted -setcookie keeps its quotes (the cookie is the word as written)',
-    text: '-setcookie "q"\n',
-    expect: { name: '', flags: [], env: {}, setcookie: '"q"' },
+    what: 'a -setcookie or -name written in quotes loses them, as a shell would take it',
+    text: '-setcookie "q"\n-name \'n2@h\'\n',
+    expect: { name: 'n2@h', flags: [], env: {}, setcookie: 'q' },
   },
   {
     what: 'quotes in flags are kept as written',
@@ -133,7 +133,7 @@ function launchSh(text: string, env: Record<string, string>, i: number): Launch 
   fs.writeFileSync(path.join(relDir, 'vm.args'), text);
   const script = [
     'set -eu',
-    ...['die', 'subst_vars', 'trim_left', 'vm_args_line', 'read_vm_args'].map(shFunction),
+    ...['die', 'subst_vars', 'trim_left', 'unquote_value', 'vm_args_line', 'read_vm_args'].map(shFunction),
     `REL_DIR=${shQuote(relDir)}`,
     `read_vm_args >${shQuote(path.join(relDir, 'node.vm.args'))}`,
     `printf 'NAME=%s\\n' "$VM_NAME"`,

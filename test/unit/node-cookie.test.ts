@@ -157,8 +157,8 @@ describe('resolveCookie: the order of the sources', () => {
   });
 
   // The contract's vm.args rules (contract/vm-args.ts, the build's): a comment is a whole line,
-  // quotes are characters like any other; a directive is a line's first word.
-  it('c. then -setcookie in the node\'s vm.args (comment lines skipped, quotes kept, last one wins)', () => {
+  // one pair of quotes around a whole value goes (as relx's shell takes it); a directive is a line's first word.
+  it('c. then -setcookie in the node\'s vm.args (comment lines skipped, quotes around it removed, last one wins)', () => {
     const vmArgsFile = write(
       path.join(tmp, 'vm.args'),
       ['## -setcookie commented-out', '  # -setcookie indented-comment', '-name ecallmgr@h', '-setcookie first', '--x=1 -setcookie not-a-directive', '-setcookie "second"'].join('\n'),
@@ -167,7 +167,7 @@ describe('resolveCookie: the order of the sources', () => {
     write(path.join(root, 'releases', 'COOKIE'), 'from-file', 0o400);
     const r = resolveCookie(opts({ vmArgsFile }));
     expect(r).toEqual({
-      cookie: '"second"',
+      cookie: 'second',
       source: 'vm.args -setcookie',
       tried: ['KAZOO_COOKIE (not set)', `${iniPath} (missing)`, 'vm.args -setcookie'],
     });
