@@ -70,8 +70,9 @@ describe('workers', () => {
       t.type('2].length');
       await t.waitFor(/^2$/m);
       t.type('process.pid');
-      const screen = await t.waitFor(/^\d+\n.*pool@\S+> $/ms);
-      const pids = [...screen.matchAll(/^(\d+)$/gm)].map((m) => Number(m[1]));
+      // the answer after the echo of the input (the `2` above, with its prompt, would match alone)
+      const screen = await t.waitFor(/process\.pid\n\d+\n.*pool@\S+> $/ms);
+      const pids = [...screen.matchAll(/process\.pid\n(\d+)$/gm)].map((m) => Number(m[1]));
       expect(workerPids).toContain(pids.at(-1));
       t.press('C-d');
       await t.waitFor(/\[exit 0\]/);
