@@ -25,17 +25,12 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { inspect, types } from 'node:util';
 import { type Context, createContext, runInContext, runInNewContext, Script } from 'node:vm';
-import type { NodeHandle } from './node.js';
+import type { Evaluation, NodeHandle } from './node-types.js';
 
 /** The time limit of an `eval` and of each REPL input when none is given (`eval --timeout S`). */
 export const DEFAULT_EVAL_TIMEOUT_MS = 60_000;
 
-export interface Evaluation {
-  /** The value as text: a string as it is, anything else through util.inspect. */
-  text: string;
-  /** The value was undefined (a REPL prints nothing then). */
-  undefined: boolean;
-}
+export type { Evaluation } from './node-types.js';
 
 /** The names a fresh context has of its own (Object, Array, JSON, ...): those stay the session's. */
 let contextNames: Set<string> | undefined;

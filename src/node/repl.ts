@@ -11,7 +11,7 @@ import { Recoverable, type REPLServer, start as startRepl } from 'node:repl';
 import { inspect } from 'node:util';
 import { randomBytes } from './digest.js';
 import { DEFAULT_EVAL_TIMEOUT_MS, EvalSession, isIncompleteInput } from './evaluate.js';
-import type { NodeHandle } from './node.js';
+import type { NodeHandle } from './node-types.js';
 
 export interface NodeReplOptions {
   input: NodeJS.ReadableStream;

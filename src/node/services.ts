@@ -2,7 +2,9 @@
  * A node's services around its apps, in every mode (`foreground`, `console`, `daemon`): the
  * node lock (one node per node name), the cookie, the control socket every control command goes
  * through, the pid file, and for a daemon its console.log and the start status the launcher's
- * `start` waits on. Torn down in reverse when the node stops.
+ * `start` waits on. Torn down in reverse when the node stops. One object, `NodeServices`, holds
+ * their state; their signals (USR1, ALRM, and a single-process node's HUP, USR2, WINCH, TTIN,
+ * TTOU) are registered with signals.ts.
  */
 import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,24 +18,45 @@ import type { LogControl, Logger } from './log.js';
 import { createLogger } from './log.js';
 import { evaluate } from './evaluate.js';
 import { randomBytes } from './digest.js';
-import { acquireNodeLock, type NodeLock } from './node-lock.js';
-import { planNode, runForeground, type NodeHandle } from './node.js';
-import type { MasterOptions } from './master.js';
+import { acquireNodeLock, type LockResult, type NodeLock } from './node-lock.js';
+import { planNode, runForeground } from './node.js';
+import type { MasterOptions, NodeHandle, NodePlan } from './node-types.js';
 import { removePidFile, writePidFile } from './pid-file.js';
 import { readLaunchEnv, type LaunchEnv } from './launch-env.js';
 import type { TlsServerConfig } from './control-tls.js';
+import { signalRouter, stopAsTerm, type SignalRouter } from './signals.js';
 import { holdListeningSockets, type SingleProcessHandover } from './single.js';
 
 export type NodeMode = 'foreground' | 'console' | 'daemon';
 
-/** Writes the status file the launcher's `start` polls: `ready <pid>`, `running <pid>`, `failed <why>`. */
-function reportStart(env: NodeJS.ProcessEnv, verdict: 'ready' | 'running' | 'failed', detail: string): void {
-  const file = env.NODEREL_START_STATUS;
-  if (!file) return;
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${verdict} ${detail.replace(/\s*\n\s*/g, ' ')}\n`);
-  renameSync(tmp, file);
-  delete env.NODEREL_START_STATUS; // reported once
+/**
+ * The status file the launcher's `start` polls (`NODEREL_START_STATUS`): `ready <pid>`,
+ * `running <pid>` or `failed <why>`, written once; then the variable leaves the environment, so
+ * no worker or successor inherits it.
+ */
+class StartStatus {
+  #file: string | undefined;
+  readonly #env: NodeJS.ProcessEnv;
+
+  constructor(env: NodeJS.ProcessEnv, file: string | undefined) {
+    this.#env = env;
+    this.#file = file;
+  }
+
+  /** Nothing reported yet, and the launcher waits for a report. */
+  get pending(): boolean {
+    return this.#file !== undefined;
+  }
+
+  report(verdict: 'ready' | 'running' | 'failed', detail: string): void {
+    const file = this.#file;
+    if (!file) return;
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, `${verdict} ${detail.replace(/\s*\n\s*/g, ' ')}\n`);
+    renameSync(tmp, file);
+    this.#file = undefined;
+    delete this.#env.NODEREL_START_STATUS; // reported once
+  }
 }
 
 /** `releases/COOKIE` for a release unpacked from a tarball (which never carries the cookie). */
@@ -124,145 +147,194 @@ function lockLater(runDir: string): NodeLock {
   };
 }
 
-/**
- * A single-process node's answers to the unicorn signals: HUP reloads the config (or reopens the
- * logs with NODEREL_HUP=reopen_logs; a node running a program app is replaced instead, `replace`), USR2 starts a new node on the same sockets (single.ts); the
- * ones that only make sense with workers are logged and ignored rather than left to their default
- * action (TT* would stop the node).
- */
-function singleProcessSignals(
-  log: Logger,
-  handle: () => NodeHandle | undefined,
-  reopenLogs: () => void,
-  replace: (() => Promise<unknown>) | undefined,
-  usr2: () => void,
-): void {
-  process.on('SIGHUP', () => {
-    log.info('received SIGHUP');
-    if (process.env.NODEREL_HUP === 'reopen_logs') return reopenLogs();
-    if (replace) return void replace();
-    void handle()
-      ?.reloadConfig()
-      .catch((err: unknown) => log.error(`HUP: reload failed: ${err instanceof Error ? err.message : String(err)}`));
-  });
-  process.on('SIGUSR2', usr2);
-  for (const signal of ['SIGWINCH', 'SIGTTIN', 'SIGTTOU'] as const) {
-    process.on(signal, () => log.info(`${signal} ignored: this node type runs in a single process (workers: 0)`));
-  }
+/** A daemon's console.log: JS output goes through the rotating log; the launcher pointed fds 1 and 2 at the same file. */
+function openConsoleLog(launch: LaunchEnv, env: NodeJS.ProcessEnv, control: LogControl): ConsoleLog {
+  const dir = launch.nodeLogDir ?? join(launch.logDir, launch.nodeName ?? 'node');
+  const consoleLog = new ConsoleLog({ file: join(dir, 'console.log'), ...logSettings(env) });
+  captureStdio(consoleLog);
+  // The node's own lines go straight to the log: fds 1 and 2 still point at the file the
+  // launcher opened, which is the old one after a rename and reopen.
+  control.sink = consoleLogSink(consoleLog);
+  return consoleLog;
 }
 
 /** Runs the node with its services; resolves with the exit code. */
 export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const launch = readLaunchEnv(env);
-  let consoleLog: ConsoleLog | undefined;
-  if (mode === 'daemon') {
-    // JS output goes through the rotating log; the launcher pointed fds 1 and 2 at the same file.
-    const dir = env.NODEREL_LOG_DIR || join(launch.logDir, launch.nodeName ?? 'node');
-    consoleLog = new ConsoleLog({ file: join(dir, 'console.log'), ...logSettings(env) });
-    captureStdio(consoleLog);
-    // The node's own lines go straight to the log: fds 1 and 2 still point at the file the
-    // launcher opened, which is the old one after a rename and reopen.
-    control.sink = consoleLogSink(consoleLog);
-  }
+  const status = new StartStatus(env, launch.startStatusFile);
+  const consoleLog = mode === 'daemon' ? openConsoleLog(launch, env, control) : undefined;
   // Whatever ends the process before it reported (an app calling process.exit while booting, even
   // with code 0), `start` hears of it at once, with the code.
   process.on('exit', (code) => {
-    if (env.NODEREL_START_STATUS) reportStart(env, 'failed', `the node exited with code ${code} before it was ready (an app called process.exit or crashed while starting)`);
+    if (status.pending) status.report('failed', `the node exited with code ${code} before it was ready (an app called process.exit or crashed while starting)`);
   });
-  let plan;
+  let plan: NodePlan;
   try {
     plan = planNode(launch, env);
   } catch (err) {
-    if (err instanceof BootError) reportStart(env, 'failed', err.message);
+    if (err instanceof BootError) status.report('failed', err.message);
     throw err;
   }
-  const log: Logger = createLogger(plan.info.name, control);
-  const runDir = env.NODEREL_RUN_DIR || join(launch.releaseTmp, plan.info.name);
-  mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  return new NodeServices({ mode, control, env, launch, plan, status, consoleLog }).run();
+}
 
-  // A master started by USR2 runs beside the old one, which holds the lock: it takes the lock
-  // over when the old master is gone (the old one starts at most one successor at a time).
-  const reexec = Boolean(env.NODEREL_REEXEC && process.send);
-  const lock = reexec ? { acquired: true as const, lock: lockLater(runDir) } : await acquireNodeLock(runDir);
-  if (!lock.acquired) {
-    const holder = lock.heldBy === undefined ? '' : ` (pid ${lock.heldBy})`;
-    reportStart(env, 'running', String(lock.heldBy ?? '?'));
-    process.stderr.write(`Node ${plan.info.name} is already running${holder}\n`);
-    return 1;
+interface NodeServicesSetup {
+  readonly mode: NodeMode;
+  readonly control: LogControl;
+  readonly env: NodeJS.ProcessEnv;
+  readonly launch: LaunchEnv;
+  readonly plan: NodePlan;
+  readonly status: StartStatus;
+  readonly consoleLog: ConsoleLog | undefined;
+}
+
+/**
+ * The services of one node and their state in one place: the lock, the control socket and TCP
+ * port (and their hand-over to a USR2 successor), the pid file, the signals of the services and
+ * of a single-process node (signals.ts), and the handle of the running node once it exists.
+ */
+class NodeServices {
+  readonly #s: NodeServicesSetup;
+  readonly #log: Logger;
+  readonly #runDir: string;
+  readonly #pidFile: string;
+  readonly #ctlPath: string;
+  /** Started by USR2 (or a replace) of an old node, which still holds the lock and the control socket. */
+  readonly #reexec: boolean;
+  readonly #programApps: readonly string[];
+  /** restart, reload and HUP replace the process (a single-process node running a program app). */
+  readonly #replacesItself: boolean;
+  #handle: NodeHandle | undefined;
+  #server: ControlServer | undefined;
+  #tcpServer: ControlTcpServer | undefined;
+  #tcpAddress: { host: string; port: number } | undefined;
+  #tcpTls: TlsServerConfig | undefined;
+  #service: ControlService | undefined;
+  /** The control socket path belongs to a successor now. */
+  #handedOver = false;
+  /** The inode of the `ctl` this node renamed into place (a successor's), to remove only that one. */
+  #renamedCtl: number | undefined;
+  #single: SingleProcessHandover | undefined;
+  #levelBeforeTrace: LogControl['level'];
+
+  constructor(setup: NodeServicesSetup) {
+    this.#s = setup;
+    const { plan, launch, control } = setup;
+    this.#log = createLogger(plan.info.name, control);
+    this.#runDir = launch.runDir ?? join(launch.releaseTmp, plan.info.name);
+    this.#pidFile = join(this.#runDir, 'node.pid');
+    this.#ctlPath = join(this.#runDir, 'ctl');
+    this.#reexec = Boolean(launch.reexec && process.send);
+    this.#programApps = plan.nodeType.apps.filter((a) => plan.manifest.apps.get(a)?.type === 'program');
+    // With workers, the master replaces its workers on restart, reload and HUP, programs or not.
+    this.#replacesItself = plan.nodeType.workers === 0 && this.#programApps.length > 0;
+    this.#levelBeforeTrace = control.level;
   }
 
-  let handle: NodeHandle | undefined;
-  let server: ControlServer | undefined;
-  let tcpServer: ControlTcpServer | undefined;
-  let handedOver = false;
-  let renamedCtl: number | undefined;
-  let single: SingleProcessHandover | undefined;
-  const pidFile = join(runDir, 'node.pid');
-  const programApps = plan.nodeType.apps.filter((a) => plan.manifest.apps.get(a)?.type === 'program');
-  // With workers, the master replaces its workers on restart, reload and HUP, programs or not.
-  const replacesItself = plan.nodeType.workers === 0 && programApps.length > 0;
-  let replaceSelf: (what: string) => Promise<string> = () => Promise.reject(new Error('the node is still starting'));
-  try {
+  async run(): Promise<number> {
+    const { plan, status } = this.#s;
+    mkdirSync(this.#runDir, { recursive: true, mode: 0o700 });
+    // A master started by USR2 runs beside the old one, which holds the lock: it takes the lock
+    // over when the old master is gone (the old one starts at most one successor at a time).
+    const lock: LockResult = this.#reexec ? { acquired: true as const, lock: lockLater(this.#runDir) } : await acquireNodeLock(this.#runDir);
+    if (!lock.acquired) {
+      const holder = lock.heldBy === undefined ? '' : ` (pid ${lock.heldBy})`;
+      status.report('running', String(lock.heldBy ?? '?'));
+      process.stderr.write(`Node ${plan.info.name} is already running${holder}\n`);
+      return 1;
+    }
+    try {
+      await this.#start();
+      return await this.#runNodeType();
+    } catch (err) {
+      status.report('failed', err instanceof Error ? err.message : String(err));
+      throw err;
+    } finally {
+      await this.#teardown();
+      lock.lock.release();
+    }
+  }
+
+  /** Everything before the apps: cookie, control socket and port, listening sockets, pid file, signals. */
+  async #start(): Promise<void> {
+    const { plan, launch, env } = this.#s;
     ensureReleaseCookie(launch.root);
-    const cookie = resolveCookie({ relName: plan.info.release, nodeType: plan.nodeType.name, root: launch.root, vmArgsFile: env.NODEREL_VM_ARGS || undefined, env });
+    const cookie = resolveCookie({ relName: plan.info.release, nodeType: plan.nodeType.name, root: launch.root, vmArgsFile: launch.vmArgsFile, env });
     // Apps never see <NAME>_COOKIE (nor their children): a USR2 successor gets it (successor.ts).
     takeCookieFromEnv(plan.info.release, env);
-    // libuv unlinks a Unix socket's path when its server closes, so two masters cannot share the
-    // name: a master started by USR2 listens on a name of its own and renames it to `ctl` once
-    // the old master has closed its server ('ctl-free').
-    const ctlPath = join(runDir, 'ctl');
-    const ownPath = reexec ? join(runDir, `ctl.${process.pid}`) : ctlPath;
     // The TCP control port, when NODEREL_CONTROL_PORT asks for one: like the socket
     // path, it passes to a USR2 successor once this node lets it go ('ctl-free').
-    const tcpAddress = launch.controlPort === undefined ? undefined : parseHostPort(launch.controlPort, 'NODEREL_CONTROL_PORT');
+    this.#tcpAddress = launch.controlPort === undefined ? undefined : parseHostPort(launch.controlPort, 'NODEREL_CONTROL_PORT');
     // its certificate and key, read and checked now: a bad pair fails the start, not the first client
-    const tcpTls = tcpAddress === undefined ? undefined : await loadControlTls(launch.controlTls);
-    const handOver = async (): Promise<void> => {
-      handedOver = true;
-      await server?.close({ keepFile: true });
-      await tcpServer?.close();
-      tcpServer = undefined;
-      handle?.completeHandover?.();
-      single?.completeHandover();
+    this.#tcpTls = this.#tcpAddress === undefined ? undefined : await loadControlTls(launch.controlTls);
+    this.#service = this.#controlService(cookie.cookie);
+    await this.#listenControl();
+    // A single-process node holds its apps' listening sockets, for a USR2 successor.
+    this.#single =
+      plan.nodeType.workers === 0
+        ? holdListeningSockets({
+            successorOfOld: this.#reexec,
+            pidFile: this.#pidFile,
+            launcher: releasePath(launch.root, launcherFile(plan.manifest.name)),
+            nodeType: plan.nodeType.name,
+            nodeName: plan.info.name,
+            log: this.#log,
+            onSuccessorGone: () => this.#successorGone(),
+          })
+        : undefined;
+    writePidFile(this.#pidFile);
+    // A program's own TERM handler may call process.exit as the node stops it: the pid file
+    // (only while it names this process) goes with the process all the same.
+    process.on('exit', () => {
+      removePidFile(this.#pidFile);
+      removePidFile(`${this.#pidFile}.oldbin`);
+    });
+    writeFileSync(join(this.#runDir, 'node.vsn'), `${plan.manifest.version}\n`);
+    this.#installSignals(signalRouter());
+  }
+
+  /** What the control socket (and port) answers. */
+  #controlService(cookie: string): ControlService {
+    const { plan, mode, control } = this.#s;
+    const log = this.#log;
+    const starting = (): never => {
+      throw new Error('the node is still starting');
     };
-    const service: ControlService = {
-      cookie: cookie.cookie,
+    return {
+      cookie,
       onAuthFailure: (info) => log.warn(info),
       requests: {
         // A degraded node (a spawn loop: workers down) answers, and says what is wrong.
         ping: () => {
-          const degraded = handle?.degraded?.();
+          const degraded = this.#handle?.degraded?.();
           return degraded === undefined ? 'pong' : { pong: true, degraded };
         },
-        status: () => statusOf(handle, plan.info, plan.nodeType.apps, logStatus(consoleLog, control)),
+        status: () => statusOf(this.#handle, plan.info, plan.nodeType.apps, logStatus(this.#s.consoleLog, control)),
         eval: async ([code, timeoutMs]) => {
-          if (!handle?.ready) throw new Error('the node is still starting');
+          const handle = this.#handle;
+          if (!handle?.ready) return starting();
           // within the client's time limit (synchronous code included); a node with workers
           // evaluates in one of them: the apps live there
           const limit = Number(timeoutMs) > 0 ? Number(timeoutMs) : undefined;
           return (handle.evaluate ? await handle.evaluate(String(code), { timeoutMs: limit }) : await evaluate(String(code), handle, limit)).text;
         },
         stop: () => {
+          const handle = this.#handle;
           const answer = { pid: process.pid, stage: handle?.ready ? handle.lifecycle.stage : 'starting', in_flight: handle?.lifecycle.inFlight ?? 0 };
-          setImmediate(() => process.emit('SIGTERM', 'SIGTERM'));
+          setImmediate(stopAsTerm);
           return answer;
         },
-        restart: () => {
-          if (!handle) throw new Error('the node is still starting');
-          return replacesItself ? replaceSelf('restart') : handle.restartApps();
-        },
-        reload: () => {
-          if (!handle) throw new Error('the node is still starting');
-          return replacesItself ? replaceSelf('reload') : handle.reloadConfig();
-        },
+        restart: () => (!this.#handle ? starting() : this.#replacesItself ? this.#replaceSelf('restart') : this.#handle.restartApps()),
+        reload: () => (!this.#handle ? starting() : this.#replacesItself ? this.#replaceSelf('reload') : this.#handle.reloadConfig()),
         reexec: async () => {
-          const start = handle?.reexec ?? single?.reexec;
-          if (!handle?.ready || !start) throw new Error('the node is still starting');
+          const start = this.#handle?.reexec ?? this.#single?.reexec;
+          if (!this.#handle?.ready || !start) return starting();
           const newPid = await start();
-          setImmediate(() => void handOver()); // after this answer is on its way
+          setImmediate(() => void this.#handOver()); // after this answer is on its way
           return { old_pid: process.pid, new_pid: newPid, single: plan.nodeType.workers === 0 };
         },
         reopen_logs: () => {
+          const consoleLog = this.#s.consoleLog;
           if (!consoleLog) return `node ${plan.info.name} runs in the ${mode} and logs to its terminal; nothing to reopen`;
           consoleLog.reopen();
           return `reopened ${consoleLog.file}`;
@@ -270,165 +342,202 @@ export async function runNode(mode: NodeMode, control: LogControl, env: NodeJS.P
       },
       streams: {
         attach: (socket, args) => {
+          const consoleLog = this.#s.consoleLog;
           if (!consoleLog) {
             socket.end(`node ${plan.info.name} was not started with start (it runs in the ${mode}); use remote_console\n`);
             return;
           }
           const unsubscribe = consoleLog.subscribe((chunk) => socket.write(chunk));
-          void socketRepl(handle, socket, args, unsubscribe);
+          void socketRepl(this.#handle, socket, args, unsubscribe);
         },
-        remote_console: (socket, args) => void socketRepl(handle, socket, args),
+        remote_console: (socket, args) => void socketRepl(this.#handle, socket, args),
       },
     };
-    const listen = (socketPath: string, takeover: boolean) => startControlServer({ ...service, takeover, socketPath });
-    server = await listen(ownPath, reexec);
-    const listenTcp = async (): Promise<void> => {
-      if (!tcpAddress) return;
-      tcpServer = await startControlTcpServer({ ...service, ...tcpAddress, ...(tcpTls ? { tls: tcpTls } : {}) });
-      const how = tcpTls ? 'TLS, cookie-authenticated' : 'cookie-authenticated, not encrypted: private networks only';
-      log.info(`control port listening on ${tcpServer.host}:${tcpServer.port} (${how})`);
-    };
-    // Taking the port over from the other node (USR2 or a rollback): a failure is logged, the
-    // node runs on with its control socket.
-    const takeTcp = (): void => void listenTcp().catch((err: unknown) => log.error(err instanceof Error ? err.message : String(err)));
-    if (reexec) {
-      process.on('message', (msg: { t?: string }) => {
-        if (msg.t !== 'ctl-free') return;
-        renameSync(ownPath, ctlPath);
-        renamedCtl = statSync(ctlPath).ino;
-        log.info('took over the control socket from the old process');
-        takeTcp();
-      });
-    } else {
-      await listenTcp(); // a port in use fails the start, with the address
+  }
+
+  /**
+   * libuv unlinks a Unix socket's path when its server closes, so two masters cannot share the
+   * name: a master started by USR2 listens on a name of its own and renames it to `ctl` once
+   * the old master has closed its server ('ctl-free').
+   */
+  async #listenControl(): Promise<void> {
+    const ownPath = this.#reexec ? join(this.#runDir, `ctl.${process.pid}`) : this.#ctlPath;
+    this.#server = await startControlServer({ ...this.#service!, takeover: this.#reexec, socketPath: ownPath });
+    if (!this.#reexec) {
+      await this.#listenTcp(); // a port in use fails the start, with the address
+      return;
     }
-    // The new master or node left after it was ready (a rollback): the control socket path is ours again.
-    const successorGone = (): void => {
-      if (!handedOver) return;
-      handedOver = false;
-      void listen(ctlPath, true).then(
-        (s2) => {
-          server = s2;
-          log.info('the new master or node is gone: this one answers on the control socket again');
-          takeTcp();
-        },
-        (err: unknown) => log.error(`cannot listen on ${ctlPath} again: ${err instanceof Error ? err.message : String(err)}`),
+    process.on('message', (msg: { t?: string }) => {
+      if (msg.t !== 'ctl-free') return;
+      renameSync(ownPath, this.#ctlPath);
+      this.#renamedCtl = statSync(this.#ctlPath).ino;
+      this.#log.info('took over the control socket from the old process');
+      this.#takeTcp();
+    });
+  }
+
+  async #listenTcp(): Promise<void> {
+    const address = this.#tcpAddress;
+    if (!address) return;
+    const tls = this.#tcpTls;
+    this.#tcpServer = await startControlTcpServer({ ...this.#service!, ...address, ...(tls ? { tls } : {}) });
+    const how = tls ? 'TLS, cookie-authenticated' : 'cookie-authenticated, not encrypted: private networks only';
+    this.#log.info(`control port listening on ${this.#tcpServer.host}:${this.#tcpServer.port} (${how})`);
+  }
+
+  /** Taking the port over from the other node (USR2 or a rollback): a failure is logged, the node runs on with its control socket. */
+  #takeTcp(): void {
+    void this.#listenTcp().catch((err: unknown) => this.#log.error(err instanceof Error ? err.message : String(err)));
+  }
+
+  /** The successor is ready: let go of the control socket path and port, and let it take them. */
+  async #handOver(): Promise<void> {
+    this.#handedOver = true;
+    await this.#server?.close({ keepFile: true });
+    await this.#tcpServer?.close();
+    this.#tcpServer = undefined;
+    this.#handle?.completeHandover?.();
+    this.#single?.completeHandover();
+  }
+
+  /** The new master or node left after it was ready (a rollback): the control socket path is ours again. */
+  #successorGone(): void {
+    if (!this.#handedOver) return;
+    this.#handedOver = false;
+    void startControlServer({ ...this.#service!, takeover: true, socketPath: this.#ctlPath }).then(
+      (s2) => {
+        this.#server = s2;
+        this.#log.info('the new master or node is gone: this one answers on the control socket again');
+        this.#takeTcp();
+      },
+      (err: unknown) => this.#log.error(`cannot listen on ${this.#ctlPath} again: ${err instanceof Error ? err.message : String(err)}`),
+    );
+  }
+
+  /**
+   * restart, reload and HUP of a single-process node running a program app: a program cannot
+   * be unloaded from its process, so the node is replaced the way USR2 replaces it (a new node
+   * of this same version on the same sockets; this one drains once it is ready).
+   */
+  async #replaceSelf(what: string): Promise<string> {
+    const { plan, launch, mode } = this.#s;
+    const single = this.#single;
+    if (!this.#handle?.ready || !single) throw new Error('the node is still starting; try again once it is ready');
+    if (mode !== 'daemon') {
+      throw new Error(
+        `${what}: node ${plan.info.name} runs a program app (${this.#programApps.join(', ')}), which cannot restart inside its process, and a node in the ${mode} cannot hand its process over; `
+        + 'start it with `start` (then restart replaces the node on the same sockets), give its node type workers: 1 (the master replaces the worker), or restart the service',
       );
-    };
-    // A single-process node holds its apps' listening sockets, for a USR2 successor.
-    single =
-      plan.nodeType.workers === 0
-        ? holdListeningSockets({
-            successorOfOld: reexec,
-            pidFile,
-            launcher: releasePath(launch.root, launcherFile(plan.manifest.name)),
-            nodeType: plan.nodeType.name,
-            nodeName: plan.info.name,
-            log,
-            onSuccessorGone: successorGone,
-          })
-        : undefined;
-    /**
-     * restart, reload and HUP of a single-process node running a program app: a program cannot
-     * be unloaded from its process, so the node is replaced the way USR2 replaces it (a new node
-     * of this same version on the same sockets; this one drains once it is ready).
-     */
-    replaceSelf = async (what: string): Promise<string> => {
-      if (!handle?.ready || !single) throw new Error('the node is still starting; try again once it is ready');
-      if (mode !== 'daemon') {
-        throw new Error(
-          `${what}: node ${plan.info.name} runs a program app (${programApps.join(', ')}), which cannot restart inside its process, and a node in the ${mode} cannot hand its process over; `
-          + 'start it with `start` (then restart replaces the node on the same sockets), give its node type workers: 1 (the master replaces the worker), or restart the service',
-        );
-      }
-      const launcher = releasePath(launch.root, versionedLauncher(plan.manifest.name, plan.manifest.version));
-      log.info(`${what}: replacing this node (program apps cannot restart in their process)`);
-      const newPid = await single.reexec(existsSync(launcher) ? launcher : undefined);
-      setImmediate(() => {
-        void handOver().then(() => {
-          log.info(`${what}: the new node (pid ${newPid}) is ready and serving; this one finishes its work in flight and exits`);
-          handle?.advance('draining');
-        });
-      });
-      return `${what === 'reload' ? 'reloaded' : 'restarted'} ${plan.nodeType.apps.join(', ')}: node ${plan.info.name} now runs as pid ${newPid} (it replaced pid ${process.pid}, which finishes its work in flight and exits)`;
-    };
-    writePidFile(pidFile);
-    // A program's own TERM handler may call process.exit as the node stops it: the pid file
-    // (only while it names this process) goes with the process all the same.
-    process.on('exit', () => {
-      removePidFile(pidFile);
-      removePidFile(`${pidFile}.oldbin`);
-    });
-    writeFileSync(join(runDir, 'node.vsn'), `${plan.manifest.version}\n`);
-    // A reopen that fails (a full disk, a removed directory) keeps the old file: never fatal.
-    const reopenLogs = (why = ''): void => {
-      try {
-        consoleLog?.reopen();
-      } catch (err) {
-        log.error(`cannot reopen ${consoleLog?.file}${why}: ${err instanceof Error ? err.message : String(err)}; still writing to the old file`);
-        return;
-      }
-      log.info(consoleLog ? `reopened ${consoleLog.file}${why}` : 'no log file to reopen (not a daemon)');
-    };
-    if (consoleLog) process.on('SIGUSR1', () => reopenLogs(' (USR1)'));
-    // ALRM toggles trace-level logging (Adhearsion); a master passes it on to its workers.
-    let levelBeforeTrace = control.level;
-    process.on('SIGALRM', () => {
-      if (control.level === 'trace') control.level = levelBeforeTrace;
-      else {
-        levelBeforeTrace = control.level;
-        control.level = 'trace';
-      }
-      log.info(`ALRM: log level ${control.level}`);
-    });
-    if (plan.nodeType.workers === 0) {
-      singleProcessSignals(log, () => handle, () => reopenLogs(), replacesItself ? () => replaceSelf('HUP').catch((err: unknown) => log.error(`HUP: ${err instanceof Error ? err.message : String(err)}`)) : undefined, () => {
-        log.info('received SIGUSR2');
-        void single?.reexec().then(() => handOver(), () => {});
-      });
     }
+    const launcher = releasePath(launch.root, versionedLauncher(plan.manifest.name, plan.manifest.version));
+    this.#log.info(`${what}: replacing this node (program apps cannot restart in their process)`);
+    const newPid = await single.reexec(existsSync(launcher) ? launcher : undefined);
+    setImmediate(() => {
+      void this.#handOver().then(() => {
+        this.#log.info(`${what}: the new node (pid ${newPid}) is ready and serving; this one finishes its work in flight and exits`);
+        this.#handle?.advance('draining');
+      });
+    });
+    return `${what === 'reload' ? 'reloaded' : 'restarted'} ${plan.nodeType.apps.join(', ')}: node ${plan.info.name} now runs as pid ${newPid} (it replaced pid ${process.pid}, which finishes its work in flight and exits)`;
+  }
+
+  /** A reopen that fails (a full disk, a removed directory) keeps the old file: never fatal. */
+  #reopenLogs(why = ''): void {
+    const consoleLog = this.#s.consoleLog;
+    try {
+      consoleLog?.reopen();
+    } catch (err) {
+      this.#log.error(`cannot reopen ${consoleLog?.file}${why}: ${err instanceof Error ? err.message : String(err)}; still writing to the old file`);
+      return;
+    }
+    this.#log.info(consoleLog ? `reopened ${consoleLog.file}${why}` : 'no log file to reopen (not a daemon)');
+  }
+
+  /** ALRM toggles trace-level logging (Adhearsion); a master passes it on to its workers (signals.ts runs that after this). */
+  #toggleTrace(): void {
+    const control = this.#s.control;
+    if (control.level === 'trace') control.level = this.#levelBeforeTrace;
+    else {
+      this.#levelBeforeTrace = control.level;
+      control.level = 'trace';
+    }
+    this.#log.info(`ALRM: log level ${control.level}`);
+  }
+
+  /**
+   * The services' signals, and a single-process node's answers to the unicorn signals: HUP
+   * reloads the config (or reopens the logs with NODEREL_HUP=reopen_logs; a node running a
+   * program app is replaced instead), USR2 starts a new node on the same sockets (single.ts);
+   * the ones that only make sense with workers are logged and ignored rather than left to their
+   * default action (TT* would stop the node).
+   */
+  #installSignals(router: SignalRouter): void {
+    const log = this.#log;
+    if (this.#s.consoleLog) router.on('SIGUSR1', 'services', 'reopen console.log', () => this.#reopenLogs(' (USR1)'));
+    router.on('SIGALRM', 'services', 'toggle trace logging', () => this.#toggleTrace());
+    if (this.#s.plan.nodeType.workers > 0) return; // the master's own: master.ts
+    router.on('SIGHUP', 'single', 'reload', () => {
+      log.info('received SIGHUP');
+      if (this.#s.launch.hupReopensLogs) return this.#reopenLogs();
+      if (this.#replacesItself) return void this.#replaceSelf('HUP').catch((err: unknown) => log.error(`HUP: ${err instanceof Error ? err.message : String(err)}`));
+      void this.#handle
+        ?.reloadConfig()
+        .catch((err: unknown) => log.error(`HUP: reload failed: ${err instanceof Error ? err.message : String(err)}`));
+    });
+    router.on('SIGUSR2', 'single', 're-exec', () => {
+      log.info('received SIGUSR2');
+      void this.#single?.reexec().then(() => this.#handOver(), () => {});
+    });
+    for (const signal of ['SIGWINCH', 'SIGTTIN', 'SIGTTOU'] as const) {
+      router.on(signal, 'single', 'ignored', () => log.info(`${signal} ignored: this node type runs in a single process (workers: 0)`));
+    }
+  }
+
+  /** Runs the node type's apps: in this process (node.ts), or in workers under a master (master.ts). */
+  async #runNodeType(): Promise<number> {
+    const { plan, control, mode, status } = this.#s;
     // A master's modules (child_process and more) are loaded only by node types with workers.
     const run =
       plan.nodeType.workers > 0
-        ? async (p: typeof plan, c: LogControl, o: MasterOptions) => (await import('./master.js')).runMaster(p, c, o)
+        ? async (p: NodePlan, c: LogControl, o: MasterOptions) => (await import('./master.js')).runMaster(p, c, o)
         : runForeground;
     return await run(plan, control, {
       daemonized: mode === 'daemon',
-      pidFile,
-      onSuccessor: () => void handOver(),
-      onSuccessorGone: successorGone,
-      reopenLogs,
-      onStarting: (h) => (handle = h),
-      onReady: (h) => {
-        reportStart(env, 'ready', String(process.pid));
-        // A node started by USR2 tells the old one (a master does it in master.ts).
-        if (reexec && plan.nodeType.workers === 0) process.send?.({ t: 'ready' });
-        if (mode === 'console') {
-          void import('./repl.js').then(({ startNodeRepl }) => startNodeRepl(h, {
-            input: process.stdin,
-            output: process.stdout,
-            terminal: process.stdin.isTTY,
-            onExit: () => {
-              log.info('console closed; stopping the node gracefully');
-              h.stop();
-            },
-          }));
-        }
-      },
-      onStartFailed: (message) => reportStart(env, 'failed', message),
+      pidFile: this.#pidFile,
+      onSuccessor: () => void this.#handOver(),
+      onSuccessorGone: () => this.#successorGone(),
+      reopenLogs: () => this.#reopenLogs(),
+      onStarting: (h) => (this.#handle = h),
+      onReady: (h) => this.#onReady(h),
+      onStartFailed: (message) => status.report('failed', message),
     });
-  } catch (err) {
-    reportStart(env, 'failed', err instanceof Error ? err.message : String(err));
-    throw err;
-  } finally {
-    removePidFile(pidFile);
-    removePidFile(`${pidFile}.oldbin`);
+  }
+
+  #onReady(h: NodeHandle): void {
+    const { plan, mode, status } = this.#s;
+    status.report('ready', String(process.pid));
+    // A node started by USR2 tells the old one (a master does it in master.ts).
+    if (this.#reexec && plan.nodeType.workers === 0) process.send?.({ t: 'ready' });
+    if (mode !== 'console') return;
+    void import('./repl.js').then(({ startNodeRepl }) => startNodeRepl(h, {
+      input: process.stdin,
+      output: process.stdout,
+      terminal: process.stdin.isTTY,
+      onExit: () => {
+        this.#log.info('console closed; stopping the node gracefully');
+        h.stop();
+      },
+    }));
+  }
+
+  async #teardown(): Promise<void> {
+    removePidFile(this.#pidFile);
+    removePidFile(`${this.#pidFile}.oldbin`);
     // After a USR2 hand-over the socket path belongs to the new master.
-    await server?.close({ keepFile: handedOver });
-    await tcpServer?.close();
-    if (renamedCtl !== undefined && statSync(join(runDir, 'ctl'), { throwIfNoEntry: false })?.ino === renamedCtl) {
-      rmSync(join(runDir, 'ctl'), { force: true });
+    await this.#server?.close({ keepFile: this.#handedOver });
+    await this.#tcpServer?.close();
+    if (this.#renamedCtl !== undefined && statSync(this.#ctlPath, { throwIfNoEntry: false })?.ino === this.#renamedCtl) {
+      rmSync(this.#ctlPath, { force: true });
     }
-    lock.lock.release();
   }
 }

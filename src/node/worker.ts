@@ -9,31 +9,18 @@
  *                      {t:'status', id, ...}
  *   master -> worker   {t:'listen-ok', id} + handle | {t:'listen-err', id, message, code}
  *                      {t:'stage', stage}  {t:'stop'}  {t:'status', id}  {t:'level', level}
+ *                      {t:'eval', id, code, session?, timeoutMs?}  {t:'eval-end', session}
+ * (the message types: node-types.ts; the master's side: master.ts)
  */
 import { routeListens, type RawHandle } from './listeners.js';
 import type { Stage } from './lifecycle.js';
 import { describeValue, EvalSession, isIncompleteInput } from './evaluate.js';
 import { collectBootGarbage, describeBootGc } from './heap.js';
 import { createLogger, isLevel, type LogControl } from './log.js';
-import { planNode, runForeground, type NodeHandle } from './node.js';
-import { readLaunchEnv } from './launch-env.js';
-
-export type ToWorker =
-  | { t: 'listen-ok'; id: number }
-  | { t: 'listen-err'; id: number; message: string; code?: string }
-  | { t: 'stage'; stage: Stage | 'exit' }
-  | { t: 'stop' }
-  | { t: 'status'; id: number }
-  | { t: 'level'; level: string }
-  | { t: 'eval'; id: number; code: string; session?: string; timeoutMs?: number }
-  | { t: 'eval-end'; session: string };
-
-export type FromWorker =
-  | { t: 'listen'; id: number; host: string; port: number; ipv6Only?: boolean }
-  | { t: 'ready' }
-  | { t: 'failed'; message: string }
-  | { t: 'status'; id: number; stage: string; in_flight: number; rss: number; uptime_s: number }
-  | { t: 'eval'; id: number; ok: boolean; text: string; undefined?: boolean; incomplete?: boolean };
+import { planNode, runForeground } from './node.js';
+import type { FromWorker, NodeHandle, ToWorker } from './node-types.js';
+import { readLaunchEnv, readLaunchSettings } from './launch-env.js';
+import { signalRouter } from './signals.js';
 
 function send(msg: FromWorker): void {
   process.send?.(msg);
@@ -63,55 +50,100 @@ function installListenBroker(): void {
 
 /** Runs this process as worker `NODEREL_WORKER_INDEX` of its node; resolves with the exit code. */
 export async function runWorker(control: LogControl, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const index = Number(env.NODEREL_WORKER_INDEX ?? 0);
+  const index = readLaunchSettings(env).workerIndex;
   // Lost master: nobody can stop us any more, and nobody would see our output. Leave now.
   process.on('disconnect', () => process.exit(1));
-  for (const signal of ['SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR2', 'SIGWINCH', 'SIGTTIN', 'SIGTTOU', 'SIGALRM'] as const) {
-    process.on(signal, () => {});
-  }
+  const router = signalRouter();
+  for (const signal of WORKER_IGNORES) router.on(signal, 'worker', 'ignored: the master says', () => {});
   installListenBroker();
   const plan = planNode(readLaunchEnv(env), env);
-  let handle: NodeHandle | undefined;
+  const worker = new WorkerState(control);
+  process.on('message', (msg: ToWorker) => worker.onMessage(msg));
+  // The runtime's boot garbage goes before the apps start (heap.ts): theirs is left to V8, as
+  // under bare node, and no request waits on the pause.
+  const logScope = `${plan.info.name}/w${index}`;
+  const gc = collectBootGarbage(env);
+  if (gc) createLogger(logScope, control).debug(describeBootGc(gc));
+  return runForeground(plan, control, {
+    signals: false,
+    processTitle: `${plan.nodeType.processName} worker[${index}]`,
+    logScope,
+    onStarting: (h) => worker.started(h),
+    onReady: () => send({ t: 'ready' }),
+    onStartFailed: (message) => send({ t: 'failed', message }),
+  });
+}
+
+/**
+ * The signals a worker ignores (signals.ts): a terminal's reach the whole process group, and the
+ * master turns its own into messages. TERM keeps its default: the master's last resort.
+ */
+const WORKER_IGNORES = ['SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR2', 'SIGWINCH', 'SIGTTIN', 'SIGTTOU', 'SIGALRM'] as const;
+
+/** What a worker keeps between its master's messages: the node's handle, an early stage, the REPL sessions. */
+class WorkerState {
+  readonly #control: LogControl;
+  #handle: NodeHandle | undefined;
   /** A stage the master sent before the node existed (a stop while booting): applied then. */
-  let early: Stage | 'exit' | undefined;
-  const advance = (stage: Stage | 'exit'): void => {
-    if (handle) handle.advance(stage);
-    else early = stage;
-  };
-  // a REPL's evaluation session lives here as long as the REPL is open; an eval has its own
-  const sessions = new Map<string, EvalSession>();
-  const sessionFor = (key: string | undefined, h: NodeHandle): EvalSession => {
-    let session = key === undefined ? undefined : sessions.get(key);
+  #early: Stage | 'exit' | undefined;
+  /** a REPL's evaluation session lives here as long as the REPL is open; an eval has its own */
+  readonly #sessions = new Map<string, EvalSession>();
+
+  constructor(control: LogControl) {
+    this.#control = control;
+  }
+
+  /** The node exists (its apps are starting). */
+  started(h: NodeHandle): void {
+    this.#handle = h;
+    const early = this.#early;
+    if (early !== undefined) queueMicrotask(() => h.advance(early));
+  }
+
+  #advance(stage: Stage | 'exit'): void {
+    if (this.#handle) this.#handle.advance(stage);
+    else this.#early = stage;
+  }
+
+  #sessionFor(key: string | undefined, h: NodeHandle): EvalSession {
+    let session = key === undefined ? undefined : this.#sessions.get(key);
     if (!session) {
       session = new EvalSession(h);
-      if (key !== undefined) sessions.set(key, session);
+      if (key !== undefined) this.#sessions.set(key, session);
     }
     return session;
-  };
-  process.on('message', (msg: ToWorker) => {
+  }
+
+  #evaluate(msg: Extract<ToWorker, { t: 'eval' }>): void {
+    const handle = this.#handle;
+    if (!handle?.ready) {
+      send({ t: 'eval', id: msg.id, ok: false, text: 'the worker is still starting' });
+      return;
+    }
+    this.#sessionFor(msg.session, handle).run(msg.code, msg.timeoutMs).then(
+      (value) => send({ t: 'eval', id: msg.id, ok: true, ...describeValue(value, msg.session !== undefined) }),
+      (err: unknown) =>
+        send({ t: 'eval', id: msg.id, ok: false, text: err instanceof Error ? `${err.name}: ${err.message}` : String(err), incomplete: isIncompleteInput(msg.code, err) }),
+    );
+  }
+
+  onMessage(msg: ToWorker): void {
+    const handle = this.#handle;
     switch (msg.t) {
       case 'stage':
-        advance(msg.stage);
+        this.#advance(msg.stage);
         break;
       case 'stop':
-        advance('draining');
+        this.#advance('draining');
         break;
       case 'level':
-        if (isLevel(msg.level)) control.level = msg.level;
+        if (isLevel(msg.level)) this.#control.level = msg.level;
         break;
       case 'eval':
-        if (!handle?.ready) {
-          send({ t: 'eval', id: msg.id, ok: false, text: 'the worker is still starting' });
-          break;
-        }
-        sessionFor(msg.session, handle).run(msg.code, msg.timeoutMs).then(
-          (value) => send({ t: 'eval', id: msg.id, ok: true, ...describeValue(value, msg.session !== undefined) }),
-          (err: unknown) =>
-            send({ t: 'eval', id: msg.id, ok: false, text: err instanceof Error ? `${err.name}: ${err.message}` : String(err), incomplete: isIncompleteInput(msg.code, err) }),
-        );
+        this.#evaluate(msg);
         break;
       case 'eval-end':
-        sessions.delete(msg.session);
+        this.#sessions.delete(msg.session);
         break;
       case 'status':
         send({
@@ -126,22 +158,5 @@ export async function runWorker(control: LogControl, env: NodeJS.ProcessEnv = pr
       default:
         break;
     }
-  });
-  // The runtime's boot garbage goes before the apps start (heap.ts): theirs is left to V8, as
-  // under bare node, and no request waits on the pause.
-  const logScope = `${plan.info.name}/w${index}`;
-  const gc = collectBootGarbage(env);
-  if (gc) createLogger(logScope, control).debug(describeBootGc(gc));
-  const code = await runForeground(plan, control, {
-    signals: false,
-    processTitle: `${plan.nodeType.processName} worker[${index}]`,
-    logScope,
-    onStarting: (h) => {
-      handle = h;
-      if (early !== undefined) queueMicrotask(() => h.advance(early!));
-    },
-    onReady: () => send({ t: 'ready' }),
-    onStartFailed: (message) => send({ t: 'failed', message }),
-  });
-  return code;
+  }
 }

@@ -5,7 +5,7 @@
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { asyncBody, evaluate, EvalSession, isIncompleteInput } from '../../src/node/evaluate.js';
-import type { NodeHandle } from '../../src/node/node.js';
+import type { NodeHandle } from '../../src/node/node-types.js';
 
 const handle = {
   info: { name: 'web@host' },

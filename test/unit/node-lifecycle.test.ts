@@ -5,7 +5,7 @@ import { thrown } from '../helpers/errors.js';
 import { BootError } from '../../src/node/errors.js';
 import { Lifecycle, STAGES, stageIndex, type Stage } from '../../src/node/lifecycle.js';
 import { DEFAULT_START_TIMEOUT_MS, manifestPath, parseManifest, selectNodeType, type Manifest } from '../../src/node/manifest.js';
-import { installSignalHandlers, SHUTDOWN_SIGNALS, ShutdownSteps, type ShutdownRequest } from '../../src/node/signals.js';
+import { DISPATCH_ORDER, installSignalHandlers, SHUTDOWN_SIGNALS, ShutdownSteps, signalRouter, type ShutdownRequest } from '../../src/node/signals.js';
 import { appConfigPath, envPrefix, mergeAppConfig, substituteInConfig, substituteString } from '../../src/node/sys-config.js';
 
 /** The BootError thrown by `fn`. */
@@ -261,6 +261,34 @@ describe('installSignalHandlers', () => {
     const b = install();
     b.target.emit('SIGTERM');
     expect(b.got).toEqual([[{ step: 1, stage: 'draining' }, 'SIGTERM']]);
+  });
+});
+
+describe('SignalRouter', () => {
+  it('runs the handlers of a signal in DISPATCH_ORDER, whatever order they were registered in', () => {
+    const target = new EventEmitter() as unknown as NodeJS.Process;
+    const router = signalRouter(target);
+    const order: string[] = [];
+    router.on('SIGALRM', 'master', 'pass the level on', () => order.push('master'));
+    router.on('SIGALRM', 'services', 'toggle trace', () => order.push('services'));
+    router.on('SIGALRM', 'services', 'second', () => order.push('services 2'));
+    expect(DISPATCH_ORDER).toEqual(['services', 'single', 'master', 'shutdown', 'worker']);
+    expect(router.handlers('SIGALRM')).toEqual(['services:toggle trace', 'services:second', 'master:pass the level on']);
+    expect((target as unknown as EventEmitter).listenerCount('SIGALRM')).toBe(1);
+    target.emit('SIGALRM');
+    expect(order).toEqual(['services', 'services 2', 'master']);
+  });
+
+  it('gives one router per target, and takes its listener off with the last handler', () => {
+    const target = new EventEmitter();
+    const router = signalRouter(target as unknown as NodeJS.Process);
+    expect(signalRouter(target as unknown as NodeJS.Process)).toBe(router);
+    const off = router.on('SIGHUP', 'single', 'reload', () => {});
+    const stop = installSignalHandlers({ shutdown: () => {} }, target as unknown as NodeJS.Process);
+    expect(router.handlers('SIGTERM')).toEqual(['shutdown:staged shutdown']);
+    off();
+    stop();
+    for (const s of ['SIGHUP', ...SHUTDOWN_SIGNALS]) expect(target.listenerCount(s)).toBe(0);
   });
 });
 
