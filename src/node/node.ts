@@ -9,7 +9,7 @@
  *   an app fails to stop                       logged, the others still stop, 1
  */
 import { containModuleResolution, hermeticApps } from './hermetic.js';
-import { startApp, type AppContext, type RunningApp } from './apps.js';
+import { startApp, type AppContext, type NodeInfo, type RunningApp } from './apps.js';
 import { drainHttpServer, type HttpDrain } from './http-drain.js';
 import { BootError, isBootError } from './errors.js';
 import { nodeNameFor, type LaunchEnv } from './launch-env.js';
@@ -66,14 +66,18 @@ export function runForeground(plan: NodePlan, logControl: LogControl, opts: Fore
 /**
  * One node in this process, its state in one place: the apps running (in start order), the app
  * starting, the run state (started, stopping, exiting), the HTTP servers to drain, the config in
- * force. Signals (signals.ts, unless a worker's master gives the stages) and the handle call its
- * methods.
+ * force. It is the node's handle too (NodeHandle: what the REPLs, the control channel and a
+ * worker's master see). Signals (signals.ts, unless a worker's master gives the stages) call
+ * its `advance`.
  */
-class ForegroundNode {
+class ForegroundNode implements NodeHandle {
   readonly #plan: NodePlan;
   readonly #opts: ForegroundOptions;
   readonly #log: Logger;
-  readonly #lifecycle: Lifecycle;
+  readonly info: NodeInfo;
+  readonly lifecycle: Lifecycle;
+  /** When the node began to boot (ms since the epoch). */
+  readonly startedAt = Date.now();
   readonly #running: RunningApp[] = [];
   /** Every drained HTTP server of the apps (ctx.drain, and a program's servers). */
   readonly #drains: HttpDrain[] = [];
@@ -91,7 +95,8 @@ class ForegroundNode {
     this.#plan = plan;
     this.#opts = opts;
     this.#log = createLogger(opts.logScope ?? plan.info.name, logControl);
-    this.#lifecycle = new Lifecycle((err) => this.#log.error(`a stage listener failed: ${describeError(err, true)}`));
+    this.info = plan.info;
+    this.lifecycle = new Lifecycle((err) => this.#log.error(`a stage listener failed: ${describeError(err, true)}`));
     this.#sysConfig = plan.sysConfig;
   }
 
@@ -107,21 +112,20 @@ class ForegroundNode {
     process.on('exit', (code) => {
       if (!this.#exiting) log.warn(`process exiting with code ${code} outside the node's control (process.exit or a crash)`);
     });
-    this.#lifecycle.onStage((stage) => log.info(`stage ${stage}, ${this.#lifecycle.inFlight} in flight`));
-    this.#lifecycle.onIdle(() => this.#stopWhenIdle());
+    this.lifecycle.onStage((stage) => log.info(`stage ${stage}, ${this.lifecycle.inFlight} in flight`));
+    this.lifecycle.onIdle(() => this.#stopWhenIdle());
     // A worker takes its stages from its master, never from signals (a terminal's Ctrl-C reaches
     // the whole process group).
     if (this.#opts.signals !== false) {
       this.#uninstall = installSignalHandlers({
         shutdown: (request: ShutdownRequest, signal: NodeJS.Signals) => {
           log.info(`received ${signal} (shutdown step ${request.step} of 4)`);
-          this.#advance(request.stage);
+          this.advance(request.stage);
         },
       });
     }
-    const handle = this.#handle();
-    this.#opts.onStarting?.(handle);
-    this.#startAll(handle).catch((err: unknown) => {
+    this.#opts.onStarting?.(this);
+    this.#startAll().catch((err: unknown) => {
       log.error(`node ${this.#plan.info.name} failed: ${describeError(err, true)}`);
       this.#finish(1);
     });
@@ -140,8 +144,8 @@ class ForegroundNode {
     // the connections also finish before the stage moves on (bounded by the drain's timeout).
     // Each app's stop then waits on the same close.
     const closing = this.#drains.splice(0).map((d) => d.close());
-    if (this.#lifecycle.stage === 'draining') await Promise.all(closing);
-    this.#lifecycle.advance('stopping');
+    if (this.lifecycle.stage === 'draining') await Promise.all(closing);
+    this.lifecycle.advance('stopping');
     let code = 0;
     for (const app of [...this.#running].reverse()) {
       try {
@@ -158,7 +162,7 @@ class ForegroundNode {
 
   /** Draining, rejecting and hanging-up all end the same way: stop once nothing is in flight. */
   #stopWhenIdle(): void {
-    if (!this.#started || this.#stopping || this.#lifecycle.stage === 'running' || this.#lifecycle.inFlight > 0) return;
+    if (!this.#started || this.#stopping || this.lifecycle.stage === 'running' || this.lifecycle.inFlight > 0) return;
     this.#stopping = true;
     setImmediate(() => {
       void this.#stopAll().then((code) => {
@@ -174,7 +178,7 @@ class ForegroundNode {
    */
   #abortBoot(stage: Stage): void {
     this.#stopping = true;
-    this.#lifecycle.advance(stage);
+    this.lifecycle.advance(stage);
     const stopped = this.#running.map((a) => a.spec.name);
     const starting = this.#starting;
     this.#log.warn(
@@ -188,19 +192,19 @@ class ForegroundNode {
   }
 
   /** Moves to a shutdown stage (never backwards), or exits at once. */
-  #advance(stage: ShutdownRequest['stage']): void {
+  advance(stage: ShutdownRequest['stage']): void {
     if (stage === 'exit') {
       // The last stage is immediate: no teardown, no wait (services' exit handlers still run).
-      this.#log.warn(`exiting now with ${this.#lifecycle.inFlight} in flight (the last shutdown stage: no stop, no wait)`);
+      this.#log.warn(`exiting now with ${this.lifecycle.inFlight} in flight (the last shutdown stage: no stop, no wait)`);
       this.#finish(1);
       process.exit(1);
     }
     if (!this.#started && !this.#stopping && !this.#exiting) return this.#abortBoot(stage);
-    this.#lifecycle.advance(stage);
+    this.lifecycle.advance(stage);
     this.#stopWhenIdle();
   }
 
-  async #restartApps(handle: NodeHandle): Promise<string> {
+  async restartApps(): Promise<string> {
     if (!this.#started || this.#stopping) throw new Error(`the node is ${this.#started ? 'stopping' : 'still starting'}; try again later`);
     this.#started = false;
     for (const app of [...this.#running].reverse()) {
@@ -208,11 +212,11 @@ class ForegroundNode {
       this.#log.info(`app ${app.spec.name} stopped (restart)`);
     }
     this.#running.length = 0;
-    await this.#startAll(handle);
+    await this.#startAll();
     return `restarted ${this.#plan.nodeType.apps.join(', ')}`;
   }
 
-  async #reloadConfig(): Promise<string> {
+  async reloadConfig(): Promise<string> {
     const plan = this.#plan;
     const next = planNode(plan.launch, process.env).sysConfig;
     const told: string[] = [];
@@ -225,27 +229,21 @@ class ForegroundNode {
     return told.length ? `config reloaded; configChange called for ${told.join(', ')}` : 'config reloaded; no app changed or implements configChange';
   }
 
-  #handle(): NodeHandle {
-    const node = this; // for the getters
-    const handle: NodeHandle = {
-      info: this.#plan.info,
-      lifecycle: this.#lifecycle,
-      get apps() {
-        return new Map(node.#running.map((a) => [a.spec.name, a.state]));
-      },
-      get config() {
-        return node.#sysConfig;
-      },
-      get ready() {
-        return node.#started;
-      },
-      startedAt: Date.now(),
-      advance: (stage) => this.#advance(stage),
-      stop: stopAsTerm,
-      restartApps: () => this.#restartApps(handle),
-      reloadConfig: () => this.#reloadConfig(),
-    };
-    return handle;
+  // The handle (NodeHandle): what the REPLs and the control channel see of the node.
+  get apps(): ReadonlyMap<string, unknown> {
+    return new Map(this.#running.map((a) => [a.spec.name, a.state]));
+  }
+
+  get config(): SysConfig {
+    return this.#sysConfig;
+  }
+
+  get ready(): boolean {
+    return this.#started;
+  }
+
+  stop(): void {
+    stopAsTerm();
   }
 
   /** The context an app's `start` gets. */
@@ -256,17 +254,17 @@ class ForegroundNode {
       version: spec.version,
       config: this.#sysConfig[name] ?? {},
       log: this.#log.child(name),
-      lifecycle: this.#lifecycle.view(),
+      lifecycle: this.lifecycle.view(),
       node: this.#plan.info,
       drain: (server, drainOpts) => {
-        const d = drainHttpServer(server, this.#lifecycle.view(), drainOpts);
+        const d = drainHttpServer(server, this.lifecycle.view(), drainOpts);
         this.#drains.push(d);
         return d;
       },
     };
   }
 
-  async #startAll(handle: NodeHandle): Promise<void> {
+  async #startAll(): Promise<void> {
     const { manifest, nodeType, info, launch } = this.#plan;
     const log = this.#log;
     // Package lookups of the apps stay inside the release (hermetic.ts).
@@ -277,7 +275,7 @@ class ForegroundNode {
     }
     this.#started = true;
     log.info(`node ${info.name} ready (${manifest.name} ${manifest.version}, apps: ${nodeType.apps.join(', ') || '(none)'})`);
-    this.#opts.onReady?.(handle);
+    this.#opts.onReady?.(this);
     this.#stopWhenIdle();
   }
 
