@@ -19,7 +19,7 @@ fs.rmSync(outDir, { recursive: true, force: true });
 fs.mkdirSync(outDir, { recursive: true });
 for (const entry of ['boot', 'ctl', 'worker-main']) {
   const result = await build({
-    entryPoints: [new URL(`../dist/node/${entry}.js`, import.meta.url).pathname],
+    entryPoints: [new URL(`../dist/node/entries/${entry}.js`, import.meta.url).pathname],
     bundle: true,
     platform: 'node',
     format: 'cjs',

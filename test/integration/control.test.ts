@@ -16,12 +16,12 @@ import {
   startControlTcpServer,
   type ControlServer,
   type ControlServerOptions,
-} from '../../src/node/control.js';
+} from '../../src/node/control/control.js';
 import { BootError } from '../../src/node/errors.js';
-import { runClient } from '../../src/node/client.js';
+import { runClient } from '../../src/node/control/client.js';
 import { waitFor } from '../helpers/sandbox.js';
 import { makeCa } from '../helpers/tls.js';
-import { loadTlsClientConfig, loadTlsServerConfig } from '../../src/node/control-tls.js';
+import { loadTlsClientConfig, loadTlsServerConfig } from '../../src/node/control/control-tls.js';
 
 const COOKIE = 'right-cookie';
 

@@ -5,8 +5,8 @@
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { drainHttpServer } from '../../src/node/http-drain.js';
-import { Lifecycle } from '../../src/node/lifecycle.js';
+import { drainHttpServer } from '../../src/node/apps/http-drain.js';
+import { Lifecycle } from '../../src/node/apps/lifecycle.js';
 import { waitFor } from '../helpers/sandbox.js';
 
 const servers: http.Server[] = [];

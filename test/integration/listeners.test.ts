@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bindListener, listenKey, routeListens, tcpListenArgs, type ListenAddress, type RawHandle } from '../../src/node/listeners.js';
+import { bindListener, listenKey, routeListens, tcpListenArgs, type ListenAddress, type RawHandle } from '../../src/node/supervision/listeners.js';
 
 const servers: net.Server[] = [];
 afterEach(async () => {

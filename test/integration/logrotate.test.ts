@@ -16,8 +16,8 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const dist = (name: string): string => pathToFileURL(path.join(repo, 'dist', 'node', name)).href;
 
 const NODE = `
-const { ConsoleLog } = await import(${JSON.stringify(dist('console-log.js'))});
-const { writePidFile, removePidFile } = await import(${JSON.stringify(dist('pid-file.js'))});
+const { ConsoleLog } = await import(${JSON.stringify(dist('logs/console-log.js'))});
+const { writePidFile, removePidFile } = await import(${JSON.stringify(dist('supervision/pid-file.js'))});
 const [root, node] = process.argv.slice(2);
 const log = new ConsoleLog({ file: root + '/log/' + node + '/console.log', maxBytes: 0, generations: 5 });
 const pidFile = root + '/tmp/' + node + '/node.pid';

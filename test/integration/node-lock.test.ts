@@ -7,11 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { acquireNodeLock, lockName, LOCK_FILE, type LockMethod, type NodeLock } from '../../src/node/node-lock.js';
+import { acquireNodeLock, lockName, LOCK_FILE, type LockMethod, type NodeLock } from '../../src/node/supervision/node-lock.js';
 import { spawnChild, useChildProcesses, type Child } from '../helpers/proc.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const compiledLock = pathToFileURL(path.join(repo, 'dist', 'node', 'node-lock.js')).href;
+const compiledLock = pathToFileURL(path.join(repo, 'dist', 'node', 'supervision', 'node-lock.js')).href;
 
 // argv: <runDir> <method> <mode> [goFile]
 //   mode hold:    keep the lock (and the process) until killed

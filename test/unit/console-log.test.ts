@@ -4,11 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { captureStdio, ConsoleLog, logSettings } from '../../src/node/console-log.js';
+import { captureStdio, ConsoleLog, logSettings } from '../../src/node/logs/console-log.js';
 import { BootError } from '../../src/node/errors.js';
 
 const compiled = pathToFileURL(
-  path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'node', 'console-log.js'),
+  path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'node', 'logs', 'console-log.js'),
 ).href;
 
 let dir: string;

@@ -2,7 +2,7 @@
 // checked against node:crypto and the published test vectors.
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { constantTimeEqual, hmacSha256, randomBytes, sha256 } from '../../src/node/digest.js';
+import { constantTimeEqual, hmacSha256, randomBytes, sha256 } from '../../src/node/control/digest.js';
 
 const nodeSha = (d: Uint8Array | string) => crypto.createHash('sha256').update(d).digest('hex');
 const nodeHmac = (k: Uint8Array | string, m: Uint8Array | string) => crypto.createHmac('sha256', k).update(m).digest('hex');

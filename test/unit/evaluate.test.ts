@@ -4,8 +4,8 @@
  */
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { asyncBody, evaluate, EvalSession, isIncompleteInput } from '../../src/node/evaluate.js';
-import type { NodeHandle } from '../../src/node/node-types.js';
+import { asyncBody, evaluate, EvalSession, isIncompleteInput } from '../../src/node/control/evaluate.js';
+import type { NodeHandle } from '../../src/node/supervision/node-types.js';
 
 const handle = {
   info: { name: 'web@host' },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { collectBootGarbage, describeBootGc } from '../../src/node/heap.js';
+import { collectBootGarbage, describeBootGc } from '../../src/node/supervision/heap.js';
 
 describe('collectBootGarbage', () => {
   it('runs a real full collection: garbage made just before is gone afterwards', () => {

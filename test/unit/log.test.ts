@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { createLogger, isoTime, type Level, type LogControl } from '../../src/node/log.js';
+import { createLogger, isoTime, type Level, type LogControl } from '../../src/node/logs/log.js';
 
 describe('isoTime', () => {
   test('is Date#toISOString, to the millisecond, across years, months, leap days and midnight', () => {

@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { thrown } from '../helpers/errors.js';
-import { cookieHostnames, readIniCookie, relEnvName, resolveCookie, type CookieOptions } from '../../src/node/cookie.js';
+import { cookieHostnames, readIniCookie, relEnvName, resolveCookie, type CookieOptions } from '../../src/node/control/cookie.js';
 import { BootError } from '../../src/node/errors.js';
-import { parseIni } from '../../src/node/ini.js';
+import { parseIni } from '../../src/node/control/ini.js';
 
 const isRoot = process.getuid?.() === 0;
 

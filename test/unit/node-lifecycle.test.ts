@@ -3,10 +3,10 @@ import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { thrown } from '../helpers/errors.js';
 import { BootError } from '../../src/node/errors.js';
-import { Lifecycle, STAGES, stageIndex, type Stage } from '../../src/node/lifecycle.js';
-import { DEFAULT_START_TIMEOUT_MS, manifestPath, parseManifest, selectNodeType, type Manifest } from '../../src/node/manifest.js';
-import { DISPATCH_ORDER, installSignalHandlers, SHUTDOWN_SIGNALS, ShutdownSteps, signalRouter, type ShutdownRequest } from '../../src/node/signals.js';
-import { appConfigPath, envPrefix, mergeAppConfig, substituteInConfig, substituteString } from '../../src/node/sys-config.js';
+import { Lifecycle, STAGES, stageIndex, type Stage } from '../../src/node/apps/lifecycle.js';
+import { DEFAULT_START_TIMEOUT_MS, manifestPath, parseManifest, selectNodeType, type Manifest } from '../../src/node/release/manifest.js';
+import { DISPATCH_ORDER, installSignalHandlers, SHUTDOWN_SIGNALS, ShutdownSteps, signalRouter, type ShutdownRequest } from '../../src/node/supervision/signals.js';
+import { appConfigPath, envPrefix, mergeAppConfig, substituteInConfig, substituteString } from '../../src/node/release/sys-config.js';
 
 /** The BootError thrown by `fn`. */
 function bootError(fn: () => unknown): BootError {

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isAlive, parsePid, readPidFile, removePidFile, writePidFile } from '../../src/node/pid-file.js';
+import { isAlive, parsePid, readPidFile, removePidFile, writePidFile } from '../../src/node/supervision/pid-file.js';
 
 let dir: string;
 let file: string;
@@ -58,7 +58,7 @@ describe('writePidFile', () => {
 
   it('never shows a reader a partial file while another process rewrites it', async () => {
     const compiled = pathToFileURL(
-      path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'node', 'pid-file.js'),
+      path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'node', 'supervision', 'pid-file.js'),
     ).href;
     writePidFile(file, 1);
     const writer = spawn(

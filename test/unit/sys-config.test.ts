@@ -6,8 +6,8 @@ import { thrown } from '../helpers/errors.js';
 import { NoderelError } from '../../src/errors.js';
 import { parse as parseYaml } from 'yaml';
 import { loadSysConfig } from '../../src/config/sys-config.js';
-import { loadSysConfig as loadAtLaunch, substituteInConfig, yamlScalar } from '../../src/node/sys-config.js';
-import { parseManifest } from '../../src/node/manifest.js';
+import { loadSysConfig as loadAtLaunch, substituteInConfig, yamlScalar } from '../../src/node/release/sys-config.js';
+import { parseManifest } from '../../src/node/release/manifest.js';
 import { BootError } from '../../src/node/errors.js';
 
 let project: string;
