@@ -13,6 +13,12 @@
  * starts a comment.
  * A key repeated within one section keeps its last value. Every malformed line is a
  * BootError('EINI') naming `file:line` and what was expected.
+ *
+ * Why not the `ini` package: it merges a repeated section into one object (the host rule needs
+ * each `[ecallmgr]` apart), and it keeps no line numbers, which every message here names (the
+ * section's line, each key's line, the malformed line); a layer that split the sections and
+ * tracked lines itself would leave `ini` only `key = value`, the part this file does in a few
+ * lines. So the parser stays ours, and the package is not a dependency.
  */
 import { BootError } from '../errors.js';
 
