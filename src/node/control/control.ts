@@ -125,6 +125,8 @@ export interface GuardOptions {
   maxPending: number;
   /** Each window reports its first refusal in full and the rest in one summary line. */
   logWindowMs: number;
+  /** Told each refusal's delay, as it is decided (for tests: what was decided, not how long it took). */
+  onDelay?: (source: string, delayMs: number) => void;
 }
 
 const DEFAULT_GUARD: GuardOptions = {
@@ -351,7 +353,9 @@ class Guard {
     this.failures.set(source, entry);
     if (this.failures.size > 10_000) this.forgetOld(now);
     this.note(source, reason, info);
-    return Math.min(this.o.baseDelayMs * 2 ** Math.min(entry.count - 1, 30), this.o.maxDelayMs);
+    const delay = Math.min(this.o.baseDelayMs * 2 ** Math.min(entry.count - 1, 30), this.o.maxDelayMs);
+    this.o.onDelay?.(source, delay);
+    return delay;
   }
 
   /** A refusal without a failure count (over the cap): reported like the others. */
