@@ -6,9 +6,11 @@
  */
 import path from 'node:path';
 import { Command } from 'commander';
-import { isNoderelError } from '../errors.js';
+import { isNoderelError, NoderelError } from '../errors.js';
 import { createReporter } from '../reporter.js';
-import { assemble, closingBlock, finalConfigYaml, tarRelease, type CliOverrides } from '../build.js';
+import fs from 'node:fs';
+import { assemble, closingBlock, finalConfig, finalConfigYaml, tarRelease, type CliOverrides } from '../build.js';
+import { renderSystemdUnit } from '../systemd.js';
 import { initProject } from '../init/init.js';
 import { noderelVersion } from '../paths.js';
 
@@ -73,6 +75,19 @@ export function program(): Command {
       process.stdout.write(await finalConfigYaml(path.resolve(o.root), overrides(o)));
     },
   );
+
+  withCommon(prog.command('systemd').description('write a systemd template unit, <name>@.service (one instance per node type), for the release installed at --prefix'))
+    .option('--prefix <dir>', 'where the release is installed on the target host (its root)', '')
+    .option('--user <user>', 'the user and group the node runs as')
+    .option('--unit-file <file>', 'write the unit there instead of to stdout')
+    .action(async (o: CommonOptions & { prefix: string; user?: string; unitFile?: string }) => {
+      const config = await finalConfig(path.resolve(o.root), overrides(o));
+      const prefix = o.prefix === '' ? `/opt/${config.name}` : o.prefix;
+      if (!path.isAbsolute(prefix)) throw new NoderelError('EUSAGE', `--prefix must be an absolute path, found ${JSON.stringify(prefix)}`);
+      const unit = renderSystemdUnit(config, { prefix: prefix.replace(/\/+$/, ''), ...(o.user === undefined ? {} : { user: o.user }) });
+      if (o.unitFile === undefined) process.stdout.write(unit);
+      else fs.writeFileSync(o.unitFile, unit);
+    });
 
   prog
     .command('init')
