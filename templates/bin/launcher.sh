@@ -283,6 +283,57 @@ prepare_vm_args() {
     mv -f "$args_tmp" "$NODE_TMP/vm.args"
 }
 
+# PID 1 (a container's entrypoint, `foreground`): the kernel gives every orphaned process to
+# PID 1, and Node reaps only its own children, so an orphan that exits would stay a zombie.
+# As PID 1 the launcher does not exec the node: it runs it as its child, passes the signals on
+# (TERM, INT, QUIT, HUP, USR1, USR2, WINCH, TTIN, TTOU, ALRM; INT only without a terminal, where
+# Ctrl-C reaches the node itself), reaps every child that exits (the shell's wait collects any
+# exited child, its own or adopted), follows the pid file to a USR2 successor, and exits with
+# the node's code.
+run_as_init() {
+    # shellcheck disable=SC2086
+    "$NODE_BIN" $NODE_FLAGS "$BOOT" foreground "$@" &
+    INIT_CHILD=$!
+    for sig in TERM QUIT HUP USR1 USR2 WINCH TTIN TTOU ALRM; do
+        # shellcheck disable=SC2064 # the signal's name now; the node's pid when it arrives
+        trap "pass_signal $sig" "$sig"
+    done
+    [ -t 0 ] || trap 'pass_signal INT' INT
+    code=0
+    while :; do
+        # returns early (above 128) when a passed-on signal came in, at once (127) for an
+        # adopted successor, which is not the shell's job
+        code=0
+        wait "$INIT_CHILD" || code=$?
+        if kill -0 "$INIT_CHILD" 2>/dev/null; then
+            if [ "$code" = 127 ]; then
+                sleep 1 &
+                wait $! || :
+            fi
+            continue
+        fi
+        next=
+        if [ -r "$PID_FILE" ]; then
+            read -r next <"$PID_FILE" || next=
+        fi
+        case $next in
+            '' | *[!0-9]* | "$INIT_CHILD") break ;;
+        esac
+        kill -0 "$next" 2>/dev/null || break
+        INIT_CHILD=$next
+    done
+    # an adopted successor's own code is not the shell's to know: 0 once it removed its pid file
+    if [ "$code" = 127 ]; then
+        code=0
+        [ ! -e "$PID_FILE" ] || code=1
+    fi
+    exit "$code"
+}
+
+pass_signal() {
+    kill "-$1" "$INIT_CHILD" 2>/dev/null || :
+}
+
 # Everything a node or a client needs: the node type checked, its run directory, vm.args.
 prepare_node() {
     check_node_type
@@ -599,6 +650,9 @@ case $COMMAND in
         pre_start_hook
         # NODE_FLAGS holds the vm.args flags, one word each: split on purpose, no globbing.
         set -f
+        if [ "$$" = 1 ] && [ "$COMMAND" = foreground ]; then
+            run_as_init "$@"
+        fi
         # shellcheck disable=SC2086
         exec "$NODE_BIN" $NODE_FLAGS "$BOOT" "$COMMAND" "$@"
         ;;

@@ -1,0 +1,77 @@
+/**
+ * The launcher as PID 1 (a container's entrypoint): a PID namespace of its own (`unshare --pid
+ * --fork`, root) runs `bin/<name> foreground` as its PID 1. An orphan the app leaves behind is
+ * given to PID 1 by the kernel; once it exits it must be reaped, not stay a zombie (Node reaps
+ * only its own children). Signals sent to PID 1 reach the node (HUP reloads, TERM drains and
+ * stops), and PID 1 exits with the node's code.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { builtFixture, tempDir } from '../helpers/project.js';
+import { freePort } from '../helpers/ports.js';
+import { spawnChild, useChildProcesses } from '../helpers/proc.js';
+import { waitFor } from '../helpers/sandbox.js';
+
+useChildProcesses();
+
+let project: { dir: string; bin: string; cleanup: () => void };
+let tmp: { dir: string; cleanup: () => void };
+beforeAll(() => {
+  ({ ...project } = builtFixture('ops'));
+  tmp = tempDir('noderel-pid1-');
+});
+afterAll(() => {
+  project?.cleanup();
+  tmp?.cleanup();
+});
+
+/** The children of `pid` with their command name and state (R, S, Z, ...). */
+function childrenOf(pid: number): { pid: number; comm: string; state: string }[] {
+  const ids = fs
+    .readdirSync(`/proc/${pid}/task`)
+    .flatMap((t) => fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/))
+    .filter(Boolean)
+    .map(Number);
+  return ids.flatMap((c) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${c}/stat`, 'utf8');
+      return [{ pid: c, comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), state: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]! }];
+    } catch {
+      return []; // gone meanwhile
+    }
+  });
+}
+
+describe('bin/<name> foreground as PID 1', () => {
+  it('reaps an orphan the app leaves, passes HUP and TERM on to the node, and exits with its code', async () => {
+    const port = await freePort();
+    const env = { ...process.env, REL: 'web', OPS_PORT: String(port), RELEASE_TMP: path.join(tmp.dir, 'tmp'), RUNNER_LOG_DIR: path.join(tmp.dir, 'log') };
+    // root makes PID namespaces; another user needs a user namespace of its own around it
+    const asUser = process.getuid?.() === 0 ? [] : ['--user', '--map-root-user'];
+    const ns = spawnChild('unshare', [...asUser, '--pid', '--fork', '--kill-child', project.bin, 'foreground'], { env, label: 'unshare foreground' });
+    const run = (args: string[]) => spawnSync(project.bin, args, { env, encoding: 'utf8' });
+    await waitFor(() => run(['ping']).status === 0, 'the node answering ping');
+    // the namespace's PID 1 is unshare's child: the launcher, which runs the node as its child
+    await waitFor(() => childrenOf(ns.pid).length === 1, 'PID 1 of the namespace');
+    const init = childrenOf(ns.pid)[0]!;
+    expect(init.comm).toBe('ops'); // the launcher (sh running bin/ops), not the node
+    expect(childrenOf(init.pid).map((c) => c.comm)).toEqual(['web']);
+
+    // the app double-forks: the inner sleep is orphaned and given to PID 1, then exits
+    const evald = run(['eval', "require('child_process').spawn('sh', ['-c', 'sleep 1 & exit 0'], { stdio: 'ignore' }); 'spawned'"]);
+    expect(evald.stdout).toBe('spawned\n');
+    await waitFor(() => childrenOf(init.pid).some((c) => c.comm === 'sleep'), 'the orphan adopted by PID 1');
+    await waitFor(() => childrenOf(init.pid).every((c) => c.comm !== 'sleep'), 'the orphan reaped once it exited (not left a zombie)', 10_000);
+
+    // signals to PID 1 reach the node
+    process.kill(init.pid, 'SIGHUP');
+    await ns.waitForOutput(/received SIGHUP/);
+    expect(run(['ping']).status).toBe(0);
+    process.kill(init.pid, 'SIGTERM');
+    await ns.waitForOutput(/node web@\S+ stopped/);
+    expect((await ns.waitForExit()).code).toBe(0);
+    expect(run(['ping']).status).toBe(1);
+  }, 120_000);
+});
