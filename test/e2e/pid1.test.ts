@@ -1,6 +1,6 @@
 /**
- * The launcher as PID 1 (a container's entrypoint): a PID namespace of its own (`unshare --pid
- * --fork`, root) runs `bin/<name> foreground` as its PID 1. An orphan the app leaves behind is
+ * The launcher as PID 1 (a container's entrypoint): a PID namespace and /proc of its own (`unshare --pid
+ * --fork --mount-proc`, root) runs `bin/<name> foreground` as its PID 1. An orphan the app leaves behind is
  * given to PID 1 by the kernel; once it exits it must be reaped, not stay a zombie (Node reaps
  * only its own children). Signals sent to PID 1 reach the node (HUP reloads, TERM drains and
  * stops), and PID 1 exits with the node's code.
@@ -50,7 +50,7 @@ describe('bin/<name> foreground as PID 1', () => {
     const env = { ...process.env, REL: 'web', OPS_PORT: String(port), RELEASE_TMP: path.join(tmp.dir, 'tmp'), RUNNER_LOG_DIR: path.join(tmp.dir, 'log') };
     // root makes PID namespaces; another user needs a user namespace of its own around it
     const asUser = process.getuid?.() === 0 ? [] : ['--user', '--map-root-user'];
-    const ns = spawnChild('unshare', [...asUser, '--pid', '--fork', '--kill-child', project.bin, 'foreground'], { env, label: 'unshare foreground' });
+    const ns = spawnChild('unshare', [...asUser, '--pid', '--fork', '--kill-child', '--mount-proc', project.bin, 'foreground'], { env, label: 'unshare foreground' });
     const run = (args: string[]) => spawnSync(project.bin, args, { env, encoding: 'utf8' });
     await waitFor(() => run(['ping']).status === 0, 'the node answering ping');
     // the namespace's PID 1 is unshare's child: the launcher, which runs the node as its child
@@ -71,6 +71,44 @@ describe('bin/<name> foreground as PID 1', () => {
     expect(run(['ping']).status).toBe(0);
     process.kill(init.pid, 'SIGTERM');
     await ns.waitForOutput(/node web@\S+ stopped/);
+    expect((await ns.waitForExit()).code).toBe(0);
+    expect(run(['ping']).status).toBe(1);
+  }, 120_000);
+
+  it('follows a USR2 successor: after the old master quits, PID 1 keeps running with the new one, and passes TERM to it', async () => {
+    const port = await freePort();
+    const env = { ...process.env, REL: 'pool', OPS_PORT: String(port), RELEASE_TMP: path.join(tmp.dir, 'tmp2'), RUNNER_LOG_DIR: path.join(tmp.dir, 'log2') };
+    const asUser = process.getuid?.() === 0 ? [] : ['--user', '--map-root-user'];
+    const ns = spawnChild('unshare', [...asUser, '--pid', '--fork', '--kill-child', '--mount-proc', project.bin, 'foreground'], { env, label: 'unshare foreground pool' });
+    const run = (args: string[]) => spawnSync(project.bin, args, { env, encoding: 'utf8' });
+    await waitFor(() => run(['ping']).status === 0, 'the node answering ping');
+    const init = childrenOf(ns.pid)[0]!;
+    const [oldMaster] = childrenOf(init.pid);
+    expect(oldMaster!.comm).toBe('ops_pool');
+    const pidFile = path.join(env.RELEASE_TMP, fs.readdirSync(env.RELEASE_TMP).find((d) => d.startsWith('pool@'))!, 'node.pid');
+    const oldNsPid = fs.readFileSync(pidFile, 'utf8').trim();
+
+    const status = (): { pid?: number; stage?: string; workers?: { state: string }[] } => {
+      try {
+        return JSON.parse(run(['status', '--json']).stdout) as { pid?: number; stage?: string; workers?: { state: string }[] };
+      } catch {
+        return {};
+      }
+    };
+    // USR2 once the master and its workers are ready (during its boot a USR2 fails, and the master keeps serving)
+    await waitFor(() => status().workers?.filter((w) => w.state === 'ready').length === 2, 'the workers ready');
+    process.kill(oldMaster!.pid, 'SIGUSR2');
+    await waitFor(() => fs.existsSync(`${pidFile}.oldbin`) && fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim() !== oldNsPid, 'the new master');
+    const newNsPid = Number(fs.readFileSync(pidFile, 'utf8'));
+    await waitFor(() => status().pid === newNsPid && status().stage === 'running', 'the new master answering, running');
+    process.kill(oldMaster!.pid, 'SIGQUIT');
+    // the old master is gone; the new one (its child) was given to PID 1, which now follows it
+    await waitFor(() => !childrenOf(init.pid).some((c) => c.pid === oldMaster!.pid), 'the old master gone');
+    await waitFor(() => childrenOf(init.pid).some((c) => c.comm === 'ops_pool'), 'the new master adopted by PID 1');
+    expect(childrenOf(ns.pid).map((c) => c.pid)).toEqual([init.pid]); // PID 1 still runs
+    expect(run(['ping']).status).toBe(0);
+
+    process.kill(init.pid, 'SIGTERM');
     expect((await ns.waitForExit()).code).toBe(0);
     expect(run(['ping']).status).toBe(1);
   }, 120_000);
