@@ -16,10 +16,10 @@
  *
  * Elsewhere (and on request): an O_EXCL lock file `<runDir>/node.lock` holding the pid. A lock
  * whose pid is dead (or is this very process without holding it: a container's node restarted
- * with the same pid) is stale and taken over by rename-then-verify. What remains: a pid reused
- * by an unrelated live process makes a stale lock look held; and two processes taking over the
- * same stale lock can both win if one stalls between its last check and its rename for longer
- * than the verification pause (TAKEOVER_SETTLE_MS).
+ * with the same pid) is stale, and its takers go one at a time (`takeOver`). What remains: a pid
+ * reused by an unrelated live process makes a stale lock look held; and if a taker dies in the
+ * middle of a takeover, the next two to replace its takeover file can race as the old
+ * rename-then-verify did (both win if one stalls past TAKEOVER_SETTLE_MS).
  */
 import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
@@ -60,6 +60,8 @@ const SOCKET_TRIES = 20;
 /** A lock file without a pid in it is a winner between its create and its write, unless it is older than this. */
 const EMPTY_LOCK_GRACE_MS = 2_000;
 const TAKEOVER_SETTLE_MS = 50;
+/** How long a taker waits for another live taker of the same stale lock to finish. */
+const TAKEOVER_WAIT_MS = 10_000;
 const RETRY_MS = 10;
 const WAIT_POLL_MS = 50;
 /** Connect errors that mean nobody holds the name any more (or is about to stop holding it). */
@@ -207,11 +209,45 @@ function createExclusive(file: string): boolean {
 }
 
 /**
- * Replaces the stale lock (content `stale`) by ours: a temp file with our pid, renamed over it
- * if it still holds `stale`, then, after a pause long enough for a concurrent taker's rename to
- * land, read back. Whoever's pid is in the file then has it.
+ * Replaces the stale lock (content `stale`) by ours. Takers of one stale lock go one at a time,
+ * each holding `<lock>.takeover` (an O_EXCL file with its pid, like the lock itself): the holder
+ * checks the lock still holds `stale`, removes it and creates its own with O_EXCL, so a taker
+ * that stalls anywhere holds the others off instead of racing them, and a lock it did not see
+ * stale is never removed. Only the takeover file of a taker that died mid-way is replaced the
+ * racy way (rename, settle, read back: `renameOver`).
  */
 async function takeOver(file: string, stale: string): Promise<boolean> {
+  const mutex = `${file}.takeover`;
+  const deadline = Date.now() + TAKEOVER_WAIT_MS;
+  while (!(await acquireTakeover(mutex))) {
+    if (Date.now() > deadline) return false;
+    await sleep(RETRY_MS);
+  }
+  try {
+    if (readText(file) !== stale) return false; // someone took it over, or it was released: look again
+    rmSync(file, { force: true });
+    return createExclusive(file);
+  } finally {
+    if (parsePid(readText(mutex) ?? '') === process.pid) rmSync(mutex, { force: true });
+  }
+}
+
+/** Takes the takeover file: false while a live taker holds it (or one is between create and write). */
+async function acquireTakeover(mutex: string): Promise<boolean> {
+  if (createExclusive(mutex)) return true;
+  const seen = readText(mutex);
+  if (seen === undefined) return false;
+  const holder = parsePid(seen);
+  if (holder === undefined ? ageMs(mutex) < EMPTY_LOCK_GRACE_MS : holder !== process.pid && isAlive(holder)) return false;
+  return renameOver(mutex, seen);
+}
+
+/**
+ * Replaces `file` (content `stale`) by a file with our pid: a temp file renamed over it if it
+ * still holds `stale`, then, after a pause long enough for a concurrent taker's rename to land,
+ * read back. Whoever's pid is in the file then has it.
+ */
+async function renameOver(file: string, stale: string): Promise<boolean> {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
   writeFileSync(tmp, `${process.pid}\n`, { mode: 0o644, flag: 'wx' });
   try {
