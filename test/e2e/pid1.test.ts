@@ -44,18 +44,27 @@ function childrenOf(pid: number): { pid: number; comm: string; state: string }[]
   });
 }
 
+/**
+ * `bin/ops foreground` for node type `rel` as PID 1 of a PID namespace (and /proc) of its own,
+ * with its own port and run and log directories; resolves once it answers ping.
+ */
+async function inNamespace(rel: string) {
+  const port = await freePort();
+  const dirs = path.join(tmp.dir, rel);
+  const env = { ...process.env, REL: rel, OPS_PORT: String(port), RELEASE_TMP: path.join(dirs, 'tmp'), RUNNER_LOG_DIR: path.join(dirs, 'log') };
+  // root makes PID namespaces; another user needs a user namespace of its own around it
+  const asUser = process.getuid?.() === 0 ? [] : ['--user', '--map-root-user'];
+  const ns = spawnChild('unshare', [...asUser, '--pid', '--fork', '--kill-child', '--mount-proc', project.bin, 'foreground'], { env, label: `unshare foreground ${rel}` });
+  const run = (args: string[]) => spawnSync(project.bin, args, { env, encoding: 'utf8' });
+  await waitFor(() => run(['ping']).status === 0, 'the node answering ping');
+  // the namespace's PID 1 is unshare's child
+  await waitFor(() => childrenOf(ns.pid).length === 1, 'PID 1 of the namespace');
+  return { env, ns, run, init: childrenOf(ns.pid)[0]! };
+}
+
 describe('bin/<name> foreground as PID 1', () => {
   it('reaps an orphan the app leaves, passes HUP and TERM on to the node, and exits with its code', async () => {
-    const port = await freePort();
-    const env = { ...process.env, REL: 'web', OPS_PORT: String(port), RELEASE_TMP: path.join(tmp.dir, 'tmp'), RUNNER_LOG_DIR: path.join(tmp.dir, 'log') };
-    // root makes PID namespaces; another user needs a user namespace of its own around it
-    const asUser = process.getuid?.() === 0 ? [] : ['--user', '--map-root-user'];
-    const ns = spawnChild('unshare', [...asUser, '--pid', '--fork', '--kill-child', '--mount-proc', project.bin, 'foreground'], { env, label: 'unshare foreground' });
-    const run = (args: string[]) => spawnSync(project.bin, args, { env, encoding: 'utf8' });
-    await waitFor(() => run(['ping']).status === 0, 'the node answering ping');
-    // the namespace's PID 1 is unshare's child: the launcher, which runs the node as its child
-    await waitFor(() => childrenOf(ns.pid).length === 1, 'PID 1 of the namespace');
-    const init = childrenOf(ns.pid)[0]!;
+    const { ns, run, init } = await inNamespace('web');
     expect(init.comm).toBe('ops'); // the launcher (sh running bin/ops), not the node
     expect(childrenOf(init.pid).map((c) => c.comm)).toEqual(['web']);
 
@@ -76,13 +85,7 @@ describe('bin/<name> foreground as PID 1', () => {
   }, 120_000);
 
   it('follows a USR2 successor: after the old master quits, PID 1 keeps running with the new one, and passes TERM to it', async () => {
-    const port = await freePort();
-    const env = { ...process.env, REL: 'pool', OPS_PORT: String(port), RELEASE_TMP: path.join(tmp.dir, 'tmp2'), RUNNER_LOG_DIR: path.join(tmp.dir, 'log2') };
-    const asUser = process.getuid?.() === 0 ? [] : ['--user', '--map-root-user'];
-    const ns = spawnChild('unshare', [...asUser, '--pid', '--fork', '--kill-child', '--mount-proc', project.bin, 'foreground'], { env, label: 'unshare foreground pool' });
-    const run = (args: string[]) => spawnSync(project.bin, args, { env, encoding: 'utf8' });
-    await waitFor(() => run(['ping']).status === 0, 'the node answering ping');
-    const init = childrenOf(ns.pid)[0]!;
+    const { env, ns, run, init } = await inNamespace('pool');
     const [oldMaster] = childrenOf(init.pid);
     expect(oldMaster!.comm).toBe('ops_pool');
     const pidFile = path.join(env.RELEASE_TMP, fs.readdirSync(env.RELEASE_TMP).find((d) => d.startsWith('pool@'))!, 'node.pid');
