@@ -86,7 +86,13 @@ export function program(): Command {
       if (!path.isAbsolute(prefix)) throw new NoderelError('EUSAGE', `--prefix must be an absolute path, found ${JSON.stringify(prefix)}`);
       const unit = renderSystemdUnit(config, { prefix: prefix.replace(/\/+$/, ''), ...(o.user === undefined ? {} : { user: o.user }) });
       if (o.unitFile === undefined) process.stdout.write(unit);
-      else fs.writeFileSync(o.unitFile, unit);
+      else {
+        try {
+          fs.writeFileSync(o.unitFile, unit);
+        } catch (err) {
+          throw new NoderelError('EUSAGE', `cannot write the unit to ${o.unitFile}: ${(err as Error).message}`, { hint: 'give --unit-file a path in a writable directory' });
+        }
+      }
     });
 
   prog

@@ -68,10 +68,17 @@ describe('noderel systemd', () => {
     expect(bad.stdout + bad.stderr).toMatch(/Failed to parse service type/);
   });
 
-  it('refuses a relative --prefix in one line', () => {
+  it('refuses a relative --prefix, or a --unit-file it cannot write, in one line', () => {
     const r = noderel(project.dir, ['systemd', '--prefix', 'opt/ops']);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('noderel: --prefix must be an absolute path, found "opt/ops"\n');
+    const missing = path.join(tmp.dir, 'no-such-dir', 'ops@.service');
+    const w = noderel(project.dir, ['systemd', '--unit-file', missing]);
+    expect(w.code).toBe(1);
+    expect(w.stderr).toMatch(new RegExp(`^noderel: cannot write the unit to ${missing.replace(/[.]/g, '\\.')}: ENOENT.*; give --unit-file a path in a writable directory\n$`));
+    const written = path.join(tmp.dir, 'ops@.service');
+    expect(noderel(project.dir, ['systemd', '--unit-file', written]).code).toBe(0);
+    expect(fs.readFileSync(written, 'utf8')).toMatch(/^Type=forking$/m);
   });
 
   it('its commands, run as systemd runs them: start returns once the node serves, reload keeps it, stop stops it; a node that cannot come up fails start', async () => {
