@@ -11,6 +11,7 @@ import { createReporter } from '../reporter.js';
 import fs from 'node:fs';
 import { assemble, closingBlock, finalConfig, finalConfigYaml, tarRelease, type CliOverrides } from '../build.js';
 import { renderSystemdUnit } from '../systemd.js';
+import { buildImage } from '../image/image.js';
 import { initProject } from '../init/init.js';
 import { noderelVersion } from '../paths.js';
 
@@ -75,6 +76,22 @@ export function program(): Command {
       process.stdout.write(await finalConfigYaml(path.resolve(o.root), overrides(o)));
     },
   );
+
+  withBuild(prog.command('image').description('build an OCI image of the release (no Docker daemon): on --base, layered runtime / dependencies / code / config; to a registry, an OCI layout or a docker load archive'))
+    .option('--base <ref>', 'the base image: a registry reference (debian:bookworm-slim), oci-layout:DIR[:TAG] or docker-archive:FILE; it must have glibc and libstdc++', '')
+    .option('--push <ref>', 'push the image to a registry, e.g. registry.example.com/team/kazoo:4.3.0')
+    .option('--oci-layout <dir[:tag]>', 'write the image into an OCI image layout directory (tag: the release version)')
+    .option('--tar <file>', 'write an archive that docker load and podman load take (one target)')
+    .action(async (o: CommonOptions & { base: string; push?: string; ociLayout?: string; tar?: string }) => {
+      const reporter = createReporter({ quiet: o.quiet, out: process.stderr });
+      const targets = o.target === undefined ? undefined : o.target.split(',').map((t) => t.trim()).filter((t) => t !== '');
+      const flags = { ...overrides(o), target: undefined };
+      const result = await buildImage({
+        root: path.resolve(o.root), flags, reporter, cacheDir: o.cacheDir, rebuildAddons: o.rebuildAddons,
+        base: o.base, push: o.push, ociLayout: o.ociLayout, tar: o.tar, ...(targets ? { targets } : {}),
+      });
+      process.stdout.write(`${result.digest}\n`);
+    });
 
   withCommon(prog.command('systemd').description('write a systemd template unit, <name>@.service (one instance per node type), for the release installed at --prefix'))
     .option('--prefix <dir>', 'where the release is installed on the target host (its root)', '')

@@ -8,7 +8,9 @@
  *      repeat: one whose `host =` is this host (full or short name) wins over one without
  *      `host`; one for another host is ignored;
  *   c. `-setcookie VALUE` in the node's substituted vm.args, when the caller gives it;
- *   d. `<root>/releases/COOKIE`.
+ *   d. `<root>/releases/COOKIE`;
+ *   e. `$RELEASE_TMP/COOKIE`: where a node whose release is read-only (an image) made its
+ *      random cookie at start, for the commands run beside it (`docker exec ... ping`).
  *
  * Every place looked at is listed in `tried`, for the message when nothing gives a cookie.
  * Like ssh with private keys, a cookie file (the INI file, releases/COOKIE) that other users can
@@ -99,6 +101,16 @@ export function resolveCookie(o: CookieOptions): CookieResolution {
     return { cookie, source: 'releases/COOKIE', tried: [...tried, 'releases/COOKIE'] };
   }
   tried.push(`${cookieFile} (missing)`);
+
+  // e. $RELEASE_TMP/COOKIE (a read-only release)
+  if (env.RELEASE_TMP) {
+    const tmpFile = join(env.RELEASE_TMP, 'COOKIE');
+    const tmpText = readCookieFile(tmpFile);
+    if (tmpText !== undefined && tmpText.trim() !== '') {
+      return { cookie: tmpText.trim(), source: tmpFile, tried: [...tried, tmpFile] };
+    }
+    tried.push(`${tmpFile} (${tmpText === undefined ? 'missing' : 'empty'})`);
+  }
 
   throw new BootError(
     'ECOOKIE',

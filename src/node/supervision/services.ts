@@ -59,14 +59,27 @@ class StartStatus {
   }
 }
 
-/** `releases/COOKIE` for a release unpacked from a tarball (which never carries the cookie). */
-function ensureReleaseCookie(root: string): void {
+/**
+ * `releases/COOKIE` for a release unpacked from a tarball (which never carries the cookie); for
+ * a read-only release (an image, whose digest must not depend on a random cookie), in
+ * `$RELEASE_TMP/COOKIE` instead, which the cookie resolution reads last.
+ */
+function ensureReleaseCookie(root: string, tmpDir: string | undefined): void {
   const file = releasePath(root, COOKIE);
   if (existsSync(file)) return;
+  const cookie = randomBytes(32).toString('base64url');
   try {
-    writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o400, flag: 'wx' });
+    writeFileSync(file, cookie, { mode: 0o400, flag: 'wx' });
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM') return; // EEXIST: another node just wrote it
+  }
+  if (tmpDir === undefined) return;
+  try {
+    writeFileSync(join(tmpDir, 'COOKIE'), cookie, { mode: 0o400, flag: 'wx' });
   } catch {
-    // read-only release, or another node just wrote it: resolution says what it finds
+    // there already, or not writable: resolution says what it finds
   }
 }
 
@@ -258,7 +271,7 @@ class NodeServices {
   /** Everything before the apps: cookie, control socket and port, listening sockets, pid file, signals. */
   async #start(): Promise<void> {
     const { plan, launch, env } = this.#s;
-    ensureReleaseCookie(launch.root);
+    ensureReleaseCookie(launch.root, env.RELEASE_TMP);
     const cookie = resolveCookie({ relName: plan.info.release, nodeType: plan.nodeType.name, root: launch.root, vmArgsFile: launch.vmArgsFile, env });
     // Apps never see <NAME>_COOKIE (nor their children): a USR2 successor gets it (successor.ts).
     takeCookieFromEnv(plan.info.release, env);

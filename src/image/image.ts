@@ -1,0 +1,151 @@
+/**
+ * `noderel image`: the release built for each target, on the base, as an OCI image (one per
+ * target, and an index over them when there are several), then written where asked: a registry
+ * (`--push`), an OCI layout (`--oci-layout`), a `docker load` archive (`--tar`). No daemon, no
+ * container tool: the layers are our own tars, the rest is JSON and HTTP.
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { archiveMtime } from '../archive/tar.js';
+import { assemble, type StepOptions } from '../build.js';
+import { NoderelError } from '../errors.js';
+import { displayPath } from '../reporter.js';
+import { defaultCacheDir } from '../release/runtime.js';
+import { RELEASE_TARGETS } from '../targets.js';
+import { checkBaseRuntimeLibs, loadBase } from './base.js';
+import { composeImage, type Blob, type PlatformImage } from './compose.js';
+import { imagePaths } from './layers.js';
+import { describe, jsonBytes, MEDIA, platformOfTarget, type ImageIndex } from './oci.js';
+import { allBlobs, writeDockerArchive, writeOciLayout } from './outputs.js';
+import { pushImage } from './push.js';
+
+export interface ImageOptions extends StepOptions {
+  /** `--base`: a registry reference, `oci-layout:DIR[:TAG]` or `docker-archive:FILE`. */
+  base: string;
+  /** `--target`, comma-separated; default: the release's own target. */
+  targets?: readonly string[];
+  push?: string;
+  /** `DIR` or `DIR:TAG` (default tag: the release version). */
+  ociLayout?: string;
+  tar?: string;
+}
+
+export interface ImageResult {
+  /** The digest of what was built: the manifest, or the index over several. */
+  digest: string;
+  images: PlatformImage[];
+  index?: Blob;
+  /** Blob bytes sent to the registry (`--push`). */
+  uploaded?: number;
+  /** The layers each image has of its own, with their sizes. */
+  layers: { target: string; kind: string; digest: string; size: number }[];
+}
+
+function checkOptions(o: ImageOptions): void {
+  if (o.push === undefined && o.ociLayout === undefined && o.tar === undefined) {
+    throw new NoderelError('EUSAGE', 'noderel image needs somewhere to put the image', { hint: 'give --push REF, --oci-layout DIR or --tar FILE' });
+  }
+  if (o.base.trim() === '') {
+    throw new NoderelError('EUSAGE', 'noderel image needs a base image (--base): the runtime needs glibc and libstdc++ from it', { hint: 'e.g. --base debian:bookworm-slim, or --base oci-layout:DIR' });
+  }
+  for (const t of o.targets ?? []) {
+    if (!t.startsWith('linux-') || !RELEASE_TARGETS.includes(t)) {
+      throw new NoderelError('EUSAGE', `--target ${t}: an image runs Linux; choose from ${RELEASE_TARGETS.filter((x) => x.startsWith('linux-')).join(', ')}`);
+    }
+  }
+  if ((o.targets?.length ?? 0) > 1 && o.tar !== undefined) {
+    throw new NoderelError('EUSAGE', '--tar writes one platform (docker load takes one), and several --target were given', { hint: 'use --oci-layout or --push for a multi-platform image, or one --target with --tar' });
+  }
+}
+
+/** `git rev-parse HEAD` of the project, when it is a git checkout. */
+function gitRevision(root: string): string | undefined {
+  const r = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' });
+  return r.status === 0 && /^[0-9a-f]{40}$/.test(r.stdout.trim()) ? r.stdout.trim() : undefined;
+}
+
+/** Builds the release for `target` (the first target in the usual output; others beside it). */
+async function buildFor(o: ImageOptions, target: string | undefined, first: boolean, outputDir: string | undefined) {
+  const flags = { ...o.flags, ...(target === undefined ? {} : { target }) };
+  if (!first && target !== undefined) Object.assign(flags, { outputDir: path.join(outputDir!, `.image-${target}`), force: true });
+  return assemble({ ...o, flags });
+}
+
+export async function buildImage(o: ImageOptions): Promise<ImageResult> {
+  checkOptions(o);
+  const cacheDir = o.cacheDir ?? defaultCacheDir();
+  const targets: (string | undefined)[] = o.targets && o.targets.length > 0 ? [...o.targets] : [undefined];
+  const epoch = Math.floor(archiveMtime().getTime() / 1000);
+  const images: PlatformImage[] = [];
+  let outputDir: string | undefined;
+  for (const [i, target] of targets.entries()) {
+    const { release, plan } = await buildFor(o, target, i === 0, outputDir);
+    outputDir ??= release.config.outputDir;
+    if (!release.runtime.target.startsWith('linux-')) {
+      throw new NoderelError('EUSAGE', `the release's runtime is ${release.runtime.target}, and an image runs Linux`, { hint: 'give --target linux-x64 (or linux-arm64)' });
+    }
+    const platform = platformOfTarget(release.runtime.target);
+    o.reporter.step(`imaging ${release.name}-${release.version} for ${platform.os}/${platform.architecture} on ${o.base}`);
+    const base = await loadBase(o.base, platform, { cacheDir });
+    checkBaseRuntimeLibs(base);
+    const ports = [...new Set(release.apps.flatMap((a) => (a.ready.type === 'port' ? [a.ready.port] : [])))].sort((a, b) => a - b);
+    const revision = gitRevision(release.config.root);
+    images.push(
+      composeImage({
+        name: release.name,
+        version: release.version,
+        releaseDir: release.releaseDir,
+        units: plan.units,
+        defaultNodeType: release.config.defaultNodeType,
+        ports,
+        paths: imagePaths(release.name),
+        platform,
+        base,
+        epoch,
+        ...(revision ? { revision } : {}),
+        cacheDir,
+      }),
+    );
+  }
+  const index = images.length > 1 ? imageIndex(images, images[0]!.annotations) : undefined;
+  const top = index ?? images[0]!.manifest;
+  const result: ImageResult = {
+    digest: top.descriptor.digest,
+    images,
+    ...(index ? { index } : {}),
+    layers: images.flatMap((img, i) => Object.entries(img.ours).map(([kind, b]) => ({ target: targets[i] ?? 'default', kind, digest: b.descriptor.digest, size: b.descriptor.size }))),
+  };
+  await writeOutputs(o, images, index, top, epoch, result);
+  return result;
+}
+
+function imageIndex(images: readonly PlatformImage[], annotations?: Record<string, string>): Blob {
+  const doc: ImageIndex = {
+    schemaVersion: 2,
+    mediaType: MEDIA.ociIndex,
+    manifests: images.map((img) => ({ ...img.manifest.descriptor, platform: img.platform })),
+    ...(annotations ? { annotations } : {}),
+  };
+  const data = jsonBytes(doc);
+  return { descriptor: describe(MEDIA.ociIndex, data), data };
+}
+
+async function writeOutputs(o: ImageOptions, images: PlatformImage[], index: Blob | undefined, top: Blob, epoch: number, result: ImageResult): Promise<void> {
+  const first = images[0]!;
+  const name = first.annotations['org.opencontainers.image.title']!;
+  const version = first.annotations['org.opencontainers.image.version']!;
+  if (o.ociLayout !== undefined) {
+    const m = /^(.*?):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$/.exec(o.ociLayout);
+    const [dir, tag] = m ? [m[1]!, m[2]!] : [o.ociLayout, version];
+    writeOciLayout(path.resolve(dir), tag, top, allBlobs(images, index));
+    o.reporter.step(`wrote ${displayPath(path.resolve(dir))} (OCI layout, tag ${tag})`);
+  }
+  if (o.tar !== undefined) {
+    await writeDockerArchive(path.resolve(o.tar), `${name}:${version}`, first, epoch);
+    o.reporter.step(`wrote ${displayPath(path.resolve(o.tar))} (docker load / podman load: ${name}:${version})`);
+  }
+  if (o.push !== undefined) {
+    const { uploaded } = await pushImage(o.push, images, index, { reporter: o.reporter });
+    result.uploaded = uploaded;
+  }
+}
