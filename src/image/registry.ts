@@ -287,9 +287,10 @@ export class RegistryClient {
   /** One HTTP exchange, following redirects when asked (Authorization dropped when the host changes). */
   async #request(spec: RequestSpec, authorization: string | undefined): Promise<Response> {
     let url = new URL(spec.target, this.#base);
+    const host = url.host;
     for (let hops = 0; ; hops++) {
       const headers: Record<string, string> = { 'User-Agent': USER_AGENT, ...spec.headers };
-      if (authorization !== undefined && url.host === this.#base.host) headers.Authorization = authorization;
+      if (authorization !== undefined && url.host === host) headers.Authorization = authorization;
       const res = await this.#exchange(spec.method, url, headers, spec.body);
       const location = headerValue(res.headers.location);
       if (!spec.follow || ![301, 302, 303, 307, 308].includes(res.status) || location === undefined) return res;
