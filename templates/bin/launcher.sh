@@ -46,6 +46,8 @@ fi
 
 # --- Overridable environment ---------------------------------------------------------------
 REL=${REL:-$DEFAULT_NODE_TYPE}
+# NODE_NAME as the operator gave it (not vm.args -name): <name>@<other host> names a node there
+NODE_NAME_GIVEN=${NODE_NAME:-}
 RELEASE_TMP=${RELEASE_TMP:-$RELEASE_ROOT_DIR/tmp}
 RUNNER_LOG_DIR=${RUNNER_LOG_DIR:-$RELEASE_ROOT_DIR/log}
 NODE_BIN="$RELEASE_ROOT_DIR/node-$NODE_VSN/bin/node"
@@ -75,7 +77,7 @@ Commands:
   start [--timeout S] [-- ARGS]
                          start the node as a daemon; returns once every app has started (alias: daemon)
   attach                 join a started node's console: live output and a REPL; Ctrl-D detaches (alias: daemon_attach)
-  remote_console         a new REPL inside any running node (aliases: remote, remsh); --remote HOST:PORT
+  remote_console         a new REPL inside any running node (aliases: remote, remsh); --remote HOST[:PORT]
   stop [--timeout S]     stop the node gracefully; returns once it is gone
   restart                restart the node's apps; returns once they are ready again
   reload                 reload sys.config and app.config and hand the changes to the apps
@@ -101,14 +103,14 @@ command_help() {
         console) echo "console: run the node in the foreground with a REPL inside it (apps, config, lifecycle, node in scope); Ctrl-D or .exit stops the node gracefully." ;;
         start | daemon) echo "start [--timeout SECONDS] [-- ARGS]: start the node detached (new session, output to \$RUNNER_LOG_DIR/<node>/console.log). Exits 0 once every app has started; 1 if it is already running or fails to boot (the error and the log's last lines are printed); 2 if it is not ready within the timeout (default 60). The release's pre_start hook runs first (a failure aborts the start: exit 1), its post_start hook once the node is ready (a failure: exit 3, the node keeps running)." ;;
         attach | daemon_attach) echo "attach [--timeout SECONDS]: join the console of a started node: its live output and a REPL inside it (Node's REPL semantics, as eval; each input stops at the time limit, default 60 s, and the node keeps serving). Ctrl-D detaches and the node keeps running; Ctrl-C never stops it." ;;
-        remote_console | remote | remsh) echo "remote_console [--remote HOST:PORT] [--timeout SECONDS]: open a new REPL evaluated inside the running node, however it was started, with Node's REPL semantics (as eval; its bindings last until it is left). Each input stops at the time limit (default 60 s) and the node keeps serving. Ctrl-D leaves it. --remote reaches a node on another host through its TCP control port (NODEREL_CONTROL_PORT on that node; the cookie must match), over TLS when NODEREL_CONTROL_TLS_CA names the CA file that signed its certificate." ;;
+        remote_console | remote | remsh) echo "remote_console [--remote HOST[:PORT]] [--timeout SECONDS]: open a new REPL evaluated inside the running node, however it was started, with Node's REPL semantics (as eval; its bindings last until it is left). Each input stops at the time limit (default 60 s) and the node keeps serving. Ctrl-D leaves it. --remote (or NODE_NAME=<name>@<other host>, as Erlang's -remsh) reaches a node on another host through its TCP control port (NODEREL_CONTROL_PORT on that node; without :PORT the port of NODEREL_CONTROL_PORT here, the environment's or vm.args'; the cookie must match), over TLS when NODEREL_CONTROL_TLS_CA names the CA file that signed its certificate." ;;
         stop) echo "stop [--timeout SECONDS]: ask the node to stop gracefully (one shutdown stage, like TERM) and wait until the process is gone (default 60 s; the timeout bounds the whole command, connecting included). A node still starting aborts its boot. Run it again to move to the next stage. The release's pre_stop hook runs first (a failure leaves the node running: exit 1), its post_stop hook once the process is gone (a failure: exit 3)." ;;
         restart) echo "restart: restart the node type's apps and return once they are ready again. Module apps stop in reverse order and start again in the same process; a node running a program app (which cannot be unloaded from its process) is replaced the way USR2 replaces it: a new node on the same sockets, ready before the old one drains and exits, so no request fails (with workers, the workers are replaced)." ;;
         reload) echo "reload: reload sys.config and /etc/$REL_NAME/app.config; apps exporting configChange(config, state, ctx) are told. A node running a program app is replaced as by restart." ;;
         pid) echo "pid: print the OS pid of the running node (no Node process is started)." ;;
-        ping) echo "ping [--remote HOST:PORT]: print pong when the node answers on its control socket (or on its TCP control port); exit 1 when it is not running, 3 when it answers but is degraded (a spawn loop left workers down: see status)." ;;
-        status) echo "status [--json] [--remote HOST:PORT]: node, release version, pid, uptime, memory, workers, in-flight work and lifecycle stage, then what the release's status hook prints (not with --json or --remote; a failing hook: exit 3)." ;;
-        eval) echo "eval [--remote HOST:PORT] [--timeout SECONDS] EXPR: evaluate EXPR inside the running node and print its value, as Node's REPL would: statements, the value of the last one, require, await; node, apps, config, lifecycle in scope. The evaluation stops at the time limit (default 60 s), synchronous code included (while(true){} too): eval then fails (exit 1) and the node keeps serving. --remote: a node on another host, through its TCP control port." ;;
+        ping) echo "ping [--remote HOST[:PORT]]: print pong when the node answers on its control socket (or on its TCP control port); exit 1 when it is not running, 3 when it answers but is degraded (a spawn loop left workers down: see status)." ;;
+        status) echo "status [--json] [--remote HOST[:PORT]]: node, release version, pid, uptime, memory, workers, in-flight work and lifecycle stage, then what the release's status hook prints (not with --json or for a node on another host; a failing hook: exit 3)." ;;
+        eval) echo "eval [--remote HOST[:PORT]] [--timeout SECONDS] EXPR: evaluate EXPR inside the running node and print its value, as Node's REPL would: statements, the value of the last one, require, await; node, apps, config, lifecycle in scope. The evaluation stops at the time limit (default 60 s), synchronous code included (while(true){} too): eval then fails (exit 1) and the node keeps serving. --remote (or NODE_NAME=<name>@<other host>): a node on another host, through its TCP control port." ;;
         escript) echo "escript FILE [ARGS]: run FILE as the main module with the release's runtime, sys.config and -env variables; exits with its code." ;;
         cookie) echo "cookie [--ini]: print the cookie of \$REL: \$${prefix}_COOKIE, then the INI file (\$${prefix}_CONFIG or /etc/$REL_NAME/config.ini, section [\$REL]), then vm.args -setcookie, then releases/COOKIE. --ini reads only the INI file." ;;
         reopen_logs) echo "reopen_logs: reopen console.log (as SIGUSR1 does), after an external rotation." ;;
@@ -244,18 +246,48 @@ read_vm_args() {
 # after it: NODE_TMP, PID_FILE, NODE_LOG_DIR.
 name_node() {
     if [ -z "${NODE_NAME:-}" ] && [ -z "$VM_NAME" ]; then
-        # uname -n without a fork where Linux offers it
-        if [ -r /proc/sys/kernel/hostname ]; then
-            read -r host </proc/sys/kernel/hostname
-        else
-            host=$(uname -n)
-        fi
-        VM_NAME=$REL@${host%%.*}
+        this_host
+        VM_NAME=$REL@${HOST_NAME%%.*}
     fi
     NODE_NAME=${NODE_NAME:-$VM_NAME}
     NODE_TMP="$RELEASE_TMP/$NODE_NAME"
     PID_FILE="$NODE_TMP/node.pid"
     NODE_LOG_DIR="$RUNNER_LOG_DIR/$NODE_NAME"
+}
+
+# This host's name (as the kernel has it, full or short) into HOST_NAME: uname -n without a fork
+# where Linux offers it.
+this_host() {
+    if [ -r /proc/sys/kernel/hostname ]; then
+        read -r HOST_NAME </proc/sys/kernel/hostname
+    else
+        HOST_NAME=$(uname -n)
+    fi
+}
+
+# REMOTE_HOST: the host of NODE_NAME=<name>@<host> when the operator gave it (vm.args -name is
+# the node's own name, never another host) and it is another host: not localhost or a loopback
+# address, not this host's full or short name nor a name whose first label is the short name,
+# and no node of that name running here. Empty otherwise (the fast path: no fork). Such a node
+# is reached on its TCP control port (client.ts: --remote HOST, the port of
+# NODEREL_CONTROL_PORT), as Erlang's -remsh name@host reaches a node over the network.
+remote_host() {
+    REMOTE_HOST=
+    case $NODE_NAME_GIVEN in *@?*) ;; *) return 0 ;; esac
+    there=${NODE_NAME_GIVEN##*@}
+    this_host
+    # host names are case-insensitive: lower case (a fork) only when there is upper case
+    case $there$HOST_NAME in
+        *[A-Z]*)
+            there=$(printf '%s' "$there" | tr '[:upper:]' '[:lower:]')
+            HOST_NAME=$(printf '%s' "$HOST_NAME" | tr '[:upper:]' '[:lower:]')
+            ;;
+    esac
+    case $there in
+        localhost | localhost.* | 127.* | ::1 | '[::1]' | "$HOST_NAME" | "${HOST_NAME%%.*}" | "${HOST_NAME%%.*}".*) return 0 ;;
+    esac
+    ! running_pid >/dev/null || return 0
+    REMOTE_HOST=$there
 }
 
 # The node's run directory, mode 0700 (the node checks the mode of an existing one before it
@@ -677,6 +709,8 @@ case $COMMAND in
     pid)
         check_node_type
         prepare_vm_args --no-write
+        remote_host
+        [ -z "$REMOTE_HOST" ] || die "pid runs on the node's host: $NODE_NAME is on $REMOTE_HOST; run pid there (from here: ping, status, eval, remote_console)"
         running_pid || die "Node $NODE_NAME is not running!"
         ;;
     ping | status | eval | stop | restart | reload | reopen_logs | cookie | \
@@ -689,6 +723,19 @@ case $COMMAND in
         case $COMMAND in
             daemon_attach) COMMAND=attach ;;
             remote | remsh) COMMAND=remote_console ;;
+        esac
+        # NODE_NAME=<name>@<other host>: the node's own TCP control port there; an explicit
+        # --remote among the arguments comes later and wins. The commands that act on the
+        # node's process (pid file, console log, hooks) run on its host.
+        remote_host
+        if [ -n "$REMOTE_HOST" ]; then
+            case $COMMAND in
+                ping | status | eval | remote_console) exec "$NODE_BIN" "$CTL" "$COMMAND" --remote "$REMOTE_HOST" "$@" ;;
+                cookie) ;;
+                *) die "$COMMAND runs on the node's host: $NODE_NAME is on $REMOTE_HOST; run $COMMAND there (from here: ping, status, eval, remote_console)" ;;
+            esac
+        fi
+        case $COMMAND in
             stop) stop_with_hooks "$@" ;;
             status) status_with_hook "$@" ;;
         esac

@@ -9,6 +9,7 @@
  *   command failed     the node's error, 1
  */
 import { writeSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { controlRequest, controlStream, ControlError, describeEndpoint, parseHostPort, type ControlEndpoint } from './control.js';
 import { readIniCookie, resolveCookie, type CookieResolution } from './cookie.js';
@@ -23,28 +24,59 @@ interface Target {
   /** The node as messages name it: its name, or the host:port of `--remote`. */
   nodeName: string;
   endpoint: ControlEndpoint;
-  /** The node's run directory on this host (absent for `--remote`). */
+  /** The node's run directory on this host (absent for a node on another host). */
   runDir?: string;
   cookie: CookieResolution;
-  /** `--remote` with NODEREL_CONTROL_TLS_CA: TLS, and the node's certificate verified. */
+  /** A TCP endpoint with NODEREL_CONTROL_TLS_CA: TLS, and the node's certificate verified. */
   tls?: TlsClientConfig;
 }
 
-/** The commands `--remote HOST:PORT` takes: eval and remote_console, and the two that check a node. */
+/** The commands `--remote HOST[:PORT]` takes: eval and remote_console, and the two that check a node. */
 export const REMOTE_COMMANDS = ['eval', 'remote_console', 'ping', 'status'] as const;
 
 /**
  * Where a node of this launch environment listens, and the cookie to talk to it: its control
- * socket, or with `remote` (`HOST:PORT`) the TCP control port of a node on another host.
+ * socket, or with `remote` (`HOST:PORT`, or `HOST` alone) the TCP control port of a node on
+ * another host. `HOST` alone takes the port of NODEREL_CONTROL_PORT (the environment's, or
+ * vm.args' `-env`, which the launcher exports): the same release runs on both hosts, so the
+ * node's port is ours; of a `HOST:PORT` there only the port counts (that host is the address
+ * the node binds, not the node to reach). The launcher turns `NODE_NAME=<name>@<other host>`
+ * into `--remote <other host>`; then the node is named by that name in messages.
  */
 export function controlTarget(env: NodeJS.ProcessEnv = process.env, remote?: string): Target {
-  const endpoint = remote === undefined ? undefined : parseHostPort(remote, '--remote'); // a typo is told before any I/O
-  const cookie = resolveCookie(cookieOptions(env));
-  if (endpoint) return { nodeName: describeEndpoint(endpoint), endpoint, cookie };
   const launch = readLaunchEnv(env);
+  const endpoint = remote === undefined ? undefined : remoteEndpoint(remote, launch.controlPort, launch.nodeName); // a typo is told before any I/O
+  const cookie = resolveCookie(cookieOptions(env));
+  if (endpoint) {
+    const named = launch.nodeName !== undefined && hostOfNodeName(launch.nodeName) === endpoint.host.toLowerCase();
+    return { nodeName: named ? launch.nodeName! : describeEndpoint(endpoint), endpoint, cookie };
+  }
   const nodeName = nodeNameFor(launch, launch.nodeType ?? '');
   const runDir = launch.runDir ?? join(launch.releaseTmp, nodeName);
   return { nodeName, endpoint: { path: join(runDir, 'ctl') }, runDir, cookie };
+}
+
+/** The host part of a node name `<name>@<host>`, lower case; undefined without one. */
+function hostOfNodeName(nodeName: string): string | undefined {
+  const at = nodeName.lastIndexOf('@');
+  return at < 0 || at === nodeName.length - 1 ? undefined : nodeName.slice(at + 1).toLowerCase();
+}
+
+/** `--remote`'s value as an endpoint: `HOST:PORT`, `PORT` (on 127.0.0.1), or `HOST` with the port of NODEREL_CONTROL_PORT. */
+function remoteEndpoint(remote: string, controlPort: string | undefined, nodeName: string | undefined): { host: string; port: number } {
+  const text = remote.trim();
+  const bracketed = /^\[([0-9A-Fa-f:.]+)\]$/.exec(text);
+  const bare = isIPv6(text) || (/^[^:\s[\]]+$/.test(text) && !/^\d+$/.test(text));
+  const host = bracketed ? bracketed[1]! : bare ? text : undefined;
+  if (host === undefined) return parseHostPort(remote, '--remote');
+  if (controlPort === undefined) {
+    const which = nodeName !== undefined && hostOfNodeName(nodeName) === host.toLowerCase() ? `node ${nodeName}` : 'the node';
+    throw new BootError(
+      'EREMOTE',
+      `no control port known for ${which} on ${host}: set NODEREL_CONTROL_PORT (the node's, in the environment or as -env in vm.args) or pass --remote HOST:PORT`,
+    );
+  }
+  return { host, port: parseHostPort(controlPort, 'NODEREL_CONTROL_PORT').port };
 }
 
 function cookieOptions(env: NodeJS.ProcessEnv) {
@@ -143,7 +175,7 @@ export async function runClient(command: string, args: string[], env: NodeJS.Pro
   try {
     t = controlTarget(env, remote);
     const tlsFiles = readLaunchEnv(env).controlTls;
-    if (remote !== undefined && tlsFiles.caFile !== undefined) {
+    if (!('path' in t.endpoint) && tlsFiles.caFile !== undefined) {
       const { loadTlsClientConfig } = await import('./control-tls.js'); // node:tls only where it is used
       t.tls = loadTlsClientConfig(tlsFiles.caFile, tlsFiles.servername);
     }
@@ -155,7 +187,11 @@ export async function runClient(command: string, args: string[], env: NodeJS.Pro
     return await dispatch(t, command, rest);
   } catch (err) {
     if (!(err instanceof ControlError)) throw err;
-    if (err.code === 'ENOTRUNNING') return fail(remote === undefined ? `Node ${t.nodeName} is not running!` : `No node answers on ${t.nodeName} (is NODEREL_CONTROL_PORT set on it?)`);
+    if (err.code === 'ENOTRUNNING') return fail(notRunning(t));
+    const lookup = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+    if (!('path' in t.endpoint) && (lookup === 'ENOTFOUND' || lookup === 'EAI_AGAIN')) {
+      return fail(`${command}: cannot resolve ${t.endpoint.host} (${lookup}): add it to DNS or /etc/hosts, or pass --remote ADDRESS:PORT`);
+    }
     // EAUTH is the cookie only when the node said so; a permission refusal (EACCES) or an answer
     // that did not prove the cookie (a relay) says what happened instead
     if (err.code === 'EAUTH' && err.message === 'wrong cookie') {
@@ -163,6 +199,13 @@ export async function runClient(command: string, args: string[], env: NodeJS.Pro
     }
     return fail(command === 'eval' ? err.message : `${command}: ${err.message}`);
   }
+}
+
+/** "Not running", as the target was named: a local node, a remote port, or a node named on another host. */
+function notRunning(t: Target): string {
+  if ('path' in t.endpoint) return `Node ${t.nodeName} is not running!`;
+  const where = describeEndpoint(t.endpoint);
+  return where === t.nodeName ? `No node answers on ${where} (is NODEREL_CONTROL_PORT set on it?)` : `Node ${t.nodeName} is not running, or no control port answers on ${where} (is NODEREL_CONTROL_PORT set on it?)`;
 }
 
 async function dispatch(t: Target, command: string, args: string[]): Promise<number> {
