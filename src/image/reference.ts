@@ -62,10 +62,6 @@ export function parseImageRef(s: string): ImageRef {
     repository = rest.slice(slash + 1);
     if (!HOST.test(registry)) throw bad(s, `the registry ${JSON.stringify(registry)} is not a host[:port]`);
   }
-  if (DOCKER_HUB_NAMES.has(registry)) {
-    registry = DOCKER_HUB_REGISTRY;
-    if (!repository.includes('/')) repository = `library/${repository}`;
-  }
   if (repository === '') throw bad(s, 'no repository name');
   for (const part of repository.split('/')) {
     if (!COMPONENT.test(part)) {
@@ -73,6 +69,10 @@ export function parseImageRef(s: string): ImageRef {
     }
   }
   if (repository.length > 255) throw bad(s, 'the repository name is longer than 255 characters');
+  if (DOCKER_HUB_NAMES.has(registry)) {
+    registry = DOCKER_HUB_REGISTRY;
+    if (!repository.includes('/')) repository = `library/${repository}`;
+  }
   if (tag === undefined && digest === undefined) tag = 'latest';
   return digest === undefined ? { registry, repository, tag } : tag === undefined ? { registry, repository, digest } : { registry, repository, tag, digest };
 }
