@@ -10,6 +10,7 @@ import { archiveMtime } from '../archive/tar.js';
 import { assemble, type StepOptions } from '../build.js';
 import { NoderelError } from '../errors.js';
 import { displayPath } from '../reporter.js';
+import type { Release } from '../model.js';
 import { defaultCacheDir } from '../release/runtime.js';
 import { RELEASE_TARGETS } from '../targets.js';
 import { checkBaseRuntimeLibs, loadBase } from './base.js';
@@ -88,7 +89,7 @@ export async function buildImage(o: ImageOptions): Promise<ImageResult> {
     o.reporter.step(`imaging ${release.name}-${release.version} for ${platform.os}/${platform.architecture} on ${o.base}`);
     const base = await loadBase(o.base, platform, { cacheDir });
     checkBaseRuntimeLibs(base);
-    const ports = [...new Set(release.apps.flatMap((a) => (a.ready.type === 'port' ? [a.ready.port] : [])))].sort((a, b) => a - b);
+    const ports = exposedPorts(release);
     const revision = gitRevision(release.config.root);
     images.push(
       composeImage({
@@ -117,6 +118,21 @@ export async function buildImage(o: ImageOptions): Promise<ImageResult> {
   };
   await writeOutputs(o, images, index, top, epoch, result);
   return result;
+}
+
+/**
+ * The ports the image exposes: the apps' readiness ports, and sys.config's `port` / `*_port`
+ * keys of the apps (the release's own record of what its apps listen on).
+ */
+function exposedPorts(release: Release): number[] {
+  const ports = new Set<number>();
+  for (const app of release.apps) {
+    if (app.ready.type === 'port') ports.add(app.ready.port);
+    for (const [key, value] of Object.entries(release.sysConfig[app.name] ?? {})) {
+      if ((key === 'port' || key.endsWith('_port')) && Number.isInteger(value) && (value as number) > 0 && (value as number) < 65536) ports.add(value as number);
+    }
+  }
+  return [...ports].sort((a, b) => a - b);
 }
 
 function imageIndex(images: readonly PlatformImage[], annotations?: Record<string, string>): Blob {
