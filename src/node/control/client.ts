@@ -7,6 +7,9 @@
  *   wrong cookie       `Node <node> refused the connection: wrong cookie (...)`, 1
  *   socket not ours    `<command>: permission denied connecting to <socket> (EACCES): ...`, 1
  *   command failed     the node's error, 1
+ *
+ * A node on another host (`--remote HOST[:PORT]`, or `NODE_NAME=<name>@<other host>`, which the
+ * launcher turns into `--remote <host>`) is reached on its TCP control port (controlTarget).
  */
 import { writeSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
