@@ -224,7 +224,10 @@ export class RegistryClient {
     if (challenge.scheme === 'bearer') await this.#fetchToken(challenge, scopes);
     else if (!this.#basic()) throw this.#authError('no credentials were found');
     res = await this.#request(spec, this.#authorization(scopes));
-    if (res.status === 401) throw this.#authError('the registry refused the credentials');
+    if (res.status === 401) {
+      const detail = registryErrorText(res);
+      throw this.#authError(`the registry refused the ${challenge.scheme === 'bearer' ? 'token it was given' : 'credentials'}${detail ? ` (${detail})` : ''}`);
+    }
     return this.#checkForbidden(res);
   }
 

@@ -4,6 +4,8 @@
 // through a two-platform index, and token auth with right and wrong credentials.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -162,6 +164,11 @@ describe('a registry without auth', () => {
     const c3 = client('noderel/third');
     expect(await c3.mountBlob(sha256Digest(img.config), 'noderel/tiny')).toBe(true);
     expect(await c3.mountBlob(sha256Digest(Buffer.from('not there')), 'noderel/tiny')).toBe(false);
+    // pushBlob with a mount the registry declines uploads through the upload it opened
+    const fresh = Buffer.from('only here');
+    expect(await c3.pushBlob(sha256Digest(fresh), fresh, { mountFrom: 'noderel/tiny' })).toEqual({ uploaded: fresh.length });
+    expect(await client('noderel/fourth').getBlob(sha256Digest(fresh)).catch((e: Error) => e.message)).toContain('BLOB_UNKNOWN');
+    expect(await c3.getBlob(sha256Digest(fresh))).toEqual(fresh);
   });
 
   it('pulls the platform asked for through an OCI index, and caches the blobs', async () => {
@@ -304,4 +311,124 @@ it('connection refused is one line naming the URL', async () => {
   } finally {
     t.cleanup();
   }
+});
+
+/**
+ * A Node fake of the parts of the protocol the real registry above does not exercise: HTTP Basic
+ * challenges, a relative upload Location with a query of its own, blob GETs redirected (307) to
+ * a storage server on another host:port, an identity token exchanged at the realm by POST, a
+ * manifest whose Docker-Content-Digest does not match its body.
+ */
+describe('a Node fake registry (Basic auth, relative Location, redirects to storage, identity tokens)', () => {
+  const blobs = new Map<string, Buffer>();
+  const seen: { storageAuthorization: (string | undefined)[]; puts: string[]; tokenForms: URLSearchParams[] } = { storageAuthorization: [], puts: [], tokenForms: [] };
+  const servers: http.Server[] = [];
+  let registryHost = '';
+  let storagePort = 0;
+  let tmp: { dir: string; cleanup: () => void };
+  const basic = `Basic ${Buffer.from('bob:builder').toString('base64')}`;
+
+  async function listen(handler: http.RequestListener): Promise<number> {
+    const server = http.createServer(handler);
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as net.AddressInfo).port;
+  }
+
+  function registryHandler(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const bearer = url.pathname.startsWith('/v2/id/');
+    if (bearer ? req.headers.authorization !== 'Bearer from-refresh' : req.headers.authorization !== basic) {
+      const challenge = bearer ? `Bearer realm="http://${registryHost}/token",service="fake"` : 'Basic realm="fake"';
+      res.writeHead(401, { 'WWW-Authenticate': challenge, 'Content-Type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+      return;
+    }
+    const blob = /^\/v2\/[a-z/]+\/blobs\/(sha256:[0-9a-f]{64})$/.exec(url.pathname);
+    if (blob && req.method === 'HEAD') return void res.writeHead(blobs.has(blob[1]!) ? 200 : 404).end();
+    if (blob && req.method === 'GET') return void res.writeHead(307, { Location: `http://127.0.0.1:${storagePort}/storage/${blob[1]}?sig=1` }).end();
+    if (req.method === 'POST' && /\/blobs\/uploads\/$/.test(url.pathname)) {
+      return void res.writeHead(202, { Location: `${url.pathname}u1?state=abc` }).end();
+    }
+    if (req.method === 'PUT' && url.pathname.endsWith('/blobs/uploads/u1')) {
+      seen.puts.push(url.search);
+      blobs.set(url.searchParams.get('digest')!, body);
+      return void res.writeHead(201).end();
+    }
+    if (url.pathname.endsWith('/manifests/tampered')) {
+      return void res.writeHead(200, { 'Content-Type': MEDIA.ociManifest, 'Docker-Content-Digest': sha256Digest('something else') }).end('{"schemaVersion":2}');
+    }
+    if (req.method === 'PUT' && url.pathname.includes('/manifests/')) {
+      return void res.writeHead(400, { 'Content-Type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":{}}]}');
+    }
+    res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}');
+  }
+
+  beforeAll(async () => {
+    tmp = tempDir('noderel-fake-registry-');
+    storagePort = await listen((req, res) => {
+      seen.storageAuthorization.push(req.headers.authorization);
+      const digest = /\/storage\/(sha256:[0-9a-f]{64})/.exec(req.url ?? '')?.[1];
+      const data = digest ? blobs.get(digest) : undefined;
+      res.writeHead(data ? 200 : 404).end(data);
+    });
+    const port = await listen((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (req.url === '/token' && req.method === 'POST') {
+          const form = new URLSearchParams(body.toString());
+          seen.tokenForms.push(form);
+          const ok = form.get('grant_type') === 'refresh_token' && form.get('refresh_token') === 'refresh-me';
+          res.writeHead(ok ? 200 : 401, { 'Content-Type': 'application/json' }).end(ok ? '{"access_token":"from-refresh"}' : '{}');
+          return;
+        }
+        registryHandler(req, res, body);
+      });
+    });
+    registryHost = `127.0.0.1:${port}`;
+  });
+  afterAll(async () => {
+    for (const s of servers) {
+      s.closeAllConnections();
+      await new Promise((r) => s.close(r));
+    }
+    tmp?.cleanup();
+  });
+
+  const creds = { username: 'bob', password: 'builder', source: 'the test' };
+
+  it('Basic auth; a relative Location with its own query; the blob GET follows a 307 to storage without the Authorization header', async () => {
+    const c = new RegistryClient(registryHost, 'fake/app', { credentials: creds, env: cleanEnv(tmp.dir) });
+    const data = Buffer.from('a blob behind a redirect');
+    const digest = sha256Digest(data);
+    expect(await c.pushBlob(digest, data)).toEqual({ uploaded: data.length });
+    expect(seen.puts).toEqual([`?state=abc&digest=${encodeURIComponent(digest)}`]);
+    expect(await c.getBlob(digest)).toEqual(data);
+    expect(seen.storageAuthorization).toEqual([undefined]);
+    expect(await c.pushBlob(digest, data)).toEqual({ uploaded: 0 });
+    expect(c.bytesUploaded).toBe(data.length);
+  });
+
+  it('Basic auth without credentials is one line naming the registry, the repository and where credentials are read from', async () => {
+    const err = await rejection(new RegistryClient(registryHost, 'fake/app', { env: cleanEnv(tmp.dir) }).hasBlob(sha256Digest('x')));
+    expect(err.code).toBe('EREGISTRYAUTH');
+    expect(err.message).toBe(`registry ${registryHost}, repository fake/app: not authorized, no credentials were found (no credentials)`);
+    expect(err.hint).toBe(`credentials are read from NODEREL_REGISTRY_USERNAME/NODEREL_REGISTRY_PASSWORD or ${path.join(tmp.dir, 'no-docker', 'config.json')} (docker login)`);
+  });
+
+  it('an identity token (docker login with a token) is exchanged at the realm by POST', async () => {
+    const c = new RegistryClient(registryHost, 'id/app', { credentials: { identityToken: 'refresh-me', source: 'the test' }, env: cleanEnv(tmp.dir) });
+    expect(await c.hasBlob(sha256Digest('absent'))).toBe(false);
+    expect(seen.tokenForms.at(-1)?.get('scope')).toBe('repository:id/app:pull,push');
+    expect(seen.tokenForms.at(-1)?.get('service')).toBe('fake');
+  });
+
+  it('a manifest whose Docker-Content-Digest does not match its body, and a registry error on PUT, are one line each', async () => {
+    const c = new RegistryClient(registryHost, 'fake/app', { credentials: creds, env: cleanEnv(tmp.dir) });
+    const bad = await rejection(c.getManifest('tampered', [MEDIA.ociManifest]));
+    expect(bad.message).toBe(`registry ${registryHost}, repository fake/app: manifest tampered has digest ${sha256Digest('{"schemaVersion":2}')}, expected ${sha256Digest('something else')}`);
+    const put = await rejection(c.putManifest('v1', MEDIA.ociManifest, Buffer.from('{}')));
+    expect(put.message).toBe(`registry ${registryHost}, repository fake/app: manifest v1: MANIFEST_INVALID: manifest invalid (HTTP 400)`);
+  });
 });
