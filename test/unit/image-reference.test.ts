@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NoderelError } from '../../src/errors.js';
 import { findCredentials } from '../../src/image/credentials.js';
 import { formatImageRef, parseImageRef, type ImageRef } from '../../src/image/reference.js';
-import { parseChallenge, registryUsesHttp } from '../../src/image/registry.js';
+import { parseChallenge, RegistryClient, registryUsesHttp } from '../../src/image/registry.js';
 import { thrown } from '../helpers/errors.js';
 import { tempDir } from '../helpers/project.js';
 
@@ -71,6 +71,9 @@ describe('registry scheme and challenges', () => {
     expect(registryUsesHttp('reg.lan:5000', env)).toBe(true);
     expect(registryUsesHttp('reg.lan:6000', env)).toBe(false);
     expect(registryUsesHttp('build.internal:443', env)).toBe(true);
+    expect(new RegistryClient('ghcr.io', 'a/b', { env: {} }).baseUrl).toBe('https://ghcr.io');
+    expect(new RegistryClient('reg.lan:5000', 'a/b', { env }).baseUrl).toBe('http://reg.lan:5000');
+    expect(new RegistryClient('localhost:5000', 'a/b', { env: {} }).baseUrl).toBe('http://localhost:5000');
   });
 
   it('parses Bearer and Basic challenges', () => {
