@@ -61,6 +61,19 @@ const terminals: Terminal[] = [];
 /** RELEASE_TMP of every node started in A: afterAll kills what is left, by pid. */
 const nodeTmps: string[] = [];
 
+/** /etc/netns/<ns>/hosts; once more if a parallel run's cleanup removed an empty /etc/netns in between. */
+function writeHostsFile(ns: string, text: string): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.mkdirSync(`/etc/netns/${ns}`, { recursive: true });
+      fs.writeFileSync(`/etc/netns/${ns}/hosts`, text);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 0) throw err;
+    }
+  }
+}
+
 function setUpHosts(): void {
   ip('netns', 'add', nsA);
   ip('netns', 'add', nsB);
@@ -72,8 +85,7 @@ function setUpHosts(): void {
     ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', dev);
     ip('-n', ns, 'link', 'set', dev, 'up');
     // `ip netns exec` bind-mounts /etc/netns/<ns>/hosts over /etc/hosts
-    fs.mkdirSync(`/etc/netns/${ns}`, { recursive: true });
-    fs.writeFileSync(`/etc/netns/${ns}/hosts`, `127.0.0.1 localhost\n${ipA} ${hostA}\n${ipB} nrl-${process.pid}-hostb\n`);
+    writeHostsFile(ns, `127.0.0.1 localhost\n${ipA} ${hostA}\n${ipB} nrl-${process.pid}-hostb\n`);
   }
 }
 
@@ -157,7 +169,7 @@ interface NodeInA {
 /** Starts the web node in A, its control port on A's address. */
 async function startNodeInA(extra: NodeJS.ProcessEnv = {}): Promise<NodeInA> {
   const port = await freePort();
-  const env = { ...hostDirs('noderel-host-a-'), OPS_PORT: String(await freePort()), NODEREL_CONTROL_PORT: `${ipA}:${port}`, ...extra };
+  const env: NodeJS.ProcessEnv = { ...hostDirs('noderel-host-a-'), OPS_PORT: String(await freePort()), NODEREL_CONTROL_PORT: `${ipA}:${port}`, ...extra };
   nodeTmps.push(env.RELEASE_TMP!);
   const started = runIn(nsA, env, ['start']);
   expect(started.stderr).toBe('');
@@ -222,6 +234,14 @@ describe.skipIf(skip !== undefined)('control across hosts (two network namespace
       status: 1,
       stdout: '',
       stderr: `no control port known for node web@${hostA} on ${hostA}: set NODEREL_CONTROL_PORT (the node's, in the environment or as -env in vm.args) or pass --remote HOST:PORT\n`,
+    });
+
+    // a host the resolver does not know (B's hosts file lacks it, and B reaches no DNS server)
+    const unknown = `nrl-${process.pid}-nosuch`;
+    expect(runIn(nsB, { ...named, NODE_NAME: `web@${unknown}` }, ['ping'])).toMatchObject({
+      status: 1,
+      stdout: '',
+      stderr: expect.stringMatching(new RegExp(`^ping: cannot resolve ${unknown} \\((ENOTFOUND|EAI_AGAIN)\\): add it to DNS or /etc/hosts, or pass --remote ADDRESS:PORT\n$`)),
     });
 
     // a wrong cookie from B is refused (by address and by name), and A's node logs B's address
