@@ -162,11 +162,11 @@ export class RegistryClient {
     if (await this.hasBlob(digest)) return { uploaded: 0 };
     const started = await this.#startUpload(digest, opts.mountFrom);
     if (started.mounted) return { uploaded: 0 };
-    const url = new URL(started.location);
-    url.searchParams.append('digest', digest);
+    // the Location's own query (upload state) is kept byte for byte
+    const target = `${started.location}${started.location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`;
     const res = await this.#send({
       method: 'PUT',
-      target: url.href,
+      target,
       headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(data.length) },
       body: data,
     });
