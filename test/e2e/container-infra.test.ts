@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { baseImagesAvailable, debianBaseLayout, noGlibcBaseLayout } from '../helpers/oci-base.js';
+import { baseImagesAvailable, copyToLayout, debianBaseLayout, noGlibcBaseLayout } from '../helpers/oci-base.js';
 import { repoRoot, tempDir } from '../helpers/project.js';
 import { containersUsable, destroyAll, runcRoot, runImage } from '../helpers/runc.js';
 
@@ -133,9 +133,25 @@ describe.skipIf(!bases.ok || !containers.ok)('containers from a layout under run
     await c.destroy();
     expect(await c.waitExit()).not.toBe(0);
     expect(fs.existsSync(c.bundle)).toBe(false);
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(c.bundle);
     expect(spawnSync('runc', ['--root', runcRoot(), 'state', c.id]).status).not.toBe(0);
     expect(execFileSync('runc', ['--root', runcRoot(), 'list', '-q'], { encoding: 'utf8' })).not.toContain(c.id);
     await c.destroy(); // twice is fine
+  });
+
+  it('each container has its own copy of the image to write to', async () => {
+    const sleeper = ['/bin/sh', '-c', 'echo ready; exec sleep 1000'];
+    const a = await runImage({ layout: debian, tag: 'base', args: ['/bin/sh', '-c', 'echo a > /etc/written-by-a && rm /etc/debian_version && echo ready; exec sleep 1000'] });
+    const b = await runImage({ layout: debian, tag: 'base', args: sleeper });
+    await Promise.all([a.waitForOutput(/^ready$/m, 60_000), b.waitForOutput(/^ready$/m, 60_000)]);
+    expect(await a.exec(['cat', '/etc/written-by-a'])).toMatchObject({ status: 0, stdout: 'a\n' });
+    expect((await a.exec(['test', '-e', '/etc/debian_version'])).status).toBe(1);
+    expect((await b.exec(['test', '-e', '/etc/written-by-a'])).status).toBe(1);
+    expect((await b.exec(['test', '-e', '/etc/debian_version'])).status).toBe(0);
+    await Promise.all([a.destroy(), b.destroy()]);
+    const c = await runImage({ layout: debian, tag: 'base', args: ['/bin/sh', '-c', 'test ! -e /etc/written-by-a && test -e /etc/debian_version'] });
+    expect(await c.waitExit()).toBe(0);
+    await c.destroy();
   });
 
   it('signals reach the container init: TERM runs its trap and it exits 0', async () => {
@@ -172,6 +188,22 @@ describe.skipIf(!bases.ok || !containers.ok)('containers from a layout under run
     expect(await c.waitExit()).toBe(0);
     expect(c.output()).toBe('static\n');
     await c.destroy();
+  });
+
+  it.skipIf(!hasSkopeo)('runs an image that came as a docker-archive (as `noderel image --tar` writes), through copyToLayout', async () => {
+    const t = tempDir('noderel-archive-');
+    try {
+      const archive = path.join(t.dir, 'image.tar');
+      // The small base: the archive is written and read back in well under a second.
+      execFileSync('skopeo', ['copy', '--quiet', `oci:${await noGlibcBaseLayout()}:base`, `docker-archive:${archive}:example/app:1.0`]);
+      const layout = await copyToLayout(`docker-archive:${archive}`, path.join(t.dir, 'layout'), 'app');
+      const c = await runImage({ layout, tag: 'app', args: ['/bin/sh', '-c', 'echo from the archive'] });
+      expect(await c.waitExit()).toBe(0);
+      expect(c.output()).toBe('from the archive\n');
+      await c.destroy();
+    } finally {
+      t.cleanup();
+    }
   });
 
   it('an unknown tag is an error naming the tags the layout has', async () => {

@@ -100,6 +100,17 @@ export async function pushLayoutToRegistry(layoutDir: string, tag: string, regis
   await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layoutDir}:${tag}`, `docker://${registryHost}/${repo}`]);
 }
 
+/**
+ * Copies an image that skopeo can read (`docker-archive:<file>` as `noderel image --tar` writes,
+ * `docker://<host>/<repo>:<tag>` from a plain-http registry, `oci:<dir>:<tag>`) into the OCI
+ * layout `layoutDir` under `tag`, for runImage. Returns `layoutDir`.
+ */
+export async function copyToLayout(source: string, layoutDir: string, tag: string): Promise<string> {
+  const tls = source.startsWith('docker://') ? ['--src-tls-verify=false'] : [];
+  await run('skopeo', ['copy', '--quiet', ...tls, source, `oci:${layoutDir}:${tag}`]);
+  return layoutDir;
+}
+
 let arm64: boolean | undefined;
 
 /**

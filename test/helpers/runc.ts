@@ -226,6 +226,60 @@ function mergeEnv(env: readonly string[], add: Record<string, string> = {}): str
   return out;
 }
 
+let overlayWorks: boolean | undefined;
+
+/**
+ * Makes the container's bundle from the unpacked image: its config.json copied, its rootfs an
+ * overlay mount (the unpacked rootfs read-only below, the container's writes in `<bundle>.rw/`),
+ * or, where overlayfs cannot be mounted, a copy. Returns the overlay's upper directory, if any.
+ */
+async function bundleFrom(pristine: string, bundle: string): Promise<string | undefined> {
+  if (overlayWorks !== false) {
+    const rw = `${bundle}.rw`;
+    const rootfs = path.join(bundle, 'rootfs');
+    fs.mkdirSync(rootfs, { recursive: true });
+    fs.mkdirSync(path.join(rw, 'upper'), { recursive: true });
+    fs.mkdirSync(path.join(rw, 'work'), { recursive: true });
+    for (const f of fs.readdirSync(pristine)) {
+      if (f !== 'rootfs') fs.copyFileSync(path.join(pristine, f), path.join(bundle, f));
+    }
+    const opts = `lowerdir=${path.join(pristine, 'rootfs')},upperdir=${path.join(rw, 'upper')},workdir=${path.join(rw, 'work')}`;
+    try {
+      await run('mount', ['-t', 'overlay', 'overlay', '-o', opts, rootfs], 30_000);
+      overlayWorks = true;
+      return rw;
+    } catch {
+      overlayWorks = false;
+      fs.rmSync(bundle, { recursive: true, force: true });
+      fs.rmSync(rw, { recursive: true, force: true });
+    }
+  }
+  await run('cp', ['-a', '--reflink=auto', pristine, bundle]);
+  return undefined;
+}
+
+/** Unmounts the overlay rootfs of a bundle, if it has one (lazily if it is busy), then removes the bundle. */
+function removeBundle(bundle: string, overlay: string | undefined): void {
+  if (overlay) {
+    const rootfs = path.join(bundle, 'rootfs');
+    if (spawnSync('umount', [rootfs], { stdio: 'ignore', timeout: 30_000 }).status !== 0) {
+      spawnSync('umount', ['-l', rootfs], { stdio: 'ignore', timeout: 30_000 });
+    }
+    // Only once the rootfs is no mount point any more (else rm would delete through it).
+    if (isMountPoint(rootfs)) return;
+    fs.rmSync(overlay, { recursive: true, force: true });
+  }
+  fs.rmSync(bundle, { recursive: true, force: true });
+}
+
+function isMountPoint(dir: string): boolean {
+  try {
+    return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === dir);
+  } catch {
+    return false;
+  }
+}
+
 const live = new Set<RuncContainer>();
 let counter = 0;
 
@@ -239,7 +293,7 @@ export async function runImage(opts: RunImageOptions): Promise<Container> {
   const rd = theRunDir();
   const id = `nr-${process.pid}-${++counter}-${randomBytes(3).toString('hex')}`;
   const bundle = path.join(rd.bundles, id);
-  await run('cp', ['-a', '--reflink=auto', pristine, bundle]);
+  const overlay = await bundleFrom(pristine, bundle);
 
   const configPath = path.join(bundle, 'config.json');
   const config = JSON.parse(fs.readFileSync(configPath, 'utf8')) as OciRuntimeConfig;
@@ -255,7 +309,7 @@ export async function runImage(opts: RunImageOptions): Promise<Container> {
   }
   fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
 
-  const c = new RuncContainer(id, bundle, rd.state, config);
+  const c = new RuncContainer(id, bundle, rd.state, config, overlay);
   live.add(c);
   try {
     await c.started();
@@ -273,7 +327,11 @@ export async function destroyAll(): Promise<void> {
   if (rd && live.size === 0) {
     runDir = undefined;
     unpacked.clear();
-    fs.rmSync(rd.dir, { recursive: true, force: true });
+    try {
+      fs.rmSync(rd.dir, { recursive: true, force: true });
+    } catch (err) {
+      console.warn(`[runc] could not remove ${rd.dir}: ${(err as Error).message}`);
+    }
   }
 }
 
@@ -293,7 +351,10 @@ class RuncContainer implements Container {
   readonly #exitedP: Promise<number | null>;
   readonly #changed = new Set<() => void>();
 
-  constructor(id: string, bundle: string, root: string, config: OciRuntimeConfig) {
+  readonly #overlay: string | undefined;
+
+  constructor(id: string, bundle: string, root: string, config: OciRuntimeConfig, overlay: string | undefined) {
+    this.#overlay = overlay;
     this.id = id;
     this.bundle = bundle;
     this.#root = root;
@@ -468,7 +529,7 @@ class RuncContainer implements Container {
         }
       }
       await quiet(['delete', '-f', this.id]);
-      fs.rmSync(this.bundle, { recursive: true, force: true });
+      removeBundle(this.bundle, this.#overlay);
     } catch {
       // never throws
     } finally {
@@ -488,7 +549,7 @@ class RuncContainer implements Container {
         // gone
       }
     }
-    fs.rmSync(this.bundle, { recursive: true, force: true });
+    removeBundle(this.bundle, this.#overlay);
   }
 
   #append(stream: 'stdout' | 'stderr', s: string): void {
@@ -505,7 +566,11 @@ class RuncContainer implements Container {
 
 process.once('exit', () => {
   for (const c of live) c.destroySync();
-  if (runDir) fs.rmSync(runDir.dir, { recursive: true, force: true });
+  try {
+    if (runDir) fs.rmSync(runDir.dir, { recursive: true, force: true });
+  } catch {
+    // a mount that would not go: left for the machine's tmp cleaning
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
