@@ -71,21 +71,11 @@ function entryOf(releaseDir: string, rel: string, root: string): LayerEntry {
  */
 export function releaseLayers(releaseDir: string, units: readonly string[], paths: ImagePaths): Record<LayerKind, LayerEntry[]> {
   const layers: Record<LayerKind, LayerEntry[]> = { runtime: [], dependencies: [], code: [], config: [] };
-  const dirsOf: Record<LayerKind, Set<string>> = { runtime: new Set(), dependencies: new Set(), code: new Set(), config: new Set() };
   for (const rel of tarEntries(releaseDir, units)) {
-    const kind = layerOf(rel);
     const entry = entryOf(releaseDir, rel, paths.root);
-    // a directory that holds files of several layers (lib/, lib/<app>-<vsn>/) is in each of them
-    if (entry.type === 'dir' && kind !== 'dependencies' && /^lib\/[^/]+$|^lib$/.test(rel)) {
-      for (const k of ['code', 'dependencies'] as const) {
-        if (!dirsOf[k].has(rel)) layers[k].push(entry);
-        dirsOf[k].add(rel);
-      }
-      continue;
-    }
-    layers[kind].push(entry);
+    // every directory is root-owned 0755, so the ones above a layer's files are made here
+    layers[layerOf(rel)].push(...parents(entry.path), entry);
   }
-  for (const kind of LAYER_KINDS) layers[kind].unshift(...parents(`${paths.root}/x`));
   for (const dir of [paths.tmp, paths.logs]) {
     layers.config.push(...parents(dir), { type: 'dir', path: strip(dir), mode: 0o750, uid: IMAGE_UID, gid: IMAGE_UID });
   }

@@ -24,7 +24,7 @@ export async function pushImage(ref: string, images: readonly PlatformImage[], i
   const top = index ?? images[0]!.manifest;
   const tag = target.digest ?? target.tag ?? 'latest';
   const digest = await client.putManifest(tag, top.descriptor.mediaType, top.data);
-  opts.reporter.step(`pushed ${formatImageRef({ ...target, tag: target.digest ? undefined : tag, digest: undefined })}@${digest} (${formatBytes(client.bytesUploaded)} uploaded)`);
+  opts.reporter.step(`pushed ${formatImageRef({ ...target, tag: target.digest ? undefined : tag, digest: undefined })}@${digest}: ${client.bytesUploaded} bytes of blobs uploaded (${formatBytes(client.bytesUploaded)})`);
   return { uploaded: client.bytesUploaded, digest };
 }
 
