@@ -206,6 +206,28 @@ describe.skipIf(!bases.ok || !containers.ok)('containers from a layout under run
     }
   });
 
+  it("runs as the image's user, and so does exec", async () => {
+    const t = tempDir('noderel-user-');
+    try {
+      const layout = path.join(t.dir, 'layout');
+      fs.cpSync(await noGlibcBaseLayout(), layout, { recursive: true });
+      execFileSync('umoci', ['config', '--image', `${layout}:base`, '--tag', 'nobody', '--config.user', '65534:65534']);
+      const c = await runImage({ layout, tag: 'nobody', args: ['/bin/sh', '-c', 'echo "init $(id -u):$(id -g)"; exec sleep 1000'] });
+      await c.waitForOutput(/^init 65534:65534$/m, 60_000);
+      expect(await c.exec(['/bin/sh', '-c', 'echo "exec $(id -u):$(id -g)"'])).toMatchObject({ status: 0, stdout: 'exec 65534:65534\n' });
+      await c.destroy();
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('a command that cannot start: the container ends non-zero and its output says why', async () => {
+    const c = await runImage({ layout: debian, tag: 'base', args: ['/no/such/program'] });
+    expect(await c.waitExit()).not.toBe(0);
+    expect(c.output()).toMatch(/no such file or directory/i);
+    await c.destroy();
+  });
+
   it('an unknown tag is an error naming the tags the layout has', async () => {
     await expect(runImage({ layout: debian, tag: 'nope', args: ['true'] })).rejects.toThrow(/no tag "nope".*tags: base/);
   });
