@@ -256,13 +256,14 @@ describe('docs/examples/kubernetes/kazoo.yaml against the demo release', () => {
       for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
         const p = c.spec[probe];
         if (!isObj(p) || !isObj(p.httpGet)) continue;
-        const port = ports.find((x) => x.name === p.httpGet!.port || x.containerPort === p.httpGet!.port);
-        expect(port, `${c.deployment}: ${probe} port ${String(p.httpGet.port)}`).toBeDefined();
+        const httpGet = p.httpGet;
+        const port = ports.find((x) => x.name === httpGet.port || x.containerPort === httpGet.port);
+        expect(port, `${c.deployment}: ${probe} port ${String(httpGet.port)}`).toBeDefined();
         // the path is one the app listening there answers
         const app = type!.apps.find((a) => appPort(config, sysConfig, a) === port!.containerPort)!;
         const spec = config.apps.find((a) => a.name === app)!;
         const source = fs.readFileSync(path.join(spec.dir, spec.entry), 'utf8');
-        expect(source, `${c.deployment}: ${probe} path ${String(p.httpGet.path)} in ${app}`).toContain(`'${str(p.httpGet.path, 'path')}'`);
+        expect(source, `${c.deployment}: ${probe} path ${String(httpGet.path)} in ${app}`).toContain(`'${str(httpGet.path, 'path')}'`);
       }
     }
   });
