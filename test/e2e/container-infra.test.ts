@@ -215,10 +215,30 @@ describe.skipIf(!bases.ok || !containers.ok)('containers from a layout under run
       const c = await runImage({ layout, tag: 'nobody', args: ['/bin/sh', '-c', 'echo "init $(id -u):$(id -g)"; exec sleep 1000'] });
       await c.waitForOutput(/^init 65534:65534$/m, 60_000);
       expect(await c.exec(['/bin/sh', '-c', 'echo "exec $(id -u):$(id -g)"'])).toMatchObject({ status: 0, stdout: 'exec 65534:65534\n' });
+      // As with docker: a non-root user has no capabilities in effect (umoci's config would give it ambient ones).
+      expect((await c.exec(['/bin/busybox', 'grep', '^CapEff:', '/proc/self/status'])).stdout).toMatch(/^CapEff:\s+0+\n$/);
       await c.destroy();
     } finally {
       t.cleanup();
     }
+  });
+
+  it('a read-only root with tmpfs mounts (readOnlyRootFilesystem and emptyDir volumes)', async () => {
+    const c = await runImage({
+      layout: debian,
+      tag: 'base',
+      readonlyRootfs: true,
+      tmpfs: { '/var/scratch': 'uid=65534,gid=65534,mode=0700' },
+      args: ['/bin/sh', '-c', 'echo ready; exec sleep 1000'],
+    });
+    await c.waitForOutput(/^ready$/m, 60_000);
+    const root = await c.exec(['touch', '/etc/x']);
+    expect(root.status).not.toBe(0);
+    expect(root.stderr).toMatch(/read-only file system/i);
+    expect(await c.exec(['stat', '-c', '%u:%g %a', '/var/scratch'])).toMatchObject({ status: 0, stdout: '65534:65534 700\n' });
+    // root has docker's default capabilities: DAC_OVERRIDE lets it into the 0700 directory of 65534
+    expect((await c.exec(['touch', '/var/scratch/x'])).status).toBe(0);
+    await c.destroy();
   });
 
   it('a command that cannot start: the container ends non-zero and its output says why', async () => {

@@ -32,6 +32,10 @@ export interface RunImageOptions {
   readonly env?: Record<string, string>;
   /** Replaces the process's argv (the image's entrypoint + cmd). */
   readonly args?: string[];
+  /** The root filesystem read-only (as Kubernetes' readOnlyRootFilesystem). */
+  readonly readonlyRootfs?: boolean;
+  /** tmpfs mounts, destination -> extra mount options (`'uid=65532,gid=65532,mode=0755'`, or `''`), as emptyDir volumes. */
+  readonly tmpfs?: Record<string, string>;
 }
 
 export interface ExecResult {
@@ -226,6 +230,30 @@ function mergeEnv(env: readonly string[], add: Record<string, string> = {}): str
   return out;
 }
 
+/** What `docker run` grants by default (umoci's config has only AUDIT_WRITE, KILL and NET_BIND_SERVICE, and as ambient ones). */
+const DOCKER_DEFAULT_CAPS = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+];
+
+/** The capabilities of a process as docker (moby 23+) gives them: all of the default set to root, only the bounding set otherwise. */
+function dockerCapabilities(uid: number): Record<string, string[]> {
+  const caps = [...DOCKER_DEFAULT_CAPS];
+  return uid === 0 ? { bounding: caps, effective: caps, permitted: caps } : { bounding: caps };
+}
+
 let overlayWorks: boolean | undefined;
 
 /**
@@ -301,6 +329,11 @@ export async function runImage(opts: RunImageOptions): Promise<Container> {
   config.process.terminal = false;
   config.process.env = mergeEnv(config.process.env ?? [], opts.env);
   if (opts.args) config.process.args = [...opts.args];
+  config.process.capabilities = dockerCapabilities(config.process.user?.uid ?? 0);
+  if (opts.readonlyRootfs) config.root = { ...(config.root as object), readonly: true };
+  for (const [destination, extra] of Object.entries(opts.tmpfs ?? {})) {
+    config.mounts.push({ destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...extra.split(',').filter(Boolean)] });
+  }
   // As `docker run --network host`: the host's name lookups (localhost), read-only.
   for (const f of ['/etc/hosts', '/etc/resolv.conf']) {
     if (fs.existsSync(f) && !config.mounts.some((m) => m.destination === f)) {
