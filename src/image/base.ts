@@ -146,8 +146,8 @@ function checkPlatform(ref: string, config: ImageConfig, platform: Platform): vo
 }
 
 /**
- * The base has glibc (`libc.so.6`) and libstdc++ (`libstdc++.so.6`) in a library directory, or
- * says which it lacks. Whiteouts in upper layers remove what lower ones had.
+ * The base has glibc (`libc.so.6`) and libstdc++ (`libstdc++.so.6`) in a library directory and
+ * a `bin/sh`, or says which it lacks. Whiteouts in upper layers remove what lower ones had.
  */
 export function checkBaseRuntimeLibs(base: BaseImage): void {
   const present = new Set<string>();
@@ -165,7 +165,8 @@ export function checkBaseRuntimeLibs(base: BaseImage): void {
   }
   const has = (lib: string) => [...present].some((p) => /(^|\/)lib[^/]*\//.test(p) && path.posix.basename(p) === lib);
   const missing = ['libc.so.6', 'libstdc++.so.6'].filter((lib) => !has(lib));
+  if (![...present].some((p) => /(^|\/)bin\/sh$/.test(p))) missing.push('/bin/sh');
   if (missing.length > 0) {
-    throw new NoderelError('EBASE', `--base ${base.ref} lacks ${missing.join(' and ')}: the release's Node runtime is linked against glibc and libstdc++`, { hint: 'use a glibc base that has libstdc++, such as debian:bookworm-slim or gcr.io/distroless/cc-debian12' });
+    throw new NoderelError('EBASE', `--base ${base.ref} lacks ${missing.length > 1 ? `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)}` : missing[0]}: the release's Node runtime is linked against glibc and libstdc++, and its launcher is a POSIX sh script`, { hint: 'use a glibc base with libstdc++ and a shell, such as debian:bookworm-slim (distroless cc images have no shell)' });
   }
 }

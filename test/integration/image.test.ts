@@ -24,6 +24,28 @@ const blob = (layout: string, digest: string) => fs.readFileSync(path.join(layou
 const json = (layout: string, digest: string) => JSON.parse(blob(layout, digest).toString('utf8')) as Record<string, any>;
 const topOf = (layout: string, tag: string) => (JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')).manifests as any[]).find((d) => d.annotations?.['org.opencontainers.image.ref.name'] === tag);
 
+/** An OCI layout (tag `multi`) of one image per arch whose one layer holds empty `files` (TRIPLET: the arch's). */
+function syntheticBase(dir: string, archs: readonly ('amd64' | 'arm64')[], files: readonly string[]): string {
+  fs.mkdirSync(path.join(dir, 'blobs', 'sha256'), { recursive: true });
+  const put = (data: Buffer) => fs.writeFileSync(path.join(dir, 'blobs', 'sha256', sha256Digest(data).slice(7)), data);
+  const manifests = archs.map((arch) => {
+    const triplet = arch === 'amd64' ? 'x86_64-linux-gnu' : 'aarch64-linux-gnu';
+    const tar = layerTar(files.map((f) => ({ type: 'file' as const, path: f.replace('TRIPLET', triplet), mode: 0o644, uid: 0, gid: 0, data: Buffer.alloc(0) })), 0);
+    const gz = gzipSync(tar);
+    put(gz);
+    const config = jsonBytes({ architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256Digest(tar)] } });
+    put(config);
+    const manifest = jsonBytes({ schemaVersion: 2, mediaType: MEDIA.ociManifest, config: describeBlob(MEDIA.ociConfig, config), layers: [describeBlob(MEDIA.ociLayerGzip, gz)] });
+    put(manifest);
+    return describeBlob(MEDIA.ociManifest, manifest, { platform: { os: 'linux', architecture: arch } });
+  });
+  const index = jsonBytes({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests });
+  put(index);
+  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ ...describeBlob(MEDIA.ociIndex, index), annotations: { 'org.opencontainers.image.ref.name': 'multi' } }] }));
+  fs.writeFileSync(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  return dir;
+}
+
 describe.skipIf(!bases.ok)('noderel image', () => {
   let base: string;
   let project: { dir: string; cleanup: () => void };
@@ -134,7 +156,11 @@ describe.skipIf(!bases.ok)('noderel image', () => {
     const noGlibc = await noGlibcBaseLayout();
     const r = noderel(project.dir, ['image', '--base', `oci-layout:${noGlibc}:base`, '--oci-layout', path.join(out.dir, 'never')]);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n').pop()).toMatch(/^noderel: --base oci-layout:.* lacks libc\.so\.6 and libstdc\+\+\.so\.6: .*; use a glibc base that has libstdc\+\+, such as debian:bookworm-slim/);
+    expect(r.stderr.trim().split('\n').pop()).toMatch(/^noderel: --base oci-layout:.* lacks libc\.so\.6 and libstdc\+\+\.so\.6: .*; use a glibc base with libstdc\+\+ and a shell, such as debian:bookworm-slim/);
+    const noShell = syntheticBase(path.join(out.dir, 'noshell'), ['amd64'], ['usr/lib/x86_64-linux-gnu/libc.so.6', 'usr/lib/x86_64-linux-gnu/libstdc++.so.6']);
+    const r2 = noderel(project.dir, ['image', '--base', `oci-layout:${noShell}:multi`, '--oci-layout', path.join(out.dir, 'never')]);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr.trim().split('\n').pop()).toMatch(/lacks \/bin\/sh: .* its launcher is a POSIX sh script/);
     expect(fs.existsSync(path.join(out.dir, 'never'))).toBe(false);
     const none = noderel(project.dir, ['image', '--base', `oci-layout:${base}:base`]);
     expect(none.code).toBe(1);
@@ -201,25 +227,8 @@ describe.skipIf(!bases.ok)('noderel image', () => {
 
   describe('several targets', () => {
     it('builds one image per target with its own runtime, under one index; the arm64 runtime is an aarch64 ELF; --tar refuses several', () => {
-      // a base index for both platforms: the glibc check reads only the names
-      const multiBase = path.join(out.dir, 'multibase');
-      fs.mkdirSync(path.join(multiBase, 'blobs', 'sha256'), { recursive: true });
-      const put = (data: Buffer) => fs.writeFileSync(path.join(multiBase, 'blobs', 'sha256', sha256Digest(data).slice(7)), data);
-      const manifests = (['amd64', 'arm64'] as const).map((arch) => {
-        const triplet = arch === 'amd64' ? 'x86_64-linux-gnu' : 'aarch64-linux-gnu';
-        const tar = layerTar(['libc.so.6', 'libstdc++.so.6'].map((n) => ({ type: 'file' as const, path: `usr/lib/${triplet}/${n}`, mode: 0o644, uid: 0, gid: 0, data: Buffer.alloc(0) })), 0);
-        const gz = gzipSync(tar);
-        put(gz);
-        const config = jsonBytes({ architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256Digest(tar)] } });
-        put(config);
-        const manifest = jsonBytes({ schemaVersion: 2, mediaType: MEDIA.ociManifest, config: describeBlob(MEDIA.ociConfig, config), layers: [describeBlob(MEDIA.ociLayerGzip, gz)] });
-        put(manifest);
-        return describeBlob(MEDIA.ociManifest, manifest, { platform: { os: 'linux', architecture: arch } });
-      });
-      const index = jsonBytes({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests });
-      put(index);
-      fs.writeFileSync(path.join(multiBase, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ ...describeBlob(MEDIA.ociIndex, index), annotations: { 'org.opencontainers.image.ref.name': 'multi' } }] }));
-      fs.writeFileSync(path.join(multiBase, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+      // a base index for both platforms: the base check reads only the names
+      const multiBase = syntheticBase(path.join(out.dir, 'multibase'), ['amd64', 'arm64'], ['usr/lib/TRIPLET/libc.so.6', 'usr/lib/TRIPLET/libstdc++.so.6', 'usr/bin/sh']);
 
       const pinned = tempDir('noderel-image-multi-');
       try {
