@@ -149,7 +149,20 @@ function checkPlatform(ref: string, config: ImageConfig, platform: Platform): vo
  * The base has glibc (`libc.so.6`) and libstdc++ (`libstdc++.so.6`) in a library directory and
  * a `bin/sh`, or says which it lacks. Whiteouts in upper layers remove what lower ones had.
  */
-export function checkBaseRuntimeLibs(base: BaseImage): void {
+export function checkBaseRuntimeLibs(base: BaseImage, cacheDir?: string): void {
+  // a base that passed once passes again: remembered by its layers' digests (gunzipping a
+  // 30 MB layer is most of a warm image build otherwise)
+  const key = sha256Digest(base.layers.map((l) => l.descriptor.digest).join('\n')).slice(7);
+  const stamp = cacheDir === undefined ? undefined : path.join(cacheDir, 'image-base-checks', key);
+  if (stamp !== undefined && fs.existsSync(stamp)) return;
+  checkBaseFiles(base);
+  if (stamp !== undefined) {
+    fs.mkdirSync(path.dirname(stamp), { recursive: true });
+    fs.writeFileSync(stamp, `${base.ref}\n`);
+  }
+}
+
+function checkBaseFiles(base: BaseImage): void {
   const present = new Set<string>();
   for (const layer of base.layers) {
     for (const e of listTar(layer.data)) {

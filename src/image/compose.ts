@@ -7,9 +7,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { layerTar } from './layer-tar.js';
+import { createHash } from 'node:crypto';
+import { layerTarParts } from './layer-tar.js';
 import { IMAGE_UID, LAYER_KINDS, releaseLayers, type ImagePaths, type LayerKind } from './layers.js';
-import { describe, jsonBytes, MEDIA, sha256Digest, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from './oci.js';
+import { describe, jsonBytes, MEDIA, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from './oci.js';
 import type { BaseImage } from './base.js';
 
 export interface Blob {
@@ -47,8 +48,10 @@ export interface ComposeInput {
 }
 
 /** A layer's gzip blob, from the cache when its tar was made before. */
-export function layerBlob(tarBytes: Buffer, cacheDir: string): { blob: Blob; diffId: string } {
-  const diffId = sha256Digest(tarBytes);
+export function layerBlob(tarParts: readonly Buffer[], cacheDir: string): { blob: Blob; diffId: string } {
+  const hash = createHash('sha256');
+  for (const part of tarParts) hash.update(part);
+  const diffId = `sha256:${hash.digest('hex')}`;
   const file = path.join(cacheDir, 'image-layers', `${diffId.slice(7)}.tar.gz`);
   let gz: Buffer | undefined;
   try {
@@ -57,7 +60,7 @@ export function layerBlob(tarBytes: Buffer, cacheDir: string): { blob: Blob; dif
     gz = undefined;
   }
   if (gz === undefined) {
-    gz = gzipSync(tarBytes, { level: 6 });
+    gz = gzipSync(Buffer.concat(tarParts), { level: 6 });
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const tmp = `${file}.tmp-${process.pid}`;
     fs.writeFileSync(tmp, gz);
@@ -78,7 +81,7 @@ export function composeImage(input: ComposeInput): PlatformImage {
   const ours = {} as Record<LayerKind, Blob>;
   const diffIds: string[] = [];
   for (const kind of LAYER_KINDS) {
-    const { blob, diffId } = layerBlob(layerTar(entries[kind], input.epoch), input.cacheDir);
+    const { blob, diffId } = layerBlob(layerTarParts(entries[kind], input.epoch), input.cacheDir);
     ours[kind] = blob;
     diffIds.push(diffId);
   }

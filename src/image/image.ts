@@ -88,7 +88,7 @@ export async function buildImage(o: ImageOptions): Promise<ImageResult> {
     const platform = platformOfTarget(release.runtime.target);
     o.reporter.step(`imaging ${release.name}-${release.version} for ${platform.os}/${platform.architecture} on ${o.base}`);
     const base = await loadBase(o.base, platform, { cacheDir });
-    checkBaseRuntimeLibs(base);
+    checkBaseRuntimeLibs(base, cacheDir);
     const ports = exposedPorts(release);
     const revision = gitRevision(release.config.root);
     images.push(

@@ -74,6 +74,11 @@ function padded(data: Buffer): Buffer[] {
 
 /** The tar bytes of the entries, in the given order, all with `mtime` (seconds). */
 export function layerTar(entries: readonly LayerEntry[], mtime: number): Buffer {
+  return Buffer.concat(layerTarParts(entries, mtime));
+}
+
+/** As {@link layerTar}, in pieces (the file data not copied): for hashing before deciding to gzip. */
+export function layerTarParts(entries: readonly LayerEntry[], mtime: number): Buffer[] {
   const parts: Buffer[] = [];
   for (const e of entries) {
     const name = e.type === 'dir' ? `${e.path.replace(/\/+$/, '')}/` : e.path;
@@ -94,7 +99,7 @@ export function layerTar(entries: readonly LayerEntry[], mtime: number): Buffer 
     if (e.type === 'file' && size > 0) parts.push(...padded(e.data));
   }
   parts.push(Buffer.alloc(BLOCK * 2));
-  return Buffer.concat(parts);
+  return parts;
 }
 
 export interface TarListing {
