@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,6 +44,31 @@ function syntheticBase(dir: string, archs: readonly ('amd64' | 'arm64')[], files
   put(index);
   fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ ...describeBlob(MEDIA.ociIndex, index), annotations: { 'org.opencontainers.image.ref.name': 'multi' } }] }));
   fs.writeFileSync(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  return dir;
+}
+
+const onPath = (cmd: string) => (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, cmd)));
+
+/** An arm64 glibc + libstdc++ root (mmdebstrap, extract only: no arm64 code runs), cached; undefined without the tools. */
+function arm64Sysroot(): string | undefined {
+  if (!onPath('qemu-aarch64-static') || !onPath('mmdebstrap')) return undefined;
+  const dir = path.join(process.env.NODEREL_CACHE_DIR ?? path.join(os.tmpdir(), 'noderel-test-cache'), 'images', 'arm64-sysroot');
+  if (fs.existsSync(path.join(dir, 'usr'))) return dir;
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const work = fs.mkdtempSync(path.join(path.dirname(dir), '.arm64-sysroot-'));
+  try {
+    const tarball = path.join(work, 'rootfs.tar');
+    execFileSync('mmdebstrap', ['--quiet', '--arch=arm64', '--variant=extract', '--include=libc6,libstdc++6,libgcc-s1', '--skip=output/dev', 'bookworm', tarball], { stdio: 'pipe', timeout: 300_000 });
+    fs.mkdirSync(path.join(work, 'root'));
+    execFileSync('tar', ['-xf', tarball, '-C', path.join(work, 'root')]);
+    try {
+      fs.renameSync(path.join(work, 'root'), dir);
+    } catch {
+      // another test process made it first: theirs is as good
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
   return dir;
 }
 
@@ -251,6 +277,19 @@ describe.skipIf(!bases.ok)('noderel image', () => {
           return tar.readUInt16LE(at + 18);
         });
         expect(machines).toEqual([62, 183]); // EM_X86_64, EM_AARCH64
+        // and the arm64 runtime from the image runs, under qemu-user with an arm64 glibc/libstdc++
+        const sysroot = arm64Sysroot();
+        if (sysroot === undefined) console.log('not running the arm64 runtime: qemu-aarch64-static or mmdebstrap is missing (apt-get install qemu-user-static mmdebstrap)');
+        else {
+          const arm = top.manifests[1];
+          const unpacked = path.join(out.dir, 'arm64-runtime');
+          fs.mkdirSync(unpacked);
+          const layerFile = path.join(out.dir, 'arm64-runtime.tar.gz');
+          fs.writeFileSync(layerFile, blob(layout, json(layout, arm.digest).layers.at(-4).digest));
+          execFileSync('tar', ['-xzf', layerFile, '-C', unpacked]);
+          const ran = execFileSync('qemu-aarch64-static', ['-L', sysroot, path.join(unpacked, 'opt/mini/node-22.23.3/bin/node'), '-p', 'process.arch + " " + process.version'], { encoding: 'utf8', timeout: 120_000 });
+          expect(ran.trim()).toBe('arm64 v22.23.3');
+        }
         expect(inspect(`oci:${layout}:1.0.0`, '--raw').mediaType).toBe(MEDIA.ociIndex);
         const tarOut = noderel(pinned.dir, ['image', '--base', `oci-layout:${multiBase}:multi`, '--target', 'linux-x64,linux-arm64', '--tar', path.join(out.dir, 'multi.tar')]);
         expect(tarOut.code).toBe(1);
