@@ -5,6 +5,7 @@
  * container tool: the layers are our own tars, the rest is JSON and HTTP.
  */
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { archiveMtime } from '../archive/tar.js';
 import { assemble, type StepOptions } from '../build.js';
@@ -19,6 +20,7 @@ import { imagePaths } from './layers.js';
 import { describe, jsonBytes, MEDIA, platformOfTarget, type ImageIndex } from './oci.js';
 import { allBlobs, writeDockerArchive, writeOciLayout } from './outputs.js';
 import { pushImage } from './push.js';
+import { parseImageRef } from './reference.js';
 
 export interface ImageOptions extends StepOptions {
   /** `--base`: a registry reference, `oci-layout:DIR[:TAG]` or `docker-archive:FILE`. */
@@ -53,6 +55,12 @@ function checkOptions(o: ImageOptions): void {
     if (!t.startsWith('linux-') || !RELEASE_TARGETS.includes(t)) {
       throw new NoderelError('EUSAGE', `--target ${t}: an image runs Linux; choose from ${RELEASE_TARGETS.filter((x) => x.startsWith('linux-')).join(', ')}`);
     }
+  }
+  // references and paths checked before the build, not after it
+  if (o.push !== undefined) parseImageRef(o.push);
+  if (!o.base.startsWith('oci-layout:') && !o.base.startsWith('docker-archive:')) parseImageRef(o.base);
+  if (o.tar !== undefined && fs.existsSync(o.tar) && fs.statSync(o.tar).isDirectory()) {
+    throw new NoderelError('EUSAGE', `--tar ${o.tar} is a directory`, { hint: 'give the archive file to write, e.g. --tar kazoo.tar' });
   }
   if ((o.targets?.length ?? 0) > 1 && o.tar !== undefined) {
     throw new NoderelError('EUSAGE', '--tar writes one platform (docker load takes one), and several --target were given', { hint: 'use --oci-layout or --push for a multi-platform image, or one --target with --tar' });
@@ -149,7 +157,8 @@ function imageIndex(images: readonly PlatformImage[], annotations?: Record<strin
 async function writeOutputs(o: ImageOptions, images: PlatformImage[], index: Blob | undefined, top: Blob, epoch: number, result: ImageResult): Promise<void> {
   const first = images[0]!;
   const name = first.annotations['org.opencontainers.image.title']!;
-  const version = first.annotations['org.opencontainers.image.version']!;
+  // a tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}: a version's `+build` becomes `_build`
+  const version = first.annotations['org.opencontainers.image.version']!.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 128);
   if (o.ociLayout !== undefined) {
     const m = /^(.*?):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$/.exec(o.ociLayout);
     const [dir, tag] = m ? [m[1]!, m[2]!] : [o.ociLayout, version];

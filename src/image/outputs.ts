@@ -36,6 +36,9 @@ function topDescriptor(top: Blob, tag: string): Descriptor {
 export function writeOciLayout(dir: string, tag: string, top: Blob, blobs: readonly Blob[]): void {
   const indexFile = path.join(dir, 'index.json');
   let index: ImageIndex = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] };
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) {
+    throw new NoderelError('EIMAGEOUT', `--oci-layout ${dir} is a file, not a directory`, { hint: 'give a new directory, or an existing OCI layout' });
+  }
   if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
     if (!fs.existsSync(path.join(dir, 'oci-layout')) || !fs.existsSync(indexFile)) {
       throw new NoderelError('EIMAGEOUT', `--oci-layout ${dir} is a directory that is not an OCI image layout (no oci-layout or index.json)`, { hint: 'give an empty or new directory, or an existing OCI layout' });

@@ -194,6 +194,17 @@ describe.skipIf(!bases.ok)('noderel image', () => {
     const noBase = noderel(project.dir, ['image', '--oci-layout', path.join(out.dir, 'never')]);
     expect(noBase.code).toBe(1);
     expect(noBase.stderr).toMatch(/needs a base image \(--base\)/);
+    // bad references and paths are refused before anything is built
+    for (const [args, re] of [
+      [['--push', 'Team/Mini'], /^noderel: image reference "Team\/Mini": the repository "Team\/Mini" is not valid/],
+      [['--tar', out.dir], /^noderel: --tar .* is a directory; give the archive file to write/],
+      [['--oci-layout', path.join(project.dir, 'rel/relx.config')], /^noderel: --oci-layout .*relx\.config is a file, not a directory/],
+    ] as const) {
+      const bad = noderel(project.dir, ['image', '-q', '--base', `oci-layout:${base}:base`, ...args]);
+      expect(bad.code, bad.stderr).toBe(1);
+      expect(bad.stderr).toMatch(re);
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    }
     const badTag = noderel(project.dir, ['image', '--base', `oci-layout:${base}:nosuchtag`, '--oci-layout', path.join(out.dir, 'never')]);
     expect(badTag.code).toBe(1);
     expect(badTag.stderr).toMatch(/no image tagged nosuchtag in .* \(tags: base\); name one: --base oci-layout:DIR:TAG/);
