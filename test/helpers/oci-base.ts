@@ -9,11 +9,12 @@
 //   const noLibc = await noGlibcBaseLayout();
 //   await pushLayoutToRegistry(base, 'base', '127.0.0.1:5000', 'debian:bookworm');
 //   if (canRunArm64()) ...                         // qemu-aarch64 via binfmt_misc
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runToCompletion } from './run-command.js';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
@@ -338,22 +339,7 @@ function onPath(cmd: string): boolean {
   });
 }
 
-/** Runs a command to completion; rejects with its output when it fails. */
+/** Runs a command to completion (run-command.ts), with this module's time limit. */
 function run(cmd: string, args: string[], timeoutMs = BUILD_TIMEOUT_MS): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`${cmd}: ${err.message}`));
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${cmd} ${args.join(' ')} failed (${signal ?? `exit code ${code}`}):\n${out}`));
-    });
-  });
+  return runToCompletion(cmd, args, timeoutMs);
 }

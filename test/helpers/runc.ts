@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runToCompletion } from './run-command.js';
 import { tempDir } from './project.js';
 
 export interface RunImageOptions {
@@ -619,22 +620,7 @@ function onPath(cmd: string): boolean {
   });
 }
 
-/** Runs a command to completion; rejects with its output when it fails. */
+/** Runs a command to completion (run-command.ts), with this module's time limit. */
 function run(cmd: string, args: string[], timeoutMs = 10 * 60_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`${cmd}: ${err.message}`));
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${cmd} ${args.join(' ')} failed (${signal ?? `exit code ${code}`}): ${out.trim()}`));
-    });
-  });
+  return runToCompletion(cmd, args, timeoutMs);
 }
