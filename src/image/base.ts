@@ -108,10 +108,19 @@ async function fromDockerArchive(ref: string, platform: Platform): Promise<BaseI
   const file = ref.slice('docker-archive:'.length);
   if (!fs.existsSync(file)) throw new NoderelError('EBASE', `--base ${ref}: ${file} does not exist`, { hint: 'give the file docker save wrote: --base docker-archive:FILE' });
   const members = new Map<string, Buffer>();
+  const links = new Map<string, string>();
   try {
     await tar.list({
       file,
       onReadEntry: (entry) => {
+        const name = entry.path.replace(/^\.\//, '');
+        if (entry.type === 'SymbolicLink' || entry.type === 'Link') {
+          // older docker save archives link <id>/layer.tar to the layer stored once
+          const target = String(entry.linkpath ?? '');
+          links.set(name, entry.type === 'Link' ? target.replace(/^\.\//, '') : path.posix.normalize(path.posix.join(path.posix.dirname(name), target)));
+          entry.resume();
+          return;
+        }
         const chunks: Buffer[] = [];
         entry.on('data', (c: Buffer) => chunks.push(c));
         entry.on('end', () => members.set(entry.path.replace(/^\.\//, ''), Buffer.concat(chunks)));
@@ -125,7 +134,9 @@ async function fromDockerArchive(ref: string, platform: Platform): Promise<BaseI
   const images = JSON.parse(manifestJson.toString('utf8')) as { Config: string; Layers: string[] }[];
   if (images.length !== 1) throw new NoderelError('EBASE', `--base ${ref}: ${file} holds ${images.length} images; save one image per archive`);
   const member = (name: string) => {
-    const data = members.get(name);
+    let real = name;
+    for (let hops = 0; links.has(real) && hops < 8; hops++) real = links.get(real)!;
+    const data = members.get(real);
     if (data === undefined) throw new NoderelError('EBASE', `--base ${ref}: ${file} lacks ${name}, which its manifest.json names`);
     return data;
   };

@@ -178,6 +178,33 @@ describe.skipIf(!bases.ok)('noderel image', () => {
     expect(inspect(`oci:${copied}:x`, '--config').config.User).toBe('65532:65532');
   });
 
+  it('takes a docker save archive as the base, the layout of older Docker too (<id>/layer.tar links to the layer)', () => {
+    const archive = path.join(out.dir, 'base-docker.tar');
+    skopeo(['copy', '--quiet', `oci:${base}:base`, `docker-archive:${archive}:debian:bookworm`]);
+    // rewrite it as Docker before 25 saved: each layer's manifest entry is <id>/layer.tar, a link
+    const dir = path.join(out.dir, 'base-docker');
+    fs.mkdirSync(dir);
+    execFileSync('tar', ['-xf', archive, '-C', dir]);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+    manifest[0].Layers = manifest[0].Layers.map((layer: string, i: number) => {
+      const id = `layer${i}`;
+      fs.rmSync(path.join(dir, id), { recursive: true, force: true });
+      fs.mkdirSync(path.join(dir, id));
+      fs.symlinkSync(`../${layer}`, path.join(dir, id, 'layer.tar'));
+      return `${id}/layer.tar`;
+    });
+    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+    const old = path.join(out.dir, 'base-docker-old.tar');
+    execFileSync('tar', ['-cf', old, '-C', dir, '.']);
+    const layout = path.join(out.dir, 'from-docker-archive');
+    const r = noderel(project.dir, ['image', '-q', '--base', `docker-archive:${old}`, '--oci-layout', layout], env);
+    expect(r.code, r.stderr).toBe(0);
+    const config = inspect(`oci:${layout}:1.0.0`, '--config');
+    const baseConfig = inspect(`oci:${base}:base`, '--config');
+    expect(config.rootfs.diff_ids.slice(0, -4)).toEqual(baseConfig.rootfs.diff_ids);
+    expect(inspect(`oci:${layout}:1.0.0`).Digest).toBe(r.stdout.trim());
+  });
+
   it('refuses a base without glibc, and a command with nowhere to put the image, in one line each', async () => {
     const noGlibc = await noGlibcBaseLayout();
     const r = noderel(project.dir, ['image', '--base', `oci-layout:${noGlibc}:base`, '--oci-layout', path.join(out.dir, 'never')]);
