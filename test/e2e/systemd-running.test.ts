@@ -1,0 +1,105 @@
+/**
+ * The unit `noderel systemd` writes, under a real systemd: systemd 252 (Debian bookworm) as PID 1
+ * of a runc container sharing the host's network, the demo release `kazoo` installed in it at
+ * /opt/kazoo. `systemctl start` returns once the apps answer and fails with the node's reason
+ * when they cannot; reload is HUP; a USR2 successor becomes the service's main process once the
+ * old master quits (systemd reads the PID file again); a killed node is restarted; stop leaves
+ * nothing running. test/e2e/systemd.test.ts checks the unit file and its commands without systemd.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { noderel, repoRoot, tempDir } from '../helpers/project.js';
+import { freePorts } from '../helpers/ports.js';
+import { httpGet } from '../helpers/sandbox.js';
+import { bootSystemd, systemdContainersUsable, type SystemdContainer } from '../helpers/systemd-container.js';
+
+const usable = systemdContainersUsable();
+if (!usable.ok) console.log(`skipping the tests under a running systemd: ${usable.why}`);
+
+describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', () => {
+  let sd: SystemdContainer;
+  let project: { dir: string; cleanup: () => void };
+  let crossbar: number;
+  let ecallmgr: number;
+  const show = (unit: string, prop: string) => sd.exec(['systemctl', 'show', '-p', prop, '--value', unit]).stdout.trim();
+  const pidFile = (node: string) => sd.exec(['cat', `/run/kazoo/${node}/node.pid`]).stdout.trim();
+  const unit = 'kazoo@kazoo_apps';
+
+  beforeAll(async () => {
+    project = tempDir('noderel-kazoo-systemd-');
+    for (const d of ['rel', 'apps']) fs.cpSync(path.join(repoRoot, d), path.join(project.dir, d), { recursive: true });
+    const built = noderel(project.dir, ['build', '-q']);
+    expect(built.code, built.stderr).toBe(0);
+    sd = await bootSystemd();
+    fs.cpSync(path.join(project.dir, '_rel', 'kazoo'), path.join(sd.rootfs, 'opt', 'kazoo'), { recursive: true });
+    const written = noderel(project.dir, ['systemd', '--prefix', '/opt/kazoo', '--unit-file', path.join(sd.rootfs, 'etc/systemd/system/kazoo@.service')]);
+    expect(written.code, written.stderr).toBe(0);
+    [crossbar, ecallmgr] = await freePorts(2);
+    const dropIn = path.join(sd.rootfs, 'etc/systemd/system/kazoo@.service.d');
+    fs.mkdirSync(dropIn, { recursive: true });
+    fs.writeFileSync(path.join(dropIn, 'ports.conf'), `[Service]\nEnvironment=CROSSBAR_PORT=${crossbar} ECALLMGR_PORT=${ecallmgr}\n`);
+    expect(sd.exec(['systemctl', 'daemon-reload']).status).toBe(0);
+  }, 600_000);
+  afterAll(() => {
+    sd?.destroy();
+    project?.cleanup();
+  });
+
+  it('systemctl start returns once the apps answer; the main process is the one in the PID file; reload (HUP) keeps it serving', async () => {
+    const started = sd.exec(['systemctl', 'start', unit]);
+    expect(started.status, started.stderr).toBe(0);
+    expect(show(unit, 'ActiveState')).toBe('active');
+    expect((await httpGet(crossbar, '/')).status).toBe(200); // no waiting: start returned after ready
+    const main = show(unit, 'MainPID');
+    expect(main).toBe(pidFile('kazoo_apps'));
+    const reloaded = sd.exec(['systemctl', 'reload', unit]);
+    expect(reloaded.status, reloaded.stderr).toBe(0);
+    expect(show(unit, 'MainPID')).toBe(main);
+    expect((await httpGet(crossbar, '/')).status).toBe(200);
+  });
+
+  it('a USR2 successor becomes the main process when the old master quits, and keeps serving', async () => {
+    const old = show(unit, 'MainPID');
+    expect(sd.exec(['systemctl', 'kill', '--kill-whom=main', '-s', 'USR2', unit]).status).toBe(0);
+    await sd.waitFor('the new master to write its PID file', () => /^\d+$/.test(pidFile('kazoo_apps')) && pidFile('kazoo_apps') !== old);
+    const next = pidFile('kazoo_apps');
+    expect(sd.exec(['kill', '-QUIT', old]).status).toBe(0);
+    await sd.waitFor('systemd to take the new master as the main process', () => show(unit, 'MainPID') === next);
+    expect(show(unit, 'ActiveState')).toBe('active');
+    expect(show(unit, 'NRestarts')).toBe('0');
+    expect((await httpGet(crossbar, '/')).status).toBe(200);
+  });
+
+  it('a node killed outright is restarted by systemd (Restart=on-failure)', async () => {
+    const main = show(unit, 'MainPID');
+    expect(main).toMatch(/^[1-9]\d*$/);
+    expect(sd.exec(['systemctl', 'kill', '--kill-whom=main', '-s', 'KILL', unit]).status).toBe(0);
+    await sd.waitFor('the restart', () => show(unit, 'NRestarts') === '1' && show(unit, 'ActiveState') === 'active' && !['0', main].includes(show(unit, 'MainPID')));
+    expect((await httpGet(crossbar, '/')).status).toBe(200);
+  });
+
+  it('systemctl stop runs the staged shutdown and leaves no process of the node', () => {
+    const stopped = sd.exec(['systemctl', 'stop', unit]);
+    expect(stopped.status, stopped.stderr).toBe(0);
+    expect(show(unit, 'ActiveState')).toBe('inactive');
+    expect(show(unit, 'Result')).toBe('success');
+    expect(sd.exec(['pgrep', '-f', 'kazoo_apps']).stdout.trim()).toBe('');
+  });
+
+  it('systemctl start fails when the node cannot come up, with the node\'s reason in the journal', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(ecallmgr, '0.0.0.0', () => resolve()));
+    try {
+      const started = sd.exec(['systemctl', 'start', 'kazoo@ecallmgr']);
+      expect(started.status).not.toBe(0);
+      expect(show('kazoo@ecallmgr', 'ActiveState')).toMatch(/^(failed|activating)$/);
+      const journal = sd.exec(['journalctl', '--no-pager', '-u', 'kazoo@ecallmgr']).stdout;
+      expect(journal).toMatch(/failed to start: .*EADDRINUSE|address already in use/i);
+    } finally {
+      sd.exec(['systemctl', 'stop', 'kazoo@ecallmgr']);
+      blocker.close();
+    }
+  });
+});
