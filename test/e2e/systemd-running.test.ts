@@ -3,7 +3,7 @@
  * of a runc container sharing the host's network, the demo release `kazoo` installed in it at
  * /opt/kazoo. `systemctl start` returns once the apps answer and fails with the node's reason
  * when they cannot; reload is HUP; a USR2 successor becomes the service's main process once the
- * old master quits (systemd reads the PID file again); a killed node is restarted; stop leaves
+ * old master quits (systemd reads the PID file again), as does an `upgrade`'s; a killed node is restarted; stop leaves
  * nothing running. test/e2e/systemd.test.ts checks the unit file and its commands without systemd.
  */
 import fs from 'node:fs';
@@ -34,6 +34,10 @@ describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', () => {
     expect(built.code, built.stderr).toBe(0);
     sd = await bootSystemd();
     fs.cpSync(path.join(project.dir, '_rel', 'kazoo'), path.join(sd.rootfs, 'opt', 'kazoo'), { recursive: true });
+    // version 4.3.1 as a tarball beside it, for `upgrade`
+    const tarred = noderel(project.dir, ['tar', '-q'], { KAZOO_VERSION: '4.3.1' });
+    expect(tarred.code, tarred.stderr).toBe(0);
+    fs.copyFileSync(path.join(project.dir, '_rel', 'kazoo-4.3.1.tar.gz'), path.join(sd.rootfs, 'opt/kazoo/releases/kazoo-4.3.1.tar.gz'));
     const written = noderel(project.dir, ['systemd', '--prefix', '/opt/kazoo', '--unit-file', path.join(sd.rootfs, 'etc/systemd/system/kazoo@.service')]);
     expect(written.code, written.stderr).toBe(0);
     [crossbar, ecallmgr] = await freePorts(2);
@@ -70,6 +74,16 @@ describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', () => {
     expect(show(unit, 'ActiveState')).toBe('active');
     expect(show(unit, 'NRestarts')).toBe('0');
     expect((await httpGet(crossbar, '/')).status).toBe(200);
+  });
+
+  it('`upgrade` (run as the unit runs its commands) hands over to a new master of 4.3.1, which systemd takes as the main process', async () => {
+    const old = show(unit, 'MainPID');
+    const upgraded = sd.exec(['env', 'REL=kazoo_apps', 'NODE_NAME=kazoo_apps', 'RELEASE_TMP=/run/kazoo', 'RUNNER_LOG_DIR=/var/log/kazoo', '/opt/kazoo/bin/kazoo', 'upgrade', '4.3.1']);
+    expect(upgraded.status, upgraded.stderr).toBe(0);
+    await sd.waitFor('systemd to take the upgraded master as the main process', () => show(unit, 'MainPID') !== old && show(unit, 'MainPID') === pidFile('kazoo_apps'));
+    expect(show(unit, 'ActiveState')).toBe('active');
+    const res = await httpGet(crossbar, '/');
+    expect(JSON.parse(res.body).version).toBe('4.3.1');
   });
 
   it('a node killed outright is restarted by systemd (Restart=on-failure)', async () => {
