@@ -10,7 +10,7 @@ import * as tar from 'tar';
 import { NoderelError } from '../errors.js';
 import { listTar } from './layer-tar.js';
 import { INDEX_TYPES, isDigest, MEDIA, platformMatches, sha256Digest, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './oci.js';
-import { pullImage } from './pull.js';
+import { platformName, pullImage } from './pull.js';
 
 export interface BaseLayer {
   descriptor: Descriptor;
@@ -32,7 +32,6 @@ export interface BaseOptions {
   cacheDir: string;
 }
 
-const platformName = (p: Platform) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 
 /** Reads the base image for `platform`. */
 export async function loadBase(ref: string, platform: Platform, opts: BaseOptions): Promise<BaseImage> {
