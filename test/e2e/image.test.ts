@@ -21,7 +21,7 @@ const bases = baseImagesAvailable();
 const why = !usable.ok ? usable.why : !bases.ok ? bases.why : undefined;
 if (why !== undefined) console.log(`skipping the image end-to-end tests: ${why}`);
 
-describe.skipIf(why !== undefined)('the kazoo image under runc', () => {
+describe.skipIf(why !== undefined)('the kazoo image under runc', { timeout: 600_000 }, () => {
   let registry: TestRegistry;
   let project: { dir: string; cleanup: () => void };
   const out = tempDir('noderel-image-e2e-');

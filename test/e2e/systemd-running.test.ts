@@ -18,7 +18,7 @@ import { bootSystemd, systemdContainersUsable, type SystemdContainer } from '../
 const usable = systemdContainersUsable();
 if (!usable.ok) console.log(`skipping the tests under a running systemd: ${usable.why}`);
 
-describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', () => {
+describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', { timeout: 600_000 }, () => {
   let sd: SystemdContainer;
   let project: { dir: string; cleanup: () => void };
   let crossbar: number;

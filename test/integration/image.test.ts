@@ -72,7 +72,7 @@ function arm64Sysroot(): string | undefined {
   return dir;
 }
 
-describe.skipIf(!bases.ok)('noderel image', () => {
+describe.skipIf(!bases.ok)('noderel image', { timeout: 600_000 }, () => {
   let base: string;
   let project: { dir: string; cleanup: () => void };
   const out = tempDir('noderel-image-out-');
