@@ -97,11 +97,12 @@ export function program(): Command {
     .option('--prefix <dir>', 'where the release is installed on the target host (its root)', '')
     .option('--user <user>', 'the user and group the node runs as')
     .option('--unit-file <file>', 'write the unit there instead of to stdout')
-    .action(async (o: CommonOptions & { prefix: string; user?: string; unitFile?: string }) => {
+    .option('--journal', 'run the node in the foreground under systemd (Type=exec), logging to the journal, readiness still waited for')
+    .action(async (o: CommonOptions & { prefix: string; user?: string; unitFile?: string; journal?: boolean }) => {
       const config = await finalConfig(path.resolve(o.root), overrides(o));
       const prefix = o.prefix === '' ? `/opt/${config.name}` : o.prefix;
       if (!path.isAbsolute(prefix)) throw new NoderelError('EUSAGE', `--prefix must be an absolute path, found ${JSON.stringify(prefix)}`);
-      const unit = renderSystemdUnit(config, { prefix: prefix.replace(/\/+$/, ''), ...(o.user === undefined ? {} : { user: o.user }) });
+      const unit = renderSystemdUnit(config, { prefix: prefix.replace(/\/+$/, ''), ...(o.user === undefined ? {} : { user: o.user }), ...(o.journal ? { journal: true } : {}) });
       if (o.unitFile === undefined) process.stdout.write(unit);
       else {
         try {

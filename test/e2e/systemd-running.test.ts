@@ -40,10 +40,14 @@ describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', { timeout:
     fs.copyFileSync(path.join(project.dir, '_rel', 'kazoo-4.3.1.tar.gz'), path.join(sd.rootfs, 'opt/kazoo/releases/kazoo-4.3.1.tar.gz'));
     const written = noderel(project.dir, ['systemd', '--prefix', '/opt/kazoo', '--unit-file', path.join(sd.rootfs, 'etc/systemd/system/kazoo@.service')]);
     expect(written.code, written.stderr).toBe(0);
+    const journalUnit = noderel(project.dir, ['systemd', '--journal', '--prefix', '/opt/kazoo', '--unit-file', path.join(sd.rootfs, 'etc/systemd/system/kazoo-journal@.service')]);
+    expect(journalUnit.code, journalUnit.stderr).toBe(0);
     [crossbar, ecallmgr] = await freePorts(2);
-    const dropIn = path.join(sd.rootfs, 'etc/systemd/system/kazoo@.service.d');
-    fs.mkdirSync(dropIn, { recursive: true });
-    fs.writeFileSync(path.join(dropIn, 'ports.conf'), `[Service]\nEnvironment=CROSSBAR_PORT=${crossbar} ECALLMGR_PORT=${ecallmgr}\n`);
+    for (const u of ['kazoo@', 'kazoo-journal@']) {
+      const dropIn = path.join(sd.rootfs, `etc/systemd/system/${u}.service.d`);
+      fs.mkdirSync(dropIn, { recursive: true });
+      fs.writeFileSync(path.join(dropIn, 'ports.conf'), `[Service]\nEnvironment=CROSSBAR_PORT=${crossbar} ECALLMGR_PORT=${ecallmgr}\n`);
+    }
     expect(sd.exec(['systemctl', 'daemon-reload']).status).toBe(0);
   }, 600_000);
   afterAll(() => {
@@ -115,5 +119,43 @@ describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', { timeout:
       sd.exec(['systemctl', 'stop', 'kazoo@ecallmgr']);
       blocker.close();
     }
+  });
+
+  describe('--journal: the node in the foreground, logging to the journal', () => {
+    const ju = 'kazoo-journal@kazoo_apps';
+
+    it('systemctl start returns once the apps answer, the node logs to the journal, USR2 hands over, stop stops', async () => {
+      const started = sd.exec(['systemctl', 'start', ju]);
+      expect(started.status, started.stderr).toBe(0);
+      expect((await httpGet(crossbar, '/')).status).toBe(200);
+      const main = show(ju, 'MainPID');
+      expect(main).toBe(pidFile('kazoo_apps'));
+      expect(sd.exec(['journalctl', '--no-pager', '-u', ju]).stdout).toMatch(/node kazoo_apps ready \(kazoo 4\.3\.\d, apps: crossbar; 2 workers\)/);
+      expect(sd.exec(['systemctl', 'kill', '--kill-whom=main', '-s', 'USR2', ju]).status).toBe(0);
+      await sd.waitFor('the new master to write its PID file', () => /^\d+$/.test(pidFile('kazoo_apps')) && pidFile('kazoo_apps') !== main);
+      const next = pidFile('kazoo_apps');
+      expect(sd.exec(['kill', '-QUIT', main]).status).toBe(0);
+      await sd.waitFor('systemd to take the new master as the main process', () => show(ju, 'MainPID') === next);
+      expect(show(ju, 'ActiveState')).toBe('active');
+      expect((await httpGet(crossbar, '/')).status).toBe(200);
+      const stopped = sd.exec(['systemctl', 'stop', ju]);
+      expect(stopped.status, stopped.stderr).toBe(0);
+      expect(show(ju, 'ActiveState')).toBe('inactive');
+      expect(sd.exec(['pgrep', '-f', 'kazoo_apps']).stdout.trim()).toBe('');
+    });
+
+    it('systemctl start fails when the node cannot come up, with its reason', async () => {
+      const blocker = net.createServer();
+      await new Promise<void>((resolve) => blocker.listen(ecallmgr, '0.0.0.0', () => resolve()));
+      try {
+        const started = sd.exec(['systemctl', 'start', 'kazoo-journal@ecallmgr']);
+        expect(started.status).not.toBe(0);
+        expect(show('kazoo-journal@ecallmgr', 'ActiveState')).not.toBe('active');
+        expect(sd.exec(['journalctl', '--no-pager', '-u', 'kazoo-journal@ecallmgr']).stdout).toMatch(/EADDRINUSE|address already in use/i);
+      } finally {
+        sd.exec(['systemctl', 'stop', 'kazoo-journal@ecallmgr']);
+        blocker.close();
+      }
+    });
   });
 });

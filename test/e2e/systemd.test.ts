@@ -66,6 +66,13 @@ describe('noderel systemd', () => {
     expect({ status: good.status, out: good.stdout + good.stderr }).toEqual({ status: 0, out: '' });
     const bad = verify(unit.replace(/^Type=forking$/m, 'Type=forkin'));
     expect(bad.stdout + bad.stderr).toMatch(/Failed to parse service type/);
+    // --journal: the foreground variant (run under a real systemd in systemd-running.test.ts)
+    const journal = noderel(project.dir, ['systemd', '--journal', '--prefix', project.rel]);
+    expect(journal.code, journal.stderr).toBe(0);
+    expect(journal.stdout).toMatch(/^Type=exec$/m);
+    expect(journal.stdout).toContain(`ExecStart=${project.rel}/bin/ops foreground\n`);
+    const journalVerified = verify(journal.stdout);
+    expect({ status: journalVerified.status, out: journalVerified.stdout + journalVerified.stderr }).toEqual({ status: 0, out: '' });
   });
 
   it('refuses a relative --prefix, or a --unit-file it cannot write, in one line', () => {
