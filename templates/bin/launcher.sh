@@ -54,6 +54,13 @@ NODE_BIN="$RELEASE_ROOT_DIR/node-$NODE_VSN/bin/node"
 BOOT="$RELEASE_ROOT_DIR/lib/noderel-$NODEREL_VSN/boot.js"
 # the control commands' client alone (ping, status, stop, ...): less to load than boot.js
 CTL="$RELEASE_ROOT_DIR/lib/noderel-$NODEREL_VSN/ctl.js"
+# Socket activation: listening sockets systemd passed to this process (LISTEN_PID is ours) are
+# the node's, also when `start` detaches it into another process (NODEREL_LISTEN_FDS, from fd 3).
+if [ "${LISTEN_PID:-}" = "$$" ] && [ -n "${LISTEN_FDS:-}" ]; then
+    NODEREL_LISTEN_FDS=$LISTEN_FDS
+    export NODEREL_LISTEN_FDS
+fi
+unset LISTEN_PID LISTEN_FDS LISTEN_FDNAMES
 # Set for a hook's own commands: a launcher run by a hook of its own node runs no hooks (as
 # relx's --relx-disable-hooks), and no node inherits the variables.
 HOOK_OF=${NODEREL_HOOK_NODE:-}

@@ -26,6 +26,26 @@ describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', { timeout:
   const show = (unit: string, prop: string) => sd.exec(['systemctl', 'show', '-p', prop, '--value', unit]).stdout.trim();
   const pidFile = (node: string) => sd.exec(['cat', `/run/kazoo/${node}/node.pid`]).stdout.trim();
   const unit = 'kazoo@kazoo_apps';
+  /** What systemd and the node said, for a failing assertion. */
+  const diag = (u: string, node = 'kazoo_apps') =>
+    [
+      ['ActiveState', 'SubState', 'Result', 'MainPID', 'NRestarts'].map((p) => `${p}=${show(u, p)}`).join(' '),
+      sd.exec(['journalctl', '--no-pager', '-n', '40', '-u', u]).stdout,
+      sd.exec(['tail', '-n', '30', `/var/log/kazoo/${node}/console.log`]).stdout,
+    ].join('\n');
+  /** `bin/kazoo ARGS` inside, with the unit's environment. */
+  const kazoo = (node: string, ...args: string[]) =>
+    sd.exec(['env', `REL=${node}`, `NODE_NAME=${node}`, 'RELEASE_TMP=/run/kazoo', 'RUNNER_LOG_DIR=/var/log/kazoo', '/opt/kazoo/bin/kazoo', ...args]);
+  /** As an operator does after USR2: wait until the new master answers as the node (it is ready), then QUIT the old one. */
+  const quitOldOnceReady = async (old: string, next: string) => {
+    await sd.waitFor(`the new master ${next} to be ready`, () => new RegExp(`"pid":\\s*${next}\\b[\\s\\S]*"stage":\\s*"running"`).test(kazoo('kazoo_apps', 'status', '--json').stdout));
+    expect(sd.exec(['kill', '-QUIT', old]).status).toBe(0);
+  };
+  /** Waits for the unit to be active (a state systemd may pass through others to reach). */
+  const active = (u: string, node = 'kazoo_apps') =>
+    sd.waitFor(`${u} to be active`, () => show(u, 'ActiveState') === 'active', 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${diag(u, node)}`);
+    });
 
   beforeAll(async () => {
     project = tempDir('noderel-kazoo-systemd-');
@@ -57,7 +77,7 @@ describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', { timeout:
 
   it('systemctl start returns once the apps answer; the main process is the one in the PID file; reload (HUP) keeps it serving', async () => {
     const started = sd.exec(['systemctl', 'start', unit]);
-    expect(started.status, started.stderr).toBe(0);
+    expect(started.status, `${started.stderr}\n${diag(unit)}`).toBe(0);
     expect(show(unit, 'ActiveState')).toBe('active');
     expect((await httpGet(crossbar, '/')).status).toBe(200); // no waiting: start returned after ready
     const main = show(unit, 'MainPID');
@@ -73,19 +93,22 @@ describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', { timeout:
     expect(sd.exec(['systemctl', 'kill', '--kill-whom=main', '-s', 'USR2', unit]).status).toBe(0);
     await sd.waitFor('the new master to write its PID file', () => /^\d+$/.test(pidFile('kazoo_apps')) && pidFile('kazoo_apps') !== old);
     const next = pidFile('kazoo_apps');
-    expect(sd.exec(['kill', '-QUIT', old]).status).toBe(0);
-    await sd.waitFor('systemd to take the new master as the main process', () => show(unit, 'MainPID') === next);
-    expect(show(unit, 'ActiveState')).toBe('active');
+    await quitOldOnceReady(old, next);
+    await sd.waitFor('systemd to take the new master as the main process', () => show(unit, 'MainPID') === next).catch((err: Error) => {
+      throw new Error(`${err.message}\n${diag(unit)}`);
+    });
+    await active(unit);
+    expect(show(unit, 'MainPID')).toBe(next);
     expect(show(unit, 'NRestarts')).toBe('0');
     expect((await httpGet(crossbar, '/')).status).toBe(200);
   });
 
   it('`upgrade` (run as the unit runs its commands) hands over to a new master of 4.3.1, which systemd takes as the main process', async () => {
     const old = show(unit, 'MainPID');
-    const upgraded = sd.exec(['env', 'REL=kazoo_apps', 'NODE_NAME=kazoo_apps', 'RELEASE_TMP=/run/kazoo', 'RUNNER_LOG_DIR=/var/log/kazoo', '/opt/kazoo/bin/kazoo', 'upgrade', '4.3.1']);
+    const upgraded = kazoo('kazoo_apps', 'upgrade', '4.3.1');
     expect(upgraded.status, upgraded.stderr).toBe(0);
     await sd.waitFor('systemd to take the upgraded master as the main process', () => show(unit, 'MainPID') !== old && show(unit, 'MainPID') === pidFile('kazoo_apps'));
-    expect(show(unit, 'ActiveState')).toBe('active');
+    await active(unit);
     const res = await httpGet(crossbar, '/');
     expect(JSON.parse(res.body).version).toBe('4.3.1');
   });
@@ -94,7 +117,11 @@ describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', { timeout:
     const main = show(unit, 'MainPID');
     expect(main).toMatch(/^[1-9]\d*$/);
     expect(sd.exec(['systemctl', 'kill', '--kill-whom=main', '-s', 'KILL', unit]).status).toBe(0);
-    await sd.waitFor('the restart', () => show(unit, 'NRestarts') === '1' && show(unit, 'ActiveState') === 'active' && !['0', main].includes(show(unit, 'MainPID')));
+    try {
+      await sd.waitFor('the restart', () => Number(show(unit, 'NRestarts')) >= 1 && show(unit, 'ActiveState') === 'active' && !['0', main].includes(show(unit, 'MainPID')));
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${diag(unit)}`);
+    }
     expect((await httpGet(crossbar, '/')).status).toBe(200);
   });
 
@@ -126,7 +153,7 @@ describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', { timeout:
 
     it('systemctl start returns once the apps answer, the node logs to the journal, USR2 hands over, stop stops', async () => {
       const started = sd.exec(['systemctl', 'start', ju]);
-      expect(started.status, started.stderr).toBe(0);
+      expect(started.status, `${started.stderr}\n${diag(ju)}`).toBe(0);
       expect((await httpGet(crossbar, '/')).status).toBe(200);
       const main = show(ju, 'MainPID');
       expect(main).toBe(pidFile('kazoo_apps'));
@@ -134,9 +161,9 @@ describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', { timeout:
       expect(sd.exec(['systemctl', 'kill', '--kill-whom=main', '-s', 'USR2', ju]).status).toBe(0);
       await sd.waitFor('the new master to write its PID file', () => /^\d+$/.test(pidFile('kazoo_apps')) && pidFile('kazoo_apps') !== main);
       const next = pidFile('kazoo_apps');
-      expect(sd.exec(['kill', '-QUIT', main]).status).toBe(0);
+      await quitOldOnceReady(main, next);
       await sd.waitFor('systemd to take the new master as the main process', () => show(ju, 'MainPID') === next);
-      expect(show(ju, 'ActiveState')).toBe('active');
+      await active(ju);
       expect((await httpGet(crossbar, '/')).status).toBe(200);
       const stopped = sd.exec(['systemctl', 'stop', ju]);
       expect(stopped.status, stopped.stderr).toBe(0);
@@ -157,5 +184,46 @@ describe.skipIf(!usable.ok)('the kazoo unit under a running systemd', { timeout:
         blocker.close();
       }
     });
+  });
+
+  describe('socket activation: a socket unit holds the port, the node serves on it', () => {
+    /** One HTTP GET on a new connection: its status, or the error's code. */
+    const get = (port: number, urlPath: string) => httpGet(port, urlPath).then((r) => String(r.status), (err: NodeJS.ErrnoException) => err.code ?? String(err));
+
+    for (const [node, what] of [['kazoo_apps', 'a master and its workers'], ['ecallmgr', 'a single-process node']] as const) {
+      it(`${node} (${what}): the first connection starts the service and is answered; restarts refuse no connection`, async () => {
+        const su = `kazoo@${node}`;
+        const port = node === 'kazoo_apps' ? crossbar : ecallmgr;
+        const urlPath = node === 'kazoo_apps' ? '/' : '/health';
+        fs.writeFileSync(path.join(sd.rootfs, `etc/systemd/system/${su}.socket`), `[Socket]\nListenStream=${port}\n`);
+        expect(sd.exec(['systemctl', 'daemon-reload']).status).toBe(0);
+        const socket = sd.exec(['systemctl', 'start', `${su}.socket`]);
+        expect(socket.status, socket.stderr).toBe(0);
+        expect(show(`${su}.service`, 'ActiveState')).toBe('inactive');
+        expect(await get(port, urlPath)).toBe('200'); // held in the socket's backlog while the node starts
+        await active(`${su}.service`, node);
+        const log = sd.exec(['cat', `/var/log/kazoo/${node}/console.log`]).stdout;
+        expect(log).toMatch(new RegExp(`socket activation: listening on \\S+:${port} \\(fd 3\\) from the service manager`));
+
+        // restarts while requests keep coming, none refused: the service's (a staged stop, then a
+        // new node) and the node's own `restart` (a single-process node replaces itself)
+        const restarts: [string, string[]][] = [
+          ['systemctl restart', ['systemctl', 'restart', `${su}.service`]],
+          ['bin/kazoo restart', ['env', `REL=${node}`, `NODE_NAME=${node}`, 'RELEASE_TMP=/run/kazoo', 'RUNNER_LOG_DIR=/var/log/kazoo', '/opt/kazoo/bin/kazoo', 'restart']], // as kazoo(), without blocking
+        ];
+        for (const [name, argv] of restarts) {
+          const restart = sd.execAsync(argv);
+          let restarting = true;
+          void restart.then(() => (restarting = false));
+          const results: string[] = [];
+          while (restarting || results.length < 20) results.push(await get(port, urlPath));
+          const done = await restart;
+          expect(done.status, `${name}: ${done.stderr}`).toBe(0);
+          expect(results.filter((r) => r !== '200'), name).toEqual([]);
+          await active(`${su}.service`, node);
+        }
+        sd.exec(['systemctl', 'stop', `${su}.socket`, `${su}.service`]);
+      });
+    }
   });
 });

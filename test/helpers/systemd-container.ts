@@ -56,6 +56,8 @@ export interface SystemdContainer {
   rootfs: string;
   /** A command inside the container (`runc exec`), as root. */
   exec(argv: string[], timeoutMs?: number): { status: number | null; stdout: string; stderr: string };
+  /** As exec, without blocking this process (a test that sends requests meanwhile). */
+  execAsync(argv: string[]): Promise<{ status: number | null; stdout: string; stderr: string }>;
   /** Waits until `check` (run repeatedly) returns true; throws with `what` on timeout. */
   waitFor(what: string, check: () => boolean, timeoutMs?: number): Promise<void>;
   destroy(): void;
@@ -110,6 +112,15 @@ export async function bootSystemd(): Promise<SystemdContainer> {
     const r = spawnSync('runc', ['--root', state, 'exec', id, ...argv], { encoding: 'utf8', timeout: timeoutMs });
     return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   };
+  const execAsync = (argv: string[]) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const c = spawn('runc', ['--root', state, 'exec', id, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      c.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      c.on('close', (status) => resolve({ status, stdout: out, stderr: err }));
+    });
   const waitFor = async (what: string, check: () => boolean, timeoutMs = 120_000) => {
     const deadline = Date.now() + timeoutMs;
     while (!check()) {
@@ -136,5 +147,5 @@ export async function bootSystemd(): Promise<SystemdContainer> {
     destroy();
     throw err;
   }
-  return { rootfs, exec, waitFor, destroy };
+  return { rootfs, exec, execAsync, waitFor, destroy };
 }

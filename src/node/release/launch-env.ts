@@ -33,6 +33,11 @@ export interface LaunchSettings {
   readonly startStatusFile: string | undefined;
   /** `NODEREL_REEXEC`: this node was started by a USR2 (or a replace) of an old one (successor.ts). */
   readonly reexec: boolean;
+  /**
+   * `NODEREL_LISTEN_FDS`: how many listening sockets systemd passed from fd 3 (socket
+   * activation; the launcher sets it from `LISTEN_FDS` when `LISTEN_PID` is its pid). 0: none.
+   */
+  readonly listenFds: number;
   /** `NODEREL_HUP=reopen_logs`: HUP reopens the logs instead of reloading. */
   readonly hupReopensLogs: boolean;
   /** `NODEREL_WORKER_INDEX`: a worker's slot (its master sets it; 0 when absent). */
@@ -54,6 +59,7 @@ export function readLaunchSettings(env: NodeJS.ProcessEnv = process.env): Launch
     vmArgsFile: nonEmpty(env.NODEREL_VM_ARGS),
     startStatusFile: nonEmpty(env.NODEREL_START_STATUS),
     reexec: Boolean(env.NODEREL_REEXEC),
+    listenFds: /^[1-9]\d{0,3}$/.test(env.NODEREL_LISTEN_FDS ?? '') ? Number(env.NODEREL_LISTEN_FDS) : 0,
     hupReopensLogs: env.NODEREL_HUP === 'reopen_logs',
     workerIndex: Number(env.NODEREL_WORKER_INDEX ?? 0),
     gcAfterBoot: env.NODEREL_GC_AFTER_BOOT !== '0',
@@ -64,12 +70,18 @@ export function readLaunchSettings(env: NodeJS.ProcessEnv = process.env): Launch
 
 /** A worker's environment: its master's, with its slot and the master's log level now. */
 export function workerEnv(index: number, logLevel: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return { ...env, NODEREL_WORKER_INDEX: String(index), NODEREL_LOG_LEVEL: logLevel };
+  return { ...withoutListenFds(env), NODEREL_WORKER_INDEX: String(index), NODEREL_LOG_LEVEL: logLevel };
+}
+
+/** The environment without `NODEREL_LISTEN_FDS`: the passed sockets are the node's, no child's to take. */
+function withoutListenFds(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { NODEREL_LISTEN_FDS: _taken, ...rest } = env;
+  return rest;
 }
 
 /** A USR2 successor's environment (through `bin/<name> reexec`): the node's own, as a successor. */
 export function successorEnv(nodeType: string, nodeName: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return { ...env, REL: nodeType, NODE_NAME: nodeName, NODEREL_REEXEC: '1' };
+  return { ...withoutListenFds(env), REL: nodeType, NODE_NAME: nodeName, NODEREL_REEXEC: '1' };
 }
 
 /** The operator's `-- ARGS` for the program app, kept for workers and successors (`programArgs`). */

@@ -152,3 +152,49 @@ export function adoptHandles(into: Map<string, RawHandle>, log: Logger, from: st
     process.on('message', onMessage);
   });
 }
+
+/** The first file descriptor systemd passes (sd_listen_fds: SD_LISTEN_FDS_START). */
+const LISTEN_FDS_START = 3;
+
+/**
+ * Socket activation: the listening TCP sockets systemd passed (`LISTEN_FDS`, from fd 3; the
+ * launcher turns them into `NODEREL_LISTEN_FDS` when `LISTEN_PID` is its own pid, so that a
+ * node `start` detaches takes them too) go into `into` under the key of the address each is bound
+ * to, where the apps' listens find them instead of binding anew: the socket outlives every node
+ * that serves on it, so a restart of the service refuses no connection (they wait in its
+ * backlog). An fd that is not a TCP socket is logged and left alone. Returns how many were taken.
+ */
+export function adoptActivatedSockets(into: Map<string, RawHandle>, count: number, log: Logger): number {
+  let taken = 0;
+  for (let fd = LISTEN_FDS_START; fd < LISTEN_FDS_START + count; fd++) {
+    const h = _createServerHandle('', 0, 0, fd);
+    const name: { address?: string; port?: number } = {};
+    if (typeof h === 'number' || !h.getsockname || h.getsockname(name) !== 0 || typeof name.port !== 'number') {
+      if (typeof h !== 'number') h.close();
+      log.warn(`socket activation: fd ${fd} is not a listening TCP socket; left alone`);
+      continue;
+    }
+    const host = name.address === '::' || name.address === '0.0.0.0' ? '' : name.address ?? '';
+    into.set(listenKey({ host, port: name.port, ipv6Only: false }), h);
+    log.info(`socket activation: listening on ${name.address}:${name.port} (fd ${fd}) from the service manager`);
+    taken++;
+  }
+  return taken;
+}
+
+/**
+ * The held socket for `address`: its own key, or for an any-address listen (`''`, `::`,
+ * `0.0.0.0`) the any-address socket systemd passed for that port, which is then filed under
+ * the listen's key. Undefined when none is held.
+ */
+export function heldFor(held: Map<string, RawHandle>, address: ListenAddress): RawHandle | undefined {
+  const key = listenKey(address);
+  const own = held.get(key);
+  if (own !== undefined || !['', '::', '0.0.0.0'].includes(address.host) || address.host === '') return own;
+  const anyKey = listenKey({ host: '', port: address.port, ipv6Only: false });
+  const any = held.get(anyKey);
+  if (any === undefined) return undefined;
+  held.delete(anyKey);
+  held.set(key, any);
+  return any;
+}

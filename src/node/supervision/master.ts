@@ -38,7 +38,7 @@ import { createLogger, describeError, type LogControl, type Logger } from '../lo
 import { planNode } from './node.js';
 import type { Evaluation, FromWorker, MasterOptions, NodeHandle, NodePlan, ToWorker, WorkerStatus } from './node-types.js';
 import { installSignalHandlers, signalRouter, stopAsTerm, type ShutdownRequest } from './signals.js';
-import { adoptHandles, bindListener, listenKey, type ListenAddress, type RawHandle } from './listeners.js';
+import { adoptActivatedSockets, adoptHandles, bindListener, heldFor, listenKey, type ListenAddress, type RawHandle } from './listeners.js';
 import { successorControl, type SuccessorControl } from './successor.js';
 
 /** A worker's own entry, beside boot.js: a bundle of only what a worker runs (worker-main.ts). */
@@ -136,13 +136,15 @@ function workerError(text: string, incomplete: boolean): Error {
 /** The bound (not listening) sockets the master holds, one per address, and the workers serving each. */
 class ListenerTable {
   readonly handles = new Map<string, RawHandle>();
+  /** Sockets systemd passed (socket activation): never closed while the node runs, nor bound again. */
+  readonly #activated = new Set<RawHandle>();
   /** The workers that listen on each address (listenKey): a socket nobody serves is closed. */
   readonly #servedBy = new Map<string, Set<WorkerProc>>();
 
   /** The socket for `address` (bound on first use, then shared by every worker), served by `w` from now. */
   async serve(w: WorkerProc, address: ListenAddress): Promise<RawHandle> {
     const key = listenKey(address);
-    let h = this.handles.get(key);
+    let h = heldFor(this.handles, address);
     if (!h) {
       h = await bindListener(address);
       this.handles.set(key, h);
@@ -159,12 +161,19 @@ class ListenerTable {
       if (!set.delete(w) || set.size > 0) continue;
       this.#servedBy.delete(key);
       const h = keep ? undefined : this.handles.get(key);
-      if (!h) continue;
+      if (!h || this.#activated.has(h)) continue;
       this.handles.delete(key);
       h.close();
       closed.push(key);
     }
     return closed;
+  }
+
+  /** Socket activation: systemd's sockets, for the addresses the apps listen on. */
+  adoptActivated(count: number, log: Logger): void {
+    const before = new Set(this.handles.values());
+    adoptActivatedSockets(this.handles, count, log);
+    for (const h of this.handles.values()) if (!before.has(h)) this.#activated.add(h);
   }
 
   closeAll(): void {
@@ -594,6 +603,8 @@ class Master {
   async #boot(handle: NodeHandle): Promise<void> {
     // A master started by USR2: the old master's listening sockets arrive before anything else.
     if (this.#plan.launch.reexec && process.send) await adoptHandles(this.#sockets.handles, this.#log, 'the old master');
+    else if (this.#plan.launch.listenFds > 0) this.#sockets.adoptActivated(this.#plan.launch.listenFds, this.#log);
+    delete process.env.NODEREL_LISTEN_FDS;
     if (this.#stopping) {
       this.#finish(0); // stopped before any worker was spawned
       return;

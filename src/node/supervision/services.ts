@@ -217,6 +217,11 @@ class NodeServices {
   readonly #programApps: readonly string[];
   /** restart, reload and HUP replace the process (a single-process node running a program app). */
   readonly #replacesItself: boolean;
+  /**
+   * restart replaces the process too: a single-process node serving on sockets systemd passed
+   * (socket activation), which an app closing its server would close for good.
+   */
+  readonly #restartReplaces: boolean;
   #handle: NodeHandle | undefined;
   #server: ControlServer | undefined;
   #tcpServer: ControlTcpServer | undefined;
@@ -241,6 +246,7 @@ class NodeServices {
     this.#programApps = plan.nodeType.apps.filter((a) => plan.manifest.apps.get(a)?.type === 'program');
     // With workers, the master replaces its workers on restart, reload and HUP, programs or not.
     this.#replacesItself = plan.nodeType.workers === 0 && this.#programApps.length > 0;
+    this.#restartReplaces = this.#replacesItself || (plan.nodeType.workers === 0 && launch.listenFds > 0);
     this.#levelBeforeTrace = control.level;
   }
 
@@ -287,6 +293,7 @@ class NodeServices {
       plan.nodeType.workers === 0
         ? holdListeningSockets({
             successorOfOld: this.#reexec,
+            listenFds: launch.listenFds,
             pidFile: this.#pidFile,
             launcher: releasePath(launch.root, launcherFile(plan.manifest.name)),
             nodeType: plan.nodeType.name,
@@ -337,7 +344,7 @@ class NodeServices {
           setImmediate(stopAsTerm);
           return answer;
         },
-        restart: () => (!this.#handle ? starting() : this.#replacesItself ? this.#replaceSelf('restart') : this.#handle.restartApps()),
+        restart: () => (!this.#handle ? starting() : this.#restartReplaces ? this.#replaceSelf('restart') : this.#handle.restartApps()),
         reload: () => (!this.#handle ? starting() : this.#replacesItself ? this.#replaceSelf('reload') : this.#handle.reloadConfig()),
         reexec: async () => {
           const start = this.#handle?.reexec ?? this.#single?.reexec;
@@ -436,14 +443,17 @@ class NodeServices {
     const { plan, launch, mode } = this.#s;
     const single = this.#single;
     if (!this.#handle?.ready || !single) throw new Error('the node is still starting; try again once it is ready');
+    const why = this.#replacesItself
+      ? `runs a program app (${this.#programApps.join(', ')}), which cannot restart inside its process`
+      : 'serves on sockets systemd passed (socket activation), which its apps would close for good by restarting inside its process';
     if (mode !== 'daemon') {
       throw new Error(
-        `${what}: node ${plan.info.name} runs a program app (${this.#programApps.join(', ')}), which cannot restart inside its process, and a node in the ${mode} cannot hand its process over; `
+        `${what}: node ${plan.info.name} ${why}, and a node in the ${mode} cannot hand its process over; `
         + 'start it with `start` (then restart replaces the node on the same sockets), give its node type workers: 1 (the master replaces the worker), or restart the service',
       );
     }
     const launcher = releasePath(launch.root, versionedLauncher(plan.manifest.name, plan.manifest.version));
-    this.#log.info(`${what}: replacing this node (program apps cannot restart in their process)`);
+    this.#log.info(`${what}: replacing this node (${this.#replacesItself ? 'program apps cannot restart in their process' : 'its sockets are systemd\'s'})`);
     const newPid = await single.reexec(existsSync(launcher) ? launcher : undefined);
     setImmediate(() => {
       void this.#handOver().then(() => {

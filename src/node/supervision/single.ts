@@ -7,7 +7,7 @@
  * its pid file; the new one exiting later gives it back (a rollback).
  */
 import type { Server } from 'node:net';
-import { adoptHandles, bindListener, listenKey, routeListens, type RawHandle } from './listeners.js';
+import { adoptActivatedSockets, adoptHandles, bindListener, heldFor, listenKey, routeListens, type RawHandle } from './listeners.js';
 import type { Logger } from '../logs/log.js';
 import type { SuccessorControl } from './successor.js';
 
@@ -21,6 +21,8 @@ export interface SingleProcessHandover {
 export interface SingleProcessOptions {
   /** This node was started by a USR2 of an old one: its sockets arrive over IPC first. */
   readonly successorOfOld: boolean;
+  /** Listening sockets systemd passed from fd 3 (socket activation); 0: none. */
+  readonly listenFds?: number;
   readonly pidFile: string;
   /** `bin/<name>` of the release, REL and the node name for the new node. */
   readonly launcher: string;
@@ -34,12 +36,14 @@ export interface SingleProcessOptions {
 export function holdListeningSockets(o: SingleProcessOptions): SingleProcessHandover {
   const inherited = new Map<string, RawHandle>();
   const adopted = o.successorOfOld && process.send ? adoptHandles(inherited, o.log, 'the old node') : Promise.resolve();
+  if (!o.successorOfOld && (o.listenFds ?? 0) > 0) adoptActivatedSockets(inherited, o.listenFds!, o.log);
+  delete process.env.NODEREL_LISTEN_FDS;
   const serving = new Map<Server, string>();
   routeListens(
     async (address) => {
       await adopted;
       const key = listenKey(address);
-      const h = inherited.get(key);
+      const h = heldFor(inherited, address);
       if (h) {
         inherited.delete(key);
         return h;
