@@ -620,7 +620,8 @@ class Master {
     this.#opts.onReady?.(handle);
     scheduleBootGc(this.#log);
     // A master started by USR2 tells the old one; the old one answers 'ctl-free' (services.ts).
-    if (this.#plan.launch.reexec && process.send) process.send({ t: 'ready' });
+    // The old one may be gone already (QUIT too early): the callback takes the send's error.
+    if (this.#plan.launch.reexec && process.send && process.connected) process.send({ t: 'ready' }, undefined, {}, () => {});
   }
 
   async #bootFailed(bad: WorkerProc): Promise<void> {

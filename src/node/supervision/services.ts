@@ -387,13 +387,20 @@ class NodeServices {
       await this.#listenTcp(); // a port in use fails the start, with the address
       return;
     }
-    process.on('message', (msg: { t?: string }) => {
-      if (msg.t !== 'ctl-free') return;
+    let taken = false;
+    const take = (how: string): void => {
+      if (taken) return;
+      taken = true;
       renameSync(ownPath, this.#ctlPath);
       this.#renamedCtl = statSync(this.#ctlPath).ino;
-      this.#log.info('took over the control socket from the old process');
+      this.#log.info(how);
       this.#takeTcp();
+    };
+    process.on('message', (msg: { t?: string }) => {
+      if (msg.t === 'ctl-free') take('took over the control socket from the old process');
     });
+    // The old process gone before it let go (QUIT before this one was ready): nobody else will.
+    process.once('disconnect', () => take('the old process went away before the hand-over finished; took over the control socket'));
   }
 
   async #listenTcp(): Promise<void> {
@@ -540,7 +547,7 @@ class NodeServices {
     const { plan, mode, status } = this.#s;
     status.report('ready', String(process.pid));
     // A node started by USR2 tells the old one (a master does it in master.ts).
-    if (this.#reexec && plan.nodeType.workers === 0) process.send?.({ t: 'ready' });
+    if (this.#reexec && plan.nodeType.workers === 0 && process.connected) process.send?.({ t: 'ready' }, undefined, {}, () => {});
     if (mode !== 'console') return;
     void import('../control/repl.js').then(({ startNodeRepl }) => startNodeRepl(h, {
       input: process.stdin,
