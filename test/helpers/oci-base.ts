@@ -14,7 +14,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runToCompletion } from './run-command.js';
+import { onPath, runToCompletion } from './run-command.js';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
@@ -328,16 +328,6 @@ export async function writeLayout(layoutDir: string, rootfs: Rootfs, tag: string
 
 // ---------------------------------------------------------------------------------------------
 
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(path.delimiter).some((d) => {
-    try {
-      fs.accessSync(path.join(d, cmd), fs.constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 /** Runs a command to completion (run-command.ts), with this module's time limit. */
 function run(cmd: string, args: string[], timeoutMs = BUILD_TIMEOUT_MS): Promise<string> {

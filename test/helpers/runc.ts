@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runToCompletion } from './run-command.js';
+import { onPath, runToCompletion } from './run-command.js';
 import { tempDir } from './project.js';
 
 export interface RunImageOptions {
@@ -609,16 +609,6 @@ process.once('exit', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(path.delimiter).some((d) => {
-    try {
-      fs.accessSync(path.join(d, cmd), fs.constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 /** Runs a command to completion (run-command.ts), with this module's time limit. */
 function run(cmd: string, args: string[], timeoutMs = 10 * 60_000): Promise<string> {

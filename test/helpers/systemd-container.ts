@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { tempDir } from './project.js';
-import { runToCompletion } from './run-command.js';
+import { onPath, runToCompletion } from './run-command.js';
 
 const MMDEBSTRAP_ARGS = [
   '--variant=minbase',
@@ -22,7 +22,6 @@ const MMDEBSTRAP_ARGS = [
   'bookworm',
 ];
 
-const onPath = (cmd: string) => (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, cmd)));
 
 /** Can this process boot systemd in a container: root, runc, mmdebstrap (or the rootfs cached)? */
 export function systemdContainersUsable(): { ok: true } | { ok: false; why: string } {

@@ -15,6 +15,7 @@ import { describe as describeBlob, jsonBytes, MEDIA, sha256Digest } from '../../
 import { minimalProject, noderel, tempDir, writeFiles } from '../helpers/project.js';
 import { baseImagesAvailable, debianBaseLayout, noGlibcBaseLayout, pushLayoutToRegistry } from '../helpers/oci-base.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { onPath } from '../helpers/run-command.js';
 
 const bases = baseImagesAvailable();
 if (!bases.ok) console.log(`skipping noderel image tests: ${bases.why}`);
@@ -47,7 +48,6 @@ function syntheticBase(dir: string, archs: readonly ('amd64' | 'arm64')[], files
   return dir;
 }
 
-const onPath = (cmd: string) => (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, cmd)));
 
 /** An arm64 glibc + libstdc++ root (mmdebstrap, extract only: no arm64 code runs), cached; undefined without the tools. */
 function arm64Sysroot(): string | undefined {
