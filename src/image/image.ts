@@ -40,8 +40,6 @@ export interface ImageResult {
   index?: Blob;
   /** Blob bytes sent to the registry (`--push`). */
   uploaded?: number;
-  /** The layers each image has of its own, with their sizes. */
-  layers: { target: string; kind: string; digest: string; size: number }[];
 }
 
 function checkOptions(o: ImageOptions): void {
@@ -62,6 +60,8 @@ function checkOptions(o: ImageOptions): void {
   if (o.tar !== undefined && fs.existsSync(o.tar) && fs.statSync(o.tar).isDirectory()) {
     throw new NoderelError('EUSAGE', `--tar ${o.tar} is a directory`, { hint: 'give the archive file to write, e.g. --tar kazoo.tar' });
   }
+  const repeated = (o.targets ?? []).find((t, i, all) => all.indexOf(t) !== i);
+  if (repeated !== undefined) throw new NoderelError('EUSAGE', `--target names ${repeated} twice`, { hint: 'name each target once, e.g. --target linux-x64,linux-arm64' });
   if ((o.targets?.length ?? 0) > 1 && o.tar !== undefined) {
     throw new NoderelError('EUSAGE', '--tar writes one platform (docker load takes one), and several --target were given', { hint: 'use --oci-layout or --push for a multi-platform image, or one --target with --tar' });
   }
@@ -87,6 +87,7 @@ export async function buildImage(o: ImageOptions): Promise<ImageResult> {
   const epoch = Math.floor(archiveMtime().getTime() / 1000);
   const images: PlatformImage[] = [];
   let outputDir: string | undefined;
+  let revision: string | undefined;
   for (const [i, target] of targets.entries()) {
     const { release, plan } = await buildFor(o, target, i === 0, outputDir);
     outputDir ??= release.config.outputDir;
@@ -98,7 +99,7 @@ export async function buildImage(o: ImageOptions): Promise<ImageResult> {
     const base = await loadBase(o.base, platform, { cacheDir });
     checkBaseRuntimeLibs(base, cacheDir);
     const ports = exposedPorts(release);
-    const revision = gitRevision(release.config.root);
+    revision ??= gitRevision(release.config.root) ?? '';
     images.push(
       composeImage({
         name: release.name,
@@ -111,7 +112,7 @@ export async function buildImage(o: ImageOptions): Promise<ImageResult> {
         platform,
         base,
         epoch,
-        ...(revision ? { revision } : {}),
+        ...(revision !== '' ? { revision } : {}),
         cacheDir,
       }),
     );
@@ -122,7 +123,6 @@ export async function buildImage(o: ImageOptions): Promise<ImageResult> {
     digest: top.descriptor.digest,
     images,
     ...(index ? { index } : {}),
-    layers: images.flatMap((img, i) => Object.entries(img.ours).map(([kind, b]) => ({ target: targets[i] ?? 'default', kind, digest: b.descriptor.digest, size: b.descriptor.size }))),
   };
   await writeOutputs(o, images, index, top, epoch, result);
   return result;

@@ -104,15 +104,13 @@ export function platformOfTarget(target: string): Platform {
   }
 }
 
-/** Does a platform from an index or config match the one we build for (variant only when both say)? */
+/**
+ * Does a platform from an index or config match the one we build for? The variant counts only
+ * when both say one (arm64 images often say none, or `v8`).
+ */
 export function platformMatches(have: Platform | undefined, want: Platform): boolean {
-  if (have === undefined) return false;
-  if (have.os !== want.os || have.architecture !== want.architecture) return false;
-  if (have.variant !== undefined && want.variant !== undefined && have.variant !== want.variant) {
-    // arm64 images often say nothing or "v8"; treat a missing variant as a match
-    return false;
-  }
-  return true;
+  if (have === undefined || have.os !== want.os || have.architecture !== want.architecture) return false;
+  return have.variant === undefined || want.variant === undefined || have.variant === want.variant;
 }
 
 /** A digest as written in descriptors: `sha256:` and 64 lowercase hex digits. */

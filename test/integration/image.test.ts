@@ -226,6 +226,7 @@ describe.skipIf(!bases.ok)('noderel image', { timeout: 600_000 }, () => {
       [['--push', 'Team/Mini'], /^noderel: image reference "Team\/Mini": the repository "Team\/Mini" is not valid/],
       [['--tar', out.dir], /^noderel: --tar .* is a directory; give the archive file to write/],
       [['--oci-layout', path.join(project.dir, 'rel/relx.config')], /^noderel: --oci-layout .*relx\.config is a file, not a directory/],
+      [['--oci-layout', path.join(out.dir, 'never'), '--target', 'linux-x64,linux-x64'], /^noderel: --target names linux-x64 twice; name each target once/],
     ] as const) {
       const bad = noderel(project.dir, ['image', '-q', '--base', `oci-layout:${base}:base`, ...args]);
       expect(bad.code, bad.stderr).toBe(1);
